@@ -1,0 +1,41 @@
+// npm run build: dist/pidone for this machine (a standalone Bun executable).
+//   bun scripts/build.ts [--target bun-linux-x64-baseline] [--outfile dist/pidone]
+import { $ } from "bun";
+import { mkdirSync } from "node:fs";
+import { parseArgs } from "node:util";
+import pkg from "../package.json" with { type: "json" };
+
+const { values } = parseArgs({
+  options: {
+    target: { type: "string" },
+    outfile: { type: "string", default: "dist/pidone" },
+  },
+});
+
+const root = new URL("..", import.meta.url).pathname;
+async function gitCommit(): Promise<string> {
+  const r = await $`git -C ${root} rev-parse --short=7 HEAD`.quiet().nothrow();
+  const hash = r.stdout.toString().trim();
+  return /^[0-9a-f]{7}$/.test(hash) ? hash : "0000000";
+}
+
+const outfile = values.outfile!;
+mkdirSync(new URL(`../${outfile}`, import.meta.url).pathname.replace(/\/[^/]*$/, ""), { recursive: true });
+const flags = [
+  "build",
+  "--compile",
+  // A compiled Bun program would otherwise read .env and bunfig.toml from whatever
+  // directory the container starts in, and hand those variables to the child.
+  "--no-compile-autoload-dotenv",
+  "--no-compile-autoload-bunfig",
+  "--minify",
+  "--bytecode",
+  `--define=PIDONE_VERSION=${JSON.stringify(pkg.version)}`,
+  `--define=PIDONE_GIT=${JSON.stringify(await gitCommit())}`,
+  ...(values.target ? [`--target=${values.target}`] : []),
+  "src/main.ts",
+  "--outfile",
+  outfile,
+];
+const r = Bun.spawnSync([process.execPath, ...flags], { cwd: root, stdout: "inherit", stderr: "inherit" });
+if (r.exitCode !== 0) process.exit(r.exitCode ?? 1);

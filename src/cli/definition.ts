@@ -1,0 +1,61 @@
+// The one table of pidone's options: citty's definitions render the help, and the
+// option grammar derives each option's arity from them (boolean: 0, string: 1), so a
+// new option can never swallow PROGRAM by accident.
+import { defineCommand, type ArgsDef } from "citty";
+import { VERSION } from "../version.ts";
+
+export const args = {
+  help: { type: "boolean", alias: ["h"], description: "Show this help message and exit." },
+  version: { type: "boolean", description: "Show version and exit." },
+  subreaper: {
+    type: "boolean",
+    alias: ["s"],
+    description: "Register as a process subreaper (requires Linux >= 3.4).",
+  },
+  pdeathsig: {
+    type: "string",
+    alias: ["p"],
+    valueHint: "SIGNAL",
+    description: 'Trigger SIGNAL when parent dies, e.g. "-p SIGKILL".',
+  },
+  verbose: { type: "boolean", alias: ["v"], description: "Generate more verbose output. Repeat up to 3 times." },
+  "warn-on-reap": {
+    type: "boolean",
+    alias: ["w"],
+    description: "Print a warning when processes are getting reaped.",
+  },
+  "process-group": {
+    type: "boolean",
+    alias: ["g"],
+    description: "Send signals to the child's process group.",
+  },
+  "expect-exit": {
+    type: "string",
+    alias: ["e"],
+    valueHint: "EXIT_CODE",
+    description: "Remap EXIT_CODE (from 0 to 255) to 0 (can be repeated).",
+  },
+  license: { type: "boolean", alias: ["l"], description: "Show license and exit." },
+  program: {
+    type: "positional",
+    required: false,
+    description: "The program to run as the main child, then its arguments.",
+  },
+} as const satisfies ArgsDef;
+
+export type OptionName = Exclude<keyof typeof args, "program">;
+
+export const command = defineCommand({
+  meta: {
+    name: "pidone",
+    version: VERSION,
+    description: "Execute a program under the supervision of a valid init process",
+  },
+  args,
+});
+
+export const ENVIRONMENT_HELP = [
+  ["TINI_SUBREAPER", "Register as a process subreaper (requires Linux >= 3.4)."],
+  ["TINI_VERBOSITY", "Set the verbosity level (default: 1)."],
+  ["TINI_KILL_PROCESS_GROUP", "Send signals to the child's process group."],
+] as const;

@@ -1,0 +1,20 @@
+// Help and usage, rendered by citty from the one option table, plus tini's
+// environment-variable section.
+import { renderUsage } from "citty";
+import { command, ENVIRONMENT_HELP } from "./definition.ts";
+import { isatty } from "../sys/libc.ts";
+import license from "../../LICENSE" with { type: "text" };
+
+export const LICENSE_TEXT: string = license;
+
+const ANSI = /\u001b\[[0-9;]*m/g;
+
+export async function renderHelp(fd: 1 | 2, _name: string): Promise<string> {
+  let text = await renderUsage(command);
+  text = text.replace(/\[OPTIONS\] $|\[OPTIONS\] \[PROGRAM\]/m, "[OPTIONS] [--] PROGRAM [ARGS...] | --version");
+  const width = Math.max(...ENVIRONMENT_HELP.map(([k]) => k.length));
+  text += `\nENVIRONMENT\n\n${ENVIRONMENT_HELP.map(([k, d]) => `  ${k.padEnd(width)}  ${d}`).join("\n")}\n\n`;
+  const color = isatty(fd) && !process.env.NO_COLOR;
+  text = text.replace(/ +$/gm, "");
+  return color ? text : text.replace(ANSI, "");
+}

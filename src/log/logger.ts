@@ -1,0 +1,69 @@
+// pidone's log: consola's core (no formatting, no process.stdout) with one reporter that
+// writes tini-style lines straight to fd 1/2 through write(2).
+//
+// Why not process.stderr: its first write sets O_NONBLOCK on an inherited pipe, which the
+// child shares, so the child's own writes then fail with EAGAIN.
+import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
+import { getpid, writeAll } from "../sys/libc.ts";
+
+/** tini's verbosity: 0 fatal only, 1 warnings (default), 2 info, 3 debug, 4 trace. */
+export type Verbosity = number;
+
+const LABELS: Record<string, { label: string; fd: number }> = {
+  fatal: { label: "FATAL", fd: 2 },
+  error: { label: "FATAL", fd: 2 },
+  warn: { label: "WARN ", fd: 2 },
+  info: { label: "INFO ", fd: 1 },
+  log: { label: "INFO ", fd: 1 },
+  success: { label: "INFO ", fd: 1 },
+  debug: { label: "DEBUG", fd: 1 },
+  trace: { label: "TRACE", fd: 1 },
+  verbose: { label: "TRACE", fd: 1 },
+};
+
+/** Lines lost because stdout/stderr was full, closed or gone. */
+export let droppedLines = 0;
+// After one drop, stop waiting on a stuck stream until a write succeeds again.
+let waitMs = 100;
+
+function emit(fd: number, line: string): void {
+  const ok = writeAll(fd, Buffer.from(line), waitMs);
+  if (ok) waitMs = 100;
+  else {
+    droppedLines++;
+    waitMs = 0;
+  }
+}
+
+function consolaLevel(v: Verbosity): number {
+  // consola: 0 fatal/error, 1 warn, 3 info, 4 debug, 5 trace
+  if (v <= 0) return 0;
+  if (v === 1) return 1;
+  if (v === 2) return 3;
+  if (v === 3) return 4;
+  return 5;
+}
+
+let pid = 0;
+const reporter = {
+  log(obj: LogObject) {
+    const kind = LABELS[obj.type] ?? LABELS.info!;
+    const text = obj.args.map((a) => (a instanceof Error ? a.message : String(a))).join(" ");
+    emit(kind.fd, `[${kind.label} pidone (${pid || (pid = getpid())})] ${text}\n`);
+  },
+};
+
+export const log: ConsolaInstance = createConsola({
+  level: consolaLevel(1),
+  reporters: [reporter],
+  throttle: 0,
+});
+
+export function setVerbosity(v: Verbosity): void {
+  log.level = consolaLevel(v);
+}
+
+/** Plain text (help, version, license) to fd 1 or 2, without a prefix. */
+export function print(fd: 1 | 2, text: string): void {
+  emit(fd, text);
+}

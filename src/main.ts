@@ -1,0 +1,63 @@
+// pidone's entry: capture what we inherited, decide what to do from argv (bytes), run it.
+// Every failure ends as one clear line and a defined exit code; PID 1 never dies of an
+// uncaught exception.
+import { inheritance } from "./process/startup.ts"; // first: before anything opens descriptors
+import { decide } from "./cli/options.ts";
+import { renderHelp, LICENSE_TEXT } from "./cli/help.ts";
+import { EXIT, StartupError } from "./errors.ts";
+import { log, print, setVerbosity } from "./log/logger.ts";
+import { runSingle } from "./modes/single.ts";
+import { exit, readEnviron } from "./sys/libc.ts";
+import { VERSION_LINE } from "./version.ts";
+
+function environment(envp: readonly Uint8Array[]): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const e of envp) {
+    const s = Buffer.from(e).toString("latin1");
+    const eq = s.indexOf("=");
+    if (eq > 0 && !env.has(s.slice(0, eq))) env.set(s.slice(0, eq), s.slice(eq + 1));
+  }
+  return env;
+}
+
+function guard(where: string, e: unknown): void {
+  // Keep supervising: an exception in a handler must not take the container down.
+  log.error(`internal error in ${where}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+}
+
+async function main(): Promise<void> {
+  process.on("uncaughtException", (e) => guard("event handler", e));
+  process.on("unhandledRejection", (e) => guard("promise", e));
+
+  const envp = readEnviron();
+  const argv = inheritance.argv ?? ["pidone", ...process.argv.slice(2)].map((a) => new Uint8Array(Buffer.from(a)));
+  const env = environment(envp);
+  const decision = decide(argv, env);
+  const name = Buffer.from(argv[0] ?? "pidone").toString();
+
+  switch (decision.kind) {
+    case "version":
+      print(1, `${VERSION_LINE}\n`);
+      return exit(0);
+    case "help":
+      print(1, await renderHelp(1, name));
+      return exit(0);
+    case "license":
+      print(1, LICENSE_TEXT);
+      return exit(0);
+    case "usage-error":
+      if (decision.message) print(2, `${decision.message}\n`);
+      if (decision.fatal) log.fatal(decision.fatal);
+      print(2, await renderHelp(2, name));
+      return exit(EXIT.FAILURE);
+    case "run":
+      setVerbosity(decision.verbosity);
+      return runSingle(decision, inheritance, envp);
+  }
+}
+
+main().catch((e) => {
+  if (e instanceof StartupError) log.fatal(e.message);
+  else log.fatal(`pidone failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  exit(EXIT.FAILURE);
+});

@@ -1,0 +1,47 @@
+// Who adopts orphans: PID 1 always does; otherwise only a registered subreaper.
+import { log } from "../log/logger.ts";
+import {
+  PR_SET_CHILD_SUBREAPER,
+  PR_SET_PDEATHSIG,
+  SyscallError,
+  errno,
+  getpid,
+  isChildSubreaper,
+  prctl,
+} from "../sys/libc.ts";
+import { StartupError } from "../errors.ts";
+
+export function setParentDeathSignal(sig: number): void {
+  try {
+    prctl(PR_SET_PDEATHSIG, sig);
+  } catch {
+    throw new StartupError("Failed to set up parent death signal");
+  }
+}
+
+export function registerSubreaper(): void {
+  try {
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    log.trace("Registered as child subreaper");
+  } catch (e) {
+    if (e instanceof SyscallError && e.errno === errno.EINVAL) {
+      throw new StartupError("PR_SET_CHILD_SUBREAPER is unavailable on this platform. Are you using Linux >= 3.4?");
+    }
+    throw new StartupError(`Failed to register as child subreaper: ${(e as Error).message}`);
+  }
+}
+
+const REAPER_WARNING =
+  "pidone is not running as PID 1 and isn't registered as a child subreaper.\n" +
+  "Zombie processes will not be re-parented to pidone, so zombie reaping won't work.\n" +
+  "To fix the problem, use the -s option or set the environment variable TINI_SUBREAPER to register pidone as a child subreaper, or run pidone as PID 1.";
+
+export function checkReaping(): void {
+  if (getpid() === 1) return;
+  try {
+    if (isChildSubreaper()) return;
+  } catch (e) {
+    log.debug(`Failed to read child subreaper attribute: ${(e as Error).message}`);
+  }
+  log.warn(REAPER_WARNING);
+}

@@ -1,0 +1,88 @@
+// What pidone inherited, captured before anything else runs. This module imports only
+// node:fs so that it is evaluated before the runtime or our own code opens descriptors.
+import { readdirSync, readlinkSync, readFileSync } from "node:fs";
+
+export interface Inheritance {
+  /** Descriptors above 2 that our parent passed us (the runtime marked them close-on-exec). */
+  fds: number[];
+  /** Signals our parent left ignored (SigIgn), less the two the runtime ignores itself. */
+  ignored: number[];
+  /** /proc/self/cmdline, split on NUL: argv byte for byte. */
+  argv: Uint8Array[] | null;
+}
+
+// Before our first line, Bun 1.4.4 opens exactly one epoll and one eventfd (measured);
+// everything else above fd 2 came from our parent.
+const RUNTIME_FDS = ["anon_inode:[eventpoll]", "anon_inode:[eventfd]"];
+
+function inheritedFds(): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc/self/fd");
+  } catch {
+    return []; // no /proc: nothing can be told apart, so pass nothing beyond 0-2
+  }
+  const runtimeSeen = new Set<string>();
+  const fds: number[] = [];
+  for (const name of entries.map(Number).sort((a, b) => a - b)) {
+    if (!(name > 2)) continue;
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${name}`);
+    } catch {
+      continue; // the directory descriptor readdirSync itself used, gone by now
+    }
+    if (RUNTIME_FDS.includes(target) && !runtimeSeen.has(target)) {
+      runtimeSeen.add(target);
+      continue;
+    }
+    fds.push(name);
+  }
+  return fds;
+}
+
+function ignoredSignals(): number[] {
+  try {
+    const line = readFileSync("/proc/self/status", "latin1")
+      .split("\n")
+      .find((l) => l.startsWith("SigIgn:"));
+    if (!line) return [];
+    const mask = BigInt(`0x${line.slice(7).trim()}`);
+    const out: number[] = [];
+    // SIGPIPE (13) and SIGXFSZ (25) are ignored by the runtime before we run: the
+    // child gets them at their default, whatever our parent had.
+    for (let s = 1; s <= 64; s++) if (mask & (1n << BigInt(s - 1)) && s !== 13 && s !== 25) out.push(s);
+    return out;
+  } catch {
+    return [];
+  }
+}
+
+function cmdline(): Uint8Array[] | null {
+  try {
+    const raw = readFileSync("/proc/self/cmdline");
+    const parts: Uint8Array[] = [];
+    let start = 0;
+    for (let i = 0; i < raw.length; i++) {
+      if (raw[i] === 0) {
+        parts.push(new Uint8Array(raw.subarray(start, i)));
+        start = i + 1;
+      }
+    }
+    if (start < raw.length) parts.push(new Uint8Array(raw.subarray(start)));
+    // Under `bun src/main.ts` (development), argv[0] is bun and argv[1] the script.
+    return isCompiled() ? parts : parts.slice(1);
+  } catch {
+    return null;
+  }
+}
+
+function isCompiled(): boolean {
+  return (process.argv[1] ?? "").startsWith("/$bunfs/");
+}
+
+export const inheritance: Inheritance = {
+  fds: inheritedFds(),
+  ignored: ignoredSignals(),
+  argv: cmdline(),
+};

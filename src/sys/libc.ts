@@ -1,0 +1,380 @@
+// The only module that imports bun:ffi. Everything above it gets typed functions
+// that either return a result or throw a SyscallError naming the call and errno.
+import { dlopen, ptr, read, toArrayBuffer, CString, type Pointer } from "bun:ffi";
+
+const symbols = {
+  __errno_location: { args: [], returns: "ptr" },
+  strerror: { args: ["i32"], returns: "ptr" },
+  strsignal: { args: ["i32"], returns: "ptr" },
+  getpid: { args: [], returns: "i32" },
+  getppid: { args: [], returns: "i32" },
+  kill: { args: ["i32", "i32"], returns: "i32" },
+  waitpid: { args: ["i32", "ptr", "i32"], returns: "i32" },
+  prctl: { args: ["i32", "u64", "u64", "u64", "u64"], returns: "i32" },
+  signal: { args: ["i32", "ptr"], returns: "ptr" },
+  pthread_sigmask: { args: ["i32", "ptr", "ptr"], returns: "i32" },
+  isatty: { args: ["i32"], returns: "i32" },
+  access: { args: ["ptr", "i32"], returns: "i32" },
+  tcgetpgrp: { args: ["i32"], returns: "i32" },
+  tcsetpgrp: { args: ["i32", "i32"], returns: "i32" },
+  write: { args: ["i32", "ptr", "u64"], returns: "i64" },
+  poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
+  fcntl: { args: ["i32", "i32", "u64"], returns: "i32" },
+  _exit: { args: ["i32"], returns: "void" },
+  dlopen: { args: ["ptr", "i32"], returns: "ptr" },
+  dlsym: { args: ["ptr", "ptr"], returns: "ptr" },
+  posix_spawn: { args: ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
+  posix_spawnp: { args: ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
+  posix_spawn_file_actions_init: { args: ["ptr"], returns: "i32" },
+  posix_spawn_file_actions_destroy: { args: ["ptr"], returns: "i32" },
+  posix_spawn_file_actions_adddup2: { args: ["ptr", "i32", "i32"], returns: "i32" },
+  posix_spawnattr_init: { args: ["ptr"], returns: "i32" },
+  posix_spawnattr_destroy: { args: ["ptr"], returns: "i32" },
+  posix_spawnattr_setflags: { args: ["ptr", "i16"], returns: "i32" },
+  posix_spawnattr_setpgroup: { args: ["ptr", "i32"], returns: "i32" },
+  posix_spawnattr_setsigmask: { args: ["ptr", "ptr"], returns: "i32" },
+  posix_spawnattr_setsigdefault: { args: ["ptr", "ptr"], returns: "i32" },
+} as const;
+
+// glibc only (2.35+); musl has no equivalent, so it is opened separately and may be absent.
+const optionalSymbols = {
+  posix_spawn_file_actions_addtcsetpgrp_np: { args: ["ptr", "i32"], returns: "i32" },
+} as const;
+
+// glibc's soname first; musl names its libc after the dynamic loader.
+const LIBC_NAMES = [
+  "libc.so.6",
+  `libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`,
+  `/lib/ld-musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`,
+];
+
+function openLibc() {
+  let lastError: unknown;
+  for (const name of LIBC_NAMES) {
+    try {
+      return { name, lib: dlopen(name, symbols) };
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  throw new Error(`cannot load the C library (${LIBC_NAMES.join(", ")}): ${String(lastError)}`);
+}
+
+const { name: libcName, lib } = openLibc();
+const c = lib.symbols;
+
+function openOptional() {
+  try {
+    return dlopen(libcName, optionalSymbols).symbols;
+  } catch {
+    return null;
+  }
+}
+const optional = openOptional();
+
+export const hasTcsetpgrpFileAction = optional !== null;
+
+// ---------------------------------------------------------------- errors
+
+export class SyscallError extends Error {
+  constructor(
+    readonly syscall: string,
+    readonly errno: number,
+  ) {
+    super(`${syscall} failed: ${strerror(errno)}`);
+    this.name = "SyscallError";
+  }
+}
+
+export const errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  EBADF: 9,
+  ECHILD: 10,
+  EAGAIN: 11,
+  EACCES: 13,
+  ENOTDIR: 20,
+  EINVAL: 22,
+  ENOTTY: 25,
+  EPIPE: 32,
+  ENOEXEC: 8,
+  ENXIO: 6,
+  EOPNOTSUPP: 95,
+} as const;
+
+function lastErrno(): number {
+  return read.i32(c.__errno_location() as Pointer, 0);
+}
+
+export function strerror(code: number): string {
+  const p = c.strerror(code);
+  return p ? new CString(p as Pointer).toString() : `errno ${code}`;
+}
+
+/** The C library's description of a signal, as tini prints it ("Terminated"). */
+export function strsignal(sig: number): string {
+  const p = c.strsignal(sig);
+  return p ? new CString(p as Pointer).toString() : `signal ${sig}`;
+}
+
+/** Returns the result of a call that reports failure as -1 + errno, or throws. */
+function check(syscall: string, result: number): number {
+  if (result === -1) throw new SyscallError(syscall, lastErrno());
+  return result;
+}
+
+// ---------------------------------------------------------------- C data helpers
+
+/** NUL-terminated copy of a byte string, kept alive by the caller. */
+export function cString(bytes: Uint8Array | string): Buffer {
+  const b = typeof bytes === "string" ? Buffer.from(bytes) : bytes;
+  const out = Buffer.alloc(b.length + 1);
+  out.set(b, 0);
+  return out;
+}
+
+/**
+ * A NULL-terminated char*[] built from byte strings. The returned object owns the
+ * backing memory; keep it referenced until the call that uses it returns.
+ */
+export class CStringArray {
+  private readonly storage: Buffer;
+  readonly pointers: BigUint64Array;
+  constructor(items: readonly Uint8Array[]) {
+    let total = 0;
+    for (const it of items) total += it.length + 1;
+    this.storage = Buffer.alloc(Math.max(total, 1));
+    this.pointers = new BigUint64Array(items.length + 1);
+    const base = BigInt(ptr(this.storage));
+    let off = 0;
+    items.forEach((it, i) => {
+      this.storage.set(it, off);
+      this.pointers[i] = base + BigInt(off);
+      off += it.length + 1;
+    });
+  }
+  get address(): Pointer {
+    return ptr(this.pointers);
+  }
+}
+
+// Linux sigset_t is a bit array of unsigned longs; the kernel uses 64 bits, libc
+// reserves 1024. Signal n is bit n-1.
+export const SIGSET_BYTES = 128;
+export function sigset(signals: Iterable<number>): Uint8Array {
+  const set = new Uint8Array(SIGSET_BYTES);
+  for (const s of signals) set[(s - 1) >> 3]! |= 1 << ((s - 1) & 7);
+  return set;
+}
+export function sigsetMembers(set: Uint8Array): number[] {
+  const out: number[] = [];
+  for (let s = 1; s <= 64; s++) if (set[(s - 1) >> 3]! & (1 << ((s - 1) & 7))) out.push(s);
+  return out;
+}
+
+// ---------------------------------------------------------------- process calls
+
+export const getpid = (): number => c.getpid();
+export const getppid = (): number => c.getppid();
+
+export function kill(pid: number, sig: number): void {
+  check("kill", c.kill(pid, sig));
+}
+
+export type WaitResult = { pid: number; status: number } | null;
+const statusBuf = new Int32Array(1);
+export const WNOHANG = 1;
+/** waitpid(pid, &status, flags); null when WNOHANG found nothing; ECHILD is reported as null too. */
+export function waitpid(pid: number, flags: number): WaitResult | "none" {
+  for (;;) {
+    const r = c.waitpid(pid, ptr(statusBuf), flags);
+    if (r > 0) return { pid: r, status: statusBuf[0]! };
+    if (r === 0) return null;
+    const e = lastErrno();
+    if (e === errno.EINTR) continue;
+    if (e === errno.ECHILD) return "none";
+    throw new SyscallError("waitpid", e);
+  }
+}
+
+export const PR_SET_PDEATHSIG = 1;
+export const PR_SET_CHILD_SUBREAPER = 36;
+export const PR_GET_CHILD_SUBREAPER = 37;
+export function prctl(option: number, arg2: number | bigint = 0): void {
+  check("prctl", c.prctl(option, BigInt(arg2), 0n, 0n, 0n));
+}
+export function isChildSubreaper(): boolean {
+  const out = new Int32Array(1);
+  check("prctl", c.prctl(PR_GET_CHILD_SUBREAPER, BigInt(ptr(out)), 0n, 0n, 0n));
+  return out[0] === 1;
+}
+
+export function ignoreSignal(sig: number): void {
+  // SIG_ERR is (void*)-1; SIG_IGN is (void*)1.
+  const prev = c.signal(sig, 1 as unknown as Pointer) as unknown as number | null;
+  if (prev === -1 || (typeof prev === "number" && prev === Number(0xffffffffffffffffn))) {
+    throw new SyscallError("signal", lastErrno());
+  }
+}
+
+export const SIG_BLOCK = 0;
+export const SIG_UNBLOCK = 1;
+export const SIG_SETMASK = 2;
+export function sigprocmask(how: number, set: Uint8Array | null): Uint8Array {
+  const old = new Uint8Array(SIGSET_BYTES);
+  const r = c.pthread_sigmask(how, set ? ptr(set) : null, ptr(old));
+  if (r !== 0) throw new SyscallError("pthread_sigmask", r);
+  return old;
+}
+
+export const isatty = (fd: number): boolean => c.isatty(fd) === 1;
+
+const X_OK = 1;
+/** access(path, X_OK) == 0 */
+export function isExecutable(path: Uint8Array): boolean {
+  return c.access(ptr(cString(path)), X_OK) === 0;
+}
+
+export function tcgetpgrp(fd: number): number {
+  return check("tcgetpgrp", c.tcgetpgrp(fd));
+}
+export function tcsetpgrp(fd: number, pgrp: number): void {
+  check("tcsetpgrp", c.tcsetpgrp(fd, pgrp));
+}
+
+const F_GETFD = 1;
+const F_GETFL = 3;
+export const O_NONBLOCK = 0o4000;
+export function fdFlags(fd: number): number {
+  return check("fcntl", c.fcntl(fd, F_GETFD, 0n));
+}
+export function fileStatusFlags(fd: number): number {
+  return check("fcntl", c.fcntl(fd, F_GETFL, 0n));
+}
+
+// ---------------------------------------------------------------- output
+
+const pollBuf = new Int32Array(2); // struct pollfd { int fd; short events; short revents; }
+const POLLOUT = 4;
+/**
+ * Writes without ever blocking for long: a full pipe or terminal is polled for
+ * `timeoutMs` and the message dropped after that. Returns false when dropped.
+ */
+export function writeAll(fd: number, data: Uint8Array, timeoutMs: number): boolean {
+  let off = 0;
+  while (off < data.length) {
+    pollBuf[0] = fd;
+    pollBuf[1] = POLLOUT;
+    const ready = c.poll(ptr(pollBuf), 1n, timeoutMs);
+    if (ready <= 0) return false; // timeout, or EINTR: drop rather than stall PID 1
+    const revents = (pollBuf[1]! >>> 16) & 0xffff;
+    if (revents & ~POLLOUT) return false; // POLLERR/POLLHUP/POLLNVAL: nobody is reading
+    const n = Number(c.write(fd, ptr(data, off), BigInt(data.length - off)));
+    if (n < 0) {
+      const e = lastErrno();
+      if (e === errno.EINTR || e === errno.EAGAIN) continue;
+      return false;
+    }
+    off += n;
+  }
+  return true;
+}
+
+export function exit(code: number): never {
+  c._exit(code);
+  throw new Error("unreachable");
+}
+
+// ---------------------------------------------------------------- environ
+
+const RTLD_NOW = 2;
+/** The process environment as libc holds it, byte for byte (process.env is lossy UTF-8). */
+export function readEnviron(): Uint8Array[] {
+  const self = c.dlopen(null, RTLD_NOW);
+  if (!self) throw new Error("dlopen(NULL) failed");
+  const name = cString("environ");
+  const sym = c.dlsym(self, ptr(name));
+  if (!sym) throw new Error("dlsym(environ) failed");
+  const envp = read.ptr(sym as Pointer, 0) as unknown as number;
+  const out: Uint8Array[] = [];
+  if (!envp) return out;
+  for (let i = 0; ; i++) {
+    const entry = read.ptr(envp as unknown as Pointer, i * 8) as unknown as number;
+    if (!entry) break;
+    let len = 0;
+    while (read.u8(entry as unknown as Pointer, len) !== 0) len++;
+    out.push(new Uint8Array(toArrayBuffer(entry as unknown as Pointer, 0, len).slice(0)));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- posix_spawn
+
+export const POSIX_SPAWN_SETPGROUP = 0x02;
+export const POSIX_SPAWN_SETSIGDEF = 0x04;
+export const POSIX_SPAWN_SETSIGMASK = 0x08;
+
+export interface SpawnRequest {
+  /** Path (with '/') or a name searched in PATH when `search` is set. */
+  file: Uint8Array;
+  search: boolean;
+  argv: readonly Uint8Array[];
+  envp: readonly Uint8Array[];
+  /** Put the child in a new process group (pgid = its pid). */
+  newProcessGroup: boolean;
+  /** Make the child's group the terminal's foreground group (fd 0) before it runs. */
+  foreground: boolean;
+  sigmask: Uint8Array;
+  sigdefault: Uint8Array;
+  /** Descriptors passed to the child: FD_CLOEXEC is cleared on them in the child only. */
+  keepFds: readonly number[];
+}
+
+// Opaque libc objects: glibc's posix_spawnattr_t is 336 bytes, file_actions 80;
+// musl's are smaller. Over-allocate so either libc fits.
+const ATTR_BYTES = 1024;
+const ACTIONS_BYTES = 1024;
+
+/** posix_spawn(p); returns the child's pid, or throws SyscallError with the exec errno. */
+export function spawn(req: SpawnRequest): number {
+  const attr = new Uint8Array(ATTR_BYTES);
+  const actions = new Uint8Array(ACTIONS_BYTES);
+  const rc = (name: string, r: number) => {
+    if (r !== 0) throw new SyscallError(name, r);
+  };
+  rc("posix_spawnattr_init", c.posix_spawnattr_init(ptr(attr)));
+  rc("posix_spawn_file_actions_init", c.posix_spawn_file_actions_init(ptr(actions)));
+  try {
+    let flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (req.newProcessGroup) {
+      flags |= POSIX_SPAWN_SETPGROUP;
+      rc("posix_spawnattr_setpgroup", c.posix_spawnattr_setpgroup(ptr(attr), 0));
+    }
+    rc("posix_spawnattr_setflags", c.posix_spawnattr_setflags(ptr(attr), flags));
+    rc("posix_spawnattr_setsigmask", c.posix_spawnattr_setsigmask(ptr(attr), ptr(req.sigmask)));
+    rc("posix_spawnattr_setsigdefault", c.posix_spawnattr_setsigdefault(ptr(attr), ptr(req.sigdefault)));
+    for (const fd of req.keepFds) {
+      // dup2(fd, fd) in the child clears FD_CLOEXEC (glibc >= 2.29, musl >= 1.1.24).
+      rc("posix_spawn_file_actions_adddup2", c.posix_spawn_file_actions_adddup2(ptr(actions), fd, fd));
+    }
+    if (req.foreground && optional) {
+      rc(
+        "posix_spawn_file_actions_addtcsetpgrp_np",
+        optional.posix_spawn_file_actions_addtcsetpgrp_np(ptr(actions), 0),
+      );
+    }
+    const pidOut = new Int32Array(1);
+    const file = cString(req.file);
+    const argv = new CStringArray(req.argv);
+    const envp = new CStringArray(req.envp);
+    const fn = req.search ? c.posix_spawnp : c.posix_spawn;
+    const r = fn(ptr(pidOut), ptr(file), ptr(actions), ptr(attr), argv.address, envp.address);
+    if (r !== 0) throw new SyscallError(req.search ? "posix_spawnp" : "posix_spawn", r);
+    return pidOut[0]!;
+  } finally {
+    c.posix_spawn_file_actions_destroy(ptr(actions));
+    c.posix_spawnattr_destroy(ptr(attr));
+  }
+}
