@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs and starts what the integration tests need on a Debian machine (as root):
+# unshare (util-linux), a C compiler for test helpers, busybox-static for FROM scratch
+# images, python3, and a running Docker engine. Idempotent; quick when all is present.
+set -euo pipefail
+
+need=()
+command -v unshare >/dev/null || need+=(util-linux)
+command -v cc >/dev/null || need+=(gcc libc6-dev)
+[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static)
+command -v file >/dev/null || need+=(file)
+command -v python3 >/dev/null || need+=(python3)
+command -v script >/dev/null || need+=(bsdutils)
+command -v dockerd >/dev/null || need+=(docker.io)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup-test-env: missing ${need[*]}; run as root or install them" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (setsid dockerd >/tmp/pidone-dockerd.log 2>&1 &)
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  fi
+  docker info >/dev/null 2>&1 || { echo "setup-test-env: dockerd did not start (see /tmp/pidone-dockerd.log)" >&2; exit 1; }
+fi

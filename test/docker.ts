@@ -1,0 +1,73 @@
+// Docker test images, built locally (there is no registry): FROM scratch with pidone,
+// the shared libraries a plain (dynamic) build needs, and busybox-static for a shell.
+import { copyFileSync, mkdirSync, symlinkSync, writeFileSync, chmodSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { PIDONE, run, tempDir } from "./helpers.ts";
+
+export async function dockerAvailable(): Promise<boolean> {
+  return (await run(["docker", "info"], { timeoutMs: 20_000 })).code === 0;
+}
+
+/** Shared libraries (and the loader) a dynamic executable needs, from ldd. */
+export async function sharedLibraries(binary: string): Promise<string[]> {
+  const r = await run(["ldd", binary]);
+  if (r.code !== 0) return []; // static: nothing to add
+  const libs: string[] = [];
+  for (const line of r.stdout.split("\n")) {
+    const m = /=>\s*(\S+)\s*\(/.exec(line) ?? /^\s*(\/\S+)\s*\(/.exec(line);
+    if (m?.[1]) libs.push(m[1]);
+  }
+  return libs;
+}
+
+export interface ImageSpec {
+  tag: string;
+  /** Files to place in the image: image path → host path. */
+  files?: Record<string, string>;
+  /** pidone binary to install as /pidone (default: dist/pidone); null for none. */
+  pidone?: string | null;
+  /** Add /bin/busybox and /bin/sh etc. (default true). */
+  busybox?: boolean;
+  /** Extra Dockerfile lines after the files are added. */
+  extra?: string[];
+  entrypoint?: string[];
+}
+
+/** Builds a FROM scratch image and returns its tag. */
+export async function buildScratchImage(spec: ImageSpec): Promise<string> {
+  const ctx = tempDir("pidone-img-");
+  const root = join(ctx, "rootfs");
+  const put = (imagePath: string, hostPath: string) => {
+    const dest = join(root, imagePath);
+    mkdirSync(dirname(dest), { recursive: true });
+    copyFileSync(hostPath, dest);
+    chmodSync(dest, 0o755);
+  };
+  const pidone = spec.pidone === undefined ? PIDONE : spec.pidone;
+  if (pidone) {
+    put("/pidone", pidone);
+    for (const lib of await sharedLibraries(pidone)) put(lib, lib);
+  }
+  if (spec.busybox !== false) {
+    put("/bin/busybox", "/bin/busybox");
+    for (const applet of ["sh", "sleep", "cat", "echo", "kill", "ls", "ps", "trap", "touch", "true", "false", "env", "test", "grep", "wc", "mkdir", "rm"]) {
+      symlinkSync("busybox", join(root, "bin", applet));
+    }
+  }
+  for (const [imagePath, hostPath] of Object.entries(spec.files ?? {})) put(imagePath, hostPath);
+  mkdirSync(join(root, "tmp"), { recursive: true });
+  chmodSync(join(root, "tmp"), 0o1777);
+  const lines = ["FROM scratch", "COPY rootfs/ /", ...(spec.extra ?? [])];
+  if (spec.entrypoint) lines.push(`ENTRYPOINT ${JSON.stringify(spec.entrypoint)}`);
+  writeFileSync(join(ctx, "Dockerfile"), lines.join("\n") + "\n");
+  const r = await run(["docker", "build", "-q", "-t", spec.tag, ctx], { timeoutMs: 120_000, env: { DOCKER_BUILDKIT: "0" } });
+  if (r.code !== 0) throw new Error(`docker build ${spec.tag} failed:\n${r.stderr}${r.stdout}`);
+  return spec.tag;
+}
+
+/** `docker run --rm --network none ...`, returning code and output. */
+export function dockerRun(args: string[], timeoutMs = 60_000) {
+  return run(["docker", "run", "--rm", "--network", "none", ...args], { timeoutMs });
+}
+
+
