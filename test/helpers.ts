@@ -38,7 +38,7 @@ export async function run(cmd: string[], opts: RunOptions = {}): Promise<RunResu
   const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   const code = await proc.exited;
   clearTimeout(timer);
-  return { code: proc.signalCode ? 128 + signalNumber(proc.signalCode) : code, stdout, stderr };
+  return { code: proc.signalCode ? 128 + signalNumber(String(proc.signalCode)) : code, stdout, stderr };
 }
 
 function signalNumber(name: string): number {

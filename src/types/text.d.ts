@@ -1,0 +1,5 @@
+// Files imported `with { type: "text" }` (the license) arrive as a string.
+declare module "*LICENSE" {
+  const text: string;
+  export default text;
+}
