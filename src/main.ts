@@ -7,6 +7,7 @@ import { renderHelp, LICENSE_TEXT } from "./cli/help.ts";
 import { EXIT, StartupError } from "./errors.ts";
 import { log, print, setVerbosity } from "./log/logger.ts";
 import { runSingle } from "./modes/single.ts";
+import { runPause } from "./modes/pause.ts";
 import { exit, readEnviron } from "./sys/libc.ts";
 import { VERSION_LINE } from "./version.ts";
 
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
       return exit(EXIT.FAILURE);
     case "run":
       setVerbosity(decision.verbosity);
-      return runSingle(decision, inheritance, envp);
+      return decision.pause ? runPause(decision, inheritance) : runSingle(decision, inheritance, envp);
   }
 }
 

@@ -36,6 +36,45 @@ export const args = {
     description: "Remap EXIT_CODE (from 0 to 255) to 0 (can be repeated).",
   },
   license: { type: "boolean", alias: ["l"], description: "Show license and exit." },
+  pause: {
+    type: "boolean",
+    alias: ["P"],
+    description: "No program: stay PID 1, reap zombies, exit 0 on SIGTERM/SIGINT.",
+  },
+  grace: {
+    type: "string",
+    valueHint: "SECONDS",
+    description: "Stop: how long leftover processes get after SIGTERM before SIGKILL; 0: no sweep (default 5).",
+  },
+  "stop-signals": {
+    type: "string",
+    valueHint: "LIST",
+    description: "Signals that start the stop (default TERM,INT), e.g. TERM,INT,QUIT.",
+  },
+  "wait-all": {
+    type: "boolean",
+    description: "Exit when no child is left, not when PROGRAM exits (daemons that fork).",
+  },
+  pidfile: {
+    type: "string",
+    valueHint: "FILE",
+    description: "After PROGRAM exits 0, adopt the daemon whose pid FILE holds.",
+  },
+  "pidfile-timeout": {
+    type: "string",
+    valueHint: "SECONDS",
+    description: "How long to wait for --pidfile's FILE (default 10).",
+  },
+  rewrite: {
+    type: "string",
+    alias: ["r"],
+    valueHint: "S:R",
+    description: "Forward signal S as R (R = 0 drops S); repeatable, e.g. -r TERM:QUIT.",
+  },
+  setsid: {
+    type: "boolean",
+    description: "Start PROGRAM in a new session; TSTP/TTIN/TTOU become STOP to its group.",
+  },
   program: {
     type: "positional",
     required: false,
@@ -55,6 +94,7 @@ export const command = defineCommand({
 });
 
 export const ENVIRONMENT_HELP = [
+  ["PIDONE_GRACE", "Default for --grace."],
   ["TINI_SUBREAPER", "Register as a process subreaper (requires Linux >= 3.4)."],
   ["TINI_VERBOSITY", "Set the verbosity level (default: 1)."],
   ["TINI_KILL_PROCESS_GROUP", "Send signals to the child's process group."],

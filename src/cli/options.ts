@@ -1,6 +1,6 @@
 // argv (bytes) + environment → what pidone should do. Pure: no I/O, no exits.
 import { parseGrammar } from "./grammar.ts";
-import { PDEATHSIG_NAMES } from "../signals/table.ts";
+import { PDEATHSIG_NAMES, SIG, parseSignal } from "../signals/table.ts";
 
 export interface RunConfig {
   kind: "run";
@@ -11,8 +11,19 @@ export interface RunConfig {
   processGroup: boolean;
   /** Exit codes remapped to 0 (-e). */
   expectExit: ReadonlySet<number>;
-  /** PROGRAM and its arguments, byte for byte. */
+  /** PROGRAM and its arguments, byte for byte; empty in pause mode. */
   program: Uint8Array[];
+  /** -P/--pause, or started under the name `pause`. */
+  pause: boolean;
+  /** Seconds from the stop trigger to SIGKILL; 0 disables the sweep. */
+  graceSeconds: number;
+  stopSignals: ReadonlySet<number>;
+  waitAll: boolean;
+  pidfile: string | null;
+  pidfileTimeoutSeconds: number;
+  /** Forwarded signal → what is sent instead (0: dropped). */
+  rewrite: ReadonlyMap<number, number>;
+  setsid: boolean;
 }
 
 export type Decision =
@@ -40,6 +51,17 @@ export function atoi(s: string): number {
   return Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, n)) | 0;
 }
 
+function seconds(s: string): number | null {
+  if (!/^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(s)) return null;
+  const n = Number(s);
+  return Number.isFinite(n) ? n : null;
+}
+
+function basename(bytes: Uint8Array): string {
+  const s = Buffer.from(bytes).toString("latin1");
+  return s.slice(s.lastIndexOf("/") + 1);
+}
+
 export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, string>): Decision {
   // Option tokens are ASCII; latin1 keeps every byte of a value without failing.
   const text = argv.map((a) => Buffer.from(a).toString("latin1"));
@@ -55,7 +77,17 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
     processGroup: false,
     expectExit: new Set(),
     program: argv.slice(g.operandIndex).map((a) => a),
+    pause: argv[0] !== undefined && basename(argv[0]) === "pause",
+    graceSeconds: 5,
+    stopSignals: new Set([SIG.TERM, SIG.INT]),
+    waitAll: false,
+    pidfile: null,
+    pidfileTimeoutSeconds: 10,
+    rewrite: new Map(),
+    setsid: false,
   };
+  const rewrite = cfg.rewrite as Map<number, number>;
+  let graceGiven = false;
   const expect = cfg.expectExit as Set<number>;
   for (const opt of g.options) {
     switch (opt.name) {
@@ -89,6 +121,50 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
         expect.add(code);
         break;
       }
+      case "pause":
+        cfg.pause = true;
+        break;
+      case "grace": {
+        const n = seconds(opt.value!);
+        if (n === null) return { kind: "usage-error", fatal: `Not a valid option for --grace: ${opt.value}` };
+        cfg.graceSeconds = n;
+        graceGiven = true;
+        break;
+      }
+      case "stop-signals": {
+        const set = new Set<number>();
+        for (const name of opt.value!.split(",")) {
+          const sig = parseSignal(name);
+          if (sig === null) return { kind: "usage-error", fatal: `Not a valid signal for --stop-signals: ${name}` };
+          set.add(sig);
+        }
+        cfg.stopSignals = set;
+        break;
+      }
+      case "wait-all":
+        cfg.waitAll = true;
+        break;
+      case "pidfile":
+        if (opt.value === "") return { kind: "usage-error", fatal: "Not a valid option for --pidfile: empty path" };
+        cfg.pidfile = opt.value!;
+        break;
+      case "pidfile-timeout": {
+        const n = seconds(opt.value!);
+        if (n === null || n <= 0) return { kind: "usage-error", fatal: `Not a valid option for --pidfile-timeout: ${opt.value}` };
+        cfg.pidfileTimeoutSeconds = n;
+        break;
+      }
+      case "rewrite": {
+        const parts = opt.value!.split(":");
+        const from = parts.length === 2 ? parseSignal(parts[0]!) : null;
+        const to = parts.length === 2 ? parseSignal(parts[1]!, true) : null;
+        if (from === null || to === null) return { kind: "usage-error", fatal: `Not a valid option for --rewrite: ${opt.value}` };
+        rewrite.set(from, to);
+        break;
+      }
+      case "setsid":
+        cfg.setsid = true;
+        break;
     }
   }
 
@@ -98,6 +174,21 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
   const v = env.get("TINI_VERBOSITY");
   if (v !== undefined) cfg.verbosity = atoi(v);
 
+  if (!graceGiven && env.has("PIDONE_GRACE")) {
+    const n = seconds(env.get("PIDONE_GRACE")!);
+    if (n === null) return { kind: "usage-error", fatal: `Not a valid value for PIDONE_GRACE: ${env.get("PIDONE_GRACE")}` };
+    cfg.graceSeconds = n;
+  }
+
+  if (cfg.pause) {
+    if (cfg.program.length > 0) return { kind: "usage-error", fatal: "--pause takes no PROGRAM" };
+    if (cfg.waitAll || cfg.pidfile || cfg.setsid) {
+      return { kind: "usage-error", fatal: "--pause cannot be combined with --wait-all, --pidfile or --setsid" };
+    }
+    return cfg;
+  }
+  if (cfg.waitAll && cfg.pidfile) return { kind: "usage-error", fatal: "--wait-all and --pidfile cannot be combined" };
   if (cfg.program.length === 0) return { kind: "usage-error" };
+  if (cfg.pidfile) cfg.subreaper = true; // adoption needs orphans to come to us (no-op as PID 1)
   return cfg;
 }

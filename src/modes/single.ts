@@ -1,71 +1,198 @@
-// tini's job: one child, signals forwarded, zombies reaped, its exit code returned.
+// tini's job, and what tini leaves out: one main program, signals forwarded (or
+// rewritten), zombies reaped, its exit code returned; then the whole-tree stop, daemons
+// followed through --wait-all or --pidfile.
+//
+//   running ──main exits──▶ draining ──no child left / grace over──▶ exit
+//      │  └─main exits 0 with --pidfile──▶ adopting ──pid found──▶ running (adopted)
+//      └─stop signal: forward it, start the grace clock
 import type { RunConfig } from "../cli/options.ts";
 import { log } from "../log/logger.ts";
-import { exitCodeOf, reapAll } from "../process/reap.ts";
+import { exitCodeOf, reapAll, type ExitStatus } from "../process/reap.ts";
+import { checkReaping, registerSubreaper, setParentDeathSignal } from "../process/reaper.ts";
 import { spawnProgram } from "../process/spawn.ts";
-import { checkReaping, setParentDeathSignal, registerSubreaper } from "../process/reaper.ts";
-import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
-import { SIG } from "../signals/table.ts";
-import { SyscallError, errno, exit, kill, sigprocmask, SIG_BLOCK, strsignal } from "../sys/libc.ts";
 import type { Inheritance } from "../process/startup.ts";
+import { descendantsOf, parentOf, processGroupOf } from "../process/tree.ts";
 import { keepAlive } from "../process/loop.ts";
+import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
+import { SIG, signalName } from "../signals/table.ts";
+import { SyscallError, errno, exit, getpid, kill, sigprocmask, SIG_BLOCK, strsignal } from "../sys/libc.ts";
+import { TreeStop, detectReach } from "../supervisor/stop.ts";
+import { readPidfile } from "../supervisor/pidfile.ts";
+
+/** After the final SIGKILL, wait at most this long for the kernel to hand back the dead. */
+const AFTER_KILL_MS = 2000;
 
 export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly Uint8Array[]): void {
   const remap = (code: number) => (cfg.expectExit.has(code) ? 0 : code);
   const originalMask = sigprocmask(SIG_BLOCK, null);
-  const plan = planSignals(new Set(inherited.ignored));
+  const plan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals], cfg.setsid);
 
   if (cfg.pdeathsig) setParentDeathSignal(cfg.pdeathsig);
   if (cfg.subreaper) registerSubreaper();
   checkReaping();
 
-  let childPid = 0;
-  let childExit = -1;
+  const stop = new TreeStop(cfg.graceSeconds * 1000, detectReach(), () =>
+    setTimeout(() => finish("the grace period ended"), AFTER_KILL_MS),
+  );
 
-  const onSignal = (sig: number) => {
-    if (sig === SIG.CHLD) {
-      log.debug("Received SIGCHLD");
-      reapAll((pid, status) => {
-        log.debug(`Reaped child with pid: '${pid}'`);
-        if (pid === childPid) {
-          if (status.exited) log.info(`Main child exited normally (with status '${status.code}')`);
-          else log.info(`Main child exited with signal (with signal '${strsignal(status.signal)}')`);
-          childExit = remap(exitCodeOf(status));
-        } else if (cfg.warnOnReap) {
-          log.warn(`Reaped zombie process with pid=${pid}`);
-        }
-      });
-      if (childExit !== -1) {
-        log.trace("Exiting: child has exited");
-        exit(childExit);
+  let main: { pid: number; adopted: boolean } | null = null;
+  let phase: "running" | "adopting" | "draining" = "running";
+  let exitCode = 0;
+  let firstFailure: number | null = null; // --wait-all: the first non-zero status wins
+
+  const finish = (why: string): never => {
+    const code = cfg.waitAll ? (firstFailure ?? 0) : exitCode;
+    log.trace(`Exiting: ${why}`);
+    return exit(code);
+  };
+
+  // In a requested stop, dying of the stop itself is not a failure.
+  const isFailure = (s: ExitStatus) => {
+    const code = exitCodeOf(s);
+    if (code === 0) return false;
+    if (!stop.triggered) return true;
+    const sig = s.exited ? code - 128 : s.signal;
+    return !(sig === SIG.KILL || sig === SIG.TERM || cfg.stopSignals.has(sig));
+  };
+
+  const mainEnded = (status: ExitStatus) => {
+    const code = remap(exitCodeOf(status));
+    if (status.exited) log.info(`Main child exited normally (with status '${status.code}')`);
+    else log.info(`Main child exited with signal (with signal '${strsignal(status.signal)}')`);
+
+    if (main!.adopted && cfg.pidfile) {
+      // A daemon that re-execs itself (binary upgrade) leaves its successor's pid behind.
+      const next = readPidfile(cfg.pidfile);
+      if (next.ok && next.pid !== main!.pid && parentOf(next.pid) === getpid()) {
+        log.info(`Following pid ${next.pid} from ${cfg.pidfile}`);
+        main = { pid: next.pid, adopted: true };
+        return;
       }
+    }
+    main = null;
+    if (cfg.pidfile && !stop.triggered && code === 0 && phase === "running") {
+      phase = "adopting";
+      adoptFromPidfile();
       return;
     }
-    if (childPid === 0) return;
-    log.debug(`Passing signal: '${strsignal(sig)}'`);
-    try {
-      kill(cfg.processGroup ? -childPid : childPid, sig);
-    } catch (e) {
-      if (e instanceof SyscallError && e.errno === errno.ESRCH) log.warn("Child was dead when forwarding signal");
-      else {
-        log.fatal(`Unexpected error when forwarding signal: '${(e as Error).message}'`);
-        exit(1);
+    exitCode = code;
+    if (cfg.waitAll) {
+      if (code !== 0 && firstFailure === null && isFailure(status)) firstFailure = code;
+      phase = "draining";
+      return;
+    }
+    phase = "draining";
+    stop.trigger("main program exited");
+    if (!stop.sweeping) finish("child has exited");
+    stop.sweep();
+  };
+
+  const adoptFromPidfile = () => {
+    const file = cfg.pidfile!;
+    const deadline = performance.now() + cfg.pidfileTimeoutSeconds * 1000;
+    let last = `${file} did not appear`;
+    const attempt = () => {
+      if (phase !== "adopting") return;
+      const r = readPidfile(file);
+      if (r.ok) {
+        if (parentOf(r.pid) === getpid()) {
+          main = { pid: r.pid, adopted: true };
+          phase = "running";
+          log.info(`Adopted pid ${r.pid} from ${file} as the main process`);
+          return;
+        }
+        last = `${file} names pid ${r.pid}, which is not a child of pidone`;
+      } else last = r.reason;
+      if (performance.now() >= deadline) {
+        log.fatal(`--pidfile: ${last} (waited ${cfg.pidfileTimeoutSeconds} s)`);
+        exitCode = 1;
+        phase = "draining";
+        stop.trigger("no daemon to adopt");
+        if (!stop.sweeping) finish("no daemon to adopt");
+        stop.sweep();
+        afterReap(reapAll(onReaped));
+        return;
+      }
+      // Bounded to the adoption window: the daemon writes the file after we learn its
+      // parent exited, and the kernel gives no event for "a file appeared" we could
+      // wait on without a watcher of our own.
+      setTimeout(attempt, 20);
+    };
+    attempt();
+  };
+
+  const onReaped = (pid: number, status: ExitStatus) => {
+    log.debug(`Reaped child with pid: '${pid}'`);
+    if (main && pid === main.pid) return mainEnded(status);
+    if (cfg.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);
+    if (cfg.waitAll && firstFailure === null && isFailure(status)) firstFailure = exitCodeOf(status);
+  };
+
+  const afterReap = (noneLeft: boolean) => {
+    if (!noneLeft) return;
+    if (phase === "draining") finish(cfg.waitAll ? "no child left" : "child has exited");
+  };
+
+  /** Every process group among our descendants, once each (ours excluded). */
+  const signalAllGroups = (sig: number) => {
+    const own = processGroupOf(getpid());
+    const groups = new Set<number>();
+    for (const pid of descendantsOf(getpid())) {
+      const g = processGroupOf(pid);
+      if (g !== null && g > 0 && g !== own) groups.add(g);
+    }
+    for (const g of groups) {
+      try {
+        kill(-g, sig);
+      } catch {
+        // that group is gone
       }
     }
   };
-  listen(plan, onSignal);
+
+  const forward = (sig: number) => {
+    let out = cfg.rewrite.get(sig) ?? sig;
+    if (cfg.setsid && (sig === SIG.TSTP || sig === SIG.TTIN || sig === SIG.TTOU)) out = SIG.STOP;
+    if (out === 0) {
+      log.debug(`Dropping signal: '${strsignal(sig)}'`);
+      return;
+    }
+    if (main) {
+      log.debug(`Passing signal: '${strsignal(out)}'`);
+      try {
+        kill(cfg.processGroup || cfg.setsid ? -main.pid : main.pid, out);
+      } catch (e) {
+        if (e instanceof SyscallError && e.errno === errno.ESRCH) log.warn("Child was dead when forwarding signal");
+        else log.error(`Unexpected error when forwarding signal: '${(e as Error).message}'`);
+      }
+    } else if (cfg.waitAll || phase === "adopting") {
+      log.debug(`Passing signal: '${strsignal(out)}' to every remaining process group`);
+      signalAllGroups(out);
+    }
+  };
+
+  listen(plan, (sig) => {
+    if (sig === SIG.CHLD) {
+      log.debug("Received SIGCHLD");
+      afterReap(reapAll(onReaped));
+      return;
+    }
+    if (cfg.stopSignals.has(sig)) stop.trigger(`received ${signalName(sig)}`);
+    forward(sig);
+  });
 
   const outcome = spawnProgram(cfg.program, {
     envp,
     sigmask: originalMask,
     sigdefault: childDefaultSet(plan),
     keepFds: inherited.fds,
+    newSession: cfg.setsid,
   });
   if (!outcome.ok) {
     log.fatal(outcome.message);
     exit(remap(outcome.code));
   }
-  childPid = outcome.pid;
-  log.info(`Spawned child process '${Buffer.from(cfg.program[0]!).toString()}' with pid '${childPid}'`);
+  main = { pid: outcome.pid, adopted: false };
+  log.info(`Spawned child process '${Buffer.from(cfg.program[0]!).toString()}' with pid '${outcome.pid}'`);
   keepAlive();
 }

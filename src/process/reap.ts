@@ -15,11 +15,15 @@ export function exitCodeOf(s: ExitStatus): number {
   return (s.exited ? s.code : 128 + s.signal) % 256;
 }
 
-/** Reaps every child that has already ended; calls `onReaped` for each. */
-export function reapAll(onReaped: (pid: number, status: ExitStatus) => void): void {
+/**
+ * Reaps every child that has already ended, calling `onReaped` for each. Returns true
+ * when no child at all is left (ECHILD): nothing running, nothing to reap.
+ */
+export function reapAll(onReaped: (pid: number, status: ExitStatus) => void): boolean {
   for (;;) {
     const r = waitpid(-1, WNOHANG);
-    if (r === null || r === "none") return;
+    if (r === null) return false;
+    if (r === "none") return true;
     onReaped(r.pid, decodeStatus(r.status));
   }
 }

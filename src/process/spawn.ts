@@ -17,6 +17,8 @@ export interface ChildSetup {
   sigmask: Uint8Array;
   sigdefault: Uint8Array;
   keepFds: readonly number[];
+  /** --setsid: a new session; the terminal cannot follow without the native helper. */
+  newSession?: boolean;
 }
 
 export type SpawnOutcome =
@@ -59,13 +61,14 @@ function holdsTerminal(): boolean {
 
 export function spawnProgram(program: readonly Uint8Array[], setup: ChildSetup): SpawnOutcome {
   const name = program[0]!;
-  const foreground = holdsTerminal();
+  const foreground = !setup.newSession && holdsTerminal();
   const request = {
     file: name,
     search: !name.includes(SLASH),
     argv: program,
     envp: setup.envp,
     newProcessGroup: true,
+    newSession: setup.newSession ?? false,
     foreground,
     sigmask: setup.sigmask,
     sigdefault: setup.sigdefault,

@@ -14,11 +14,22 @@ export interface SignalPlan {
 }
 
 /** `parentIgnored`: what our parent left ignored; those stay ignored and are never forwarded. */
-export function planSignals(parentIgnored: ReadonlySet<number>, extraForwarded: readonly number[] = []): SignalPlan {
-  const forwarded = [...new Set([...FORWARDED, ...extraForwarded])].filter((s) => !parentIgnored.has(s));
+export function planSignals(
+  parentIgnored: ReadonlySet<number>,
+  extraForwarded: readonly number[] = [],
+  /** --setsid: TTIN/TTOU are caught (to become SIGSTOP for the child's group), not ignored. */
+  catchTerminalStops = false,
+): SignalPlan {
+  const jsCatchable = (s: number) => !UNCATCHABLE_FROM_JS.includes(s) && s !== SIG.PWR && s !== SIG.KILL && s !== SIG.STOP;
+  const terminalStops = catchTerminalStops ? [SIG.TTIN, SIG.TTOU] : [];
+  const forwarded = [...new Set([...FORWARDED, ...terminalStops, ...extraForwarded])].filter(
+    (s) => !parentIgnored.has(s) && jsCatchable(s),
+  );
   // TTIN/TTOU: the child owns the terminal's foreground; pidone must never be stopped
   // for writing a log line from the background (tini does the same).
-  const ignoredHere = [SIG.TTIN, SIG.TTOU, ...UNCATCHABLE_FROM_JS].filter((s) => !parentIgnored.has(s));
+  const ignoredHere = [...(catchTerminalStops ? [] : [SIG.TTIN, SIG.TTOU]), ...UNCATCHABLE_FROM_JS].filter(
+    (s) => !parentIgnored.has(s),
+  );
   const childDefault = [...forwarded, ...ignoredHere, SIG.PIPE, SIG.XFSZ];
   if (!parentIgnored.has(SIG.CHLD)) childDefault.push(SIG.CHLD);
   return { forwarded, ignoredHere, childDefault: [...new Set(childDefault)] };

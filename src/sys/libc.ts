@@ -9,6 +9,9 @@ const symbols = {
   getpid: { args: [], returns: "i32" },
   getppid: { args: [], returns: "i32" },
   kill: { args: ["i32", "i32"], returns: "i32" },
+  getpgid: { args: ["i32"], returns: "i32" },
+  close: { args: ["i32"], returns: "i32" },
+  syscall: { args: ["i64", "i64", "i64", "i64", "i64"], returns: "i64" },
   waitpid: { args: ["i32", "ptr", "i32"], returns: "i32" },
   prctl: { args: ["i32", "u64", "u64", "u64", "u64"], returns: "i32" },
   signal: { args: ["i32", "ptr"], returns: "ptr" },
@@ -183,6 +186,28 @@ export function kill(pid: number, sig: number): void {
   check("kill", c.kill(pid, sig));
 }
 
+export function getpgid(pid: number): number {
+  return check("getpgid", c.getpgid(pid));
+}
+
+export function close(fd: number): void {
+  check("close", c.close(fd));
+}
+
+// Raw syscall numbers: glibc 2.36 has wrappers, musl does not; the numbers are the same
+// on x86-64 and aarch64 for these two (asm-generic numbering since 5.3).
+const SYS_pidfd_send_signal = 424;
+const SYS_pidfd_open = 434;
+
+/** A descriptor that names exactly one process, immune to pid reuse (Linux 5.3). */
+export function pidfdOpen(pid: number): number {
+  return check("pidfd_open", Number(c.syscall(BigInt(SYS_pidfd_open), BigInt(pid), 0n, 0n, 0n)));
+}
+
+export function pidfdSendSignal(pidfd: number, sig: number): void {
+  check("pidfd_send_signal", Number(c.syscall(BigInt(SYS_pidfd_send_signal), BigInt(pidfd), BigInt(sig), 0n, 0n)));
+}
+
 export type WaitResult = { pid: number; status: number } | null;
 const statusBuf = new Int32Array(1);
 export const WNOHANG = 1;
@@ -313,6 +338,7 @@ export function readEnviron(): Uint8Array[] {
 // ---------------------------------------------------------------- posix_spawn
 
 export const POSIX_SPAWN_SETPGROUP = 0x02;
+export const POSIX_SPAWN_SETSID = 0x80;
 export const POSIX_SPAWN_SETSIGDEF = 0x04;
 export const POSIX_SPAWN_SETSIGMASK = 0x08;
 
@@ -324,6 +350,8 @@ export interface SpawnRequest {
   envp: readonly Uint8Array[];
   /** Put the child in a new process group (pgid = its pid). */
   newProcessGroup: boolean;
+  /** Put the child in a new session (and so a new group); it has no controlling terminal then. */
+  newSession?: boolean;
   /** Make the child's group the terminal's foreground group (fd 0) before it runs. */
   foreground: boolean;
   sigmask: Uint8Array;
@@ -348,7 +376,9 @@ export function spawn(req: SpawnRequest): number {
   rc("posix_spawn_file_actions_init", c.posix_spawn_file_actions_init(ptr(actions)));
   try {
     let flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-    if (req.newProcessGroup) {
+    if (req.newSession) {
+      flags |= POSIX_SPAWN_SETSID;
+    } else if (req.newProcessGroup) {
       flags |= POSIX_SPAWN_SETPGROUP;
       rc("posix_spawnattr_setpgroup", c.posix_spawnattr_setpgroup(ptr(attr), 0));
     }
