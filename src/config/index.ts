@@ -1,0 +1,111 @@
+/**
+ * Services mode configuration: `--service 'NAME: COMMAND'` flags, Procfiles and TOML
+ * files → one validated ServicePlan, or every problem found, each as `FILE:LINE: message`
+ * (or `FILE: key.path: message` when no line can be known).
+ *
+ * Sources
+ * - `--service 'NAME: COMMAND'` (repeatable) and a Procfile (`-c FILE`, any name not
+ *   ending in .toml): `NAME: COMMAND` lines, `#` comments, blank lines. COMMAND is a
+ *   shell command line, run as ["/bin/sh", "-c", COMMAND] (the Procfile convention).
+ * - A TOML file (`-c FILE.toml`): [settings] grace, log_format; [services.NAME] with
+ *   command, shell, env, cwd, user, restart, max_restarts, restart_window, critical,
+ *   oneshot, after, ready, ready_timeout, stop_signal, stop_timeout, signals, pidfile.
+ *   test/fixtures/config-full.toml documents every key with its default.
+ * - Several sources combine into one plan; a name declared twice is an error, and
+ *   `after` may name a service of any source.
+ *
+ * Names: 1 to 64 of [A-Za-z0-9_.-], not starting with "." or "-".
+ *
+ * Defaults (types.ts DEFAULTS): restart "never", max_restarts 5 within restart_window
+ * 60 s, critical true (a service that dies for good stops the container, so nothing
+ * dies silently; set critical = false for helpers), oneshot false, ready_timeout 30 s,
+ * stop_signal TERM, stop_timeout 10 s, signals: all, grace 5 s, log_format "prefix".
+ *
+ * A command given as a string (without shell = true) is split with POSIX quoting only:
+ * '…', "…" with \" \\ \$ \` and \newline, backslash outside quotes. What a shell would
+ * expand or interpret ($VAR, `…`, | & ; < > ( ), a # comment, a second line) is refused
+ * with a pointer to shell = true, never passed on literally.
+ *
+ * Checks that need the machine: argv[0] is found and executable (a name with a slash
+ * relative to cwd, a bare name in the service's PATH: env.PATH, else pidone's), and
+ * /bin/sh for shell commands; `user` resolves through /etc/passwd and /etc/group (read
+ * directly, no NSS) and pidone runs as root. Each is injectable through PlanOptions.
+ *
+ * Nothing here spawns a process or touches bun:ffi: it reads files and nothing else.
+ */
+import { readFileSync } from "node:fs";
+import { planFromSources, type PlanOptions, type PlanResult, type Source } from "./plan.ts";
+
+export { planFromSources, type PlanOptions, type PlanResult, type Source } from "./plan.ts";
+export { startLevels, stopLevels, topologicalOrder, findCycles } from "./graph.ts";
+export { splitCommand, quoteCommand, type SplitResult } from "./shellwords.ts";
+export { parseProcfile, parseServiceLine, checkServiceName } from "./procfile.ts";
+export { readAccounts, resolveUser, parsePasswd, parseGroup, type Accounts } from "./accounts.ts";
+export { findProgram, probeFile, type FileKind, type ProbeFile } from "./programs.ts";
+export { formatDiagnostic, type Diagnostic } from "./diagnostics.ts";
+export * from "./types.ts";
+
+/** `-c FILE` is TOML when its name ends in .toml (any case), a Procfile otherwise. */
+export function isTomlFile(file: string): boolean {
+  return /\.toml$/i.test(file);
+}
+
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: "no such file",
+  EACCES: "permission denied",
+  EISDIR: "is a directory",
+};
+
+/** Reads each file as UTF-8; unreadable or non-UTF-8 files become diagnostics. */
+export function readSources(
+  files: readonly string[],
+  flags: readonly string[],
+): { sources: Source[]; diagnostics: string[] } {
+  const sources: Source[] = [];
+  const diagnostics: string[] = [];
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  for (const file of files) {
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(file);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? String(e);
+      diagnostics.push(`${file}: cannot read: ${READ_ERRORS[code] ?? code}`);
+      continue;
+    }
+    let text: string;
+    try {
+      text = decoder.decode(bytes);
+    } catch {
+      diagnostics.push(`${file}: not valid UTF-8 text`);
+      continue;
+    }
+    if (text.startsWith("\uFEFF")) text = text.slice(1);
+    sources.push({ kind: isTomlFile(file) ? "toml" : "procfile", file, text });
+  }
+  for (const text of flags) sources.push({ kind: "flag", text });
+  return { sources, diagnostics };
+}
+
+/**
+ * The plan services mode runs: from the `-c FILE` values and the `--service` values.
+ * Files are listed before flags in diagnostics.
+ */
+export function buildPlan(files: readonly string[], flags: readonly string[], options: PlanOptions = {}): PlanResult {
+  const read = readSources(files, flags);
+  const result = planFromSources(read.sources, options);
+  if (read.diagnostics.length === 0) return result;
+  // With every file unreadable, "no services declared" would only add noise.
+  if (read.sources.length === 0) return { ok: false, diagnostics: read.diagnostics };
+  return { ok: false, diagnostics: [...read.diagnostics, ...(result.ok ? [] : result.diagnostics)] };
+}
+
+/** `pidone --check`: exit 0 when ok, else exit 2 printing every diagnostic. */
+export function check(
+  files: readonly string[],
+  flags: readonly string[],
+  options: PlanOptions = {},
+): { ok: boolean; diagnostics: string[] } {
+  const result = buildPlan(files, flags, options);
+  return { ok: result.ok, diagnostics: result.diagnostics };
+}

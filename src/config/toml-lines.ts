@@ -1,0 +1,272 @@
+// Bun.TOML.parse gives values but no positions, so this scanner walks the same text
+// once more to learn on which line every key path is defined: table headers, dotted
+// keys, inline tables (even multi-line ones, which Bun accepts), array elements and
+// arrays of tables. It assumes the text already parsed; on anything it does not
+// understand it skips to the next line instead of failing, since a missing line only
+// makes a message fall back to `FILE: key.path: message`.
+import type { KeyPath } from "./diagnostics.ts";
+
+const BARE_KEY = /[A-Za-z0-9_-]/;
+
+export class KeyLines {
+  private readonly lines = new Map<string, number>();
+
+  /** The first definition wins: a table implied by a dotted key keeps its first line. */
+  set(path: KeyPath, line: number): void {
+    const k = JSON.stringify(path);
+    if (!this.lines.has(k)) this.lines.set(k, line);
+  }
+
+  exact(path: KeyPath): number | undefined {
+    return this.lines.get(JSON.stringify(path));
+  }
+
+  /** The line of the path, or of its closest known ancestor (a missing key: its table). */
+  nearest(path: KeyPath): number | undefined {
+    for (let n = path.length; n > 0; n--) {
+      const line = this.exact(path.slice(0, n));
+      if (line !== undefined) return line;
+    }
+    return undefined;
+  }
+
+  get size(): number {
+    return this.lines.size;
+  }
+}
+
+export function scanKeyLines(text: string): KeyLines {
+  const out = new KeyLines();
+  new Scanner(text, out).run();
+  return out;
+}
+
+class Scanner {
+  private i = 0;
+  private readonly newlines: number[] = [];
+  /** Current element index of each array of tables, by its resolved path. */
+  private readonly arrayTables = new Map<string, number>();
+
+  constructor(private readonly s: string, private readonly out: KeyLines) {
+    for (let k = 0; k < s.length; k++) if (s[k] === "\n") this.newlines.push(k);
+  }
+
+  private lineAt(pos: number): number {
+    let lo = 0;
+    let hi = this.newlines.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.newlines[mid]! < pos) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo + 1;
+  }
+
+  private ch(offset = 0): string {
+    return this.s[this.i + offset] ?? "";
+  }
+
+  private get eof(): boolean {
+    return this.i >= this.s.length;
+  }
+
+  private skipSpaces(): void {
+    while (this.ch() === " " || this.ch() === "\t") this.i++;
+  }
+
+  private skipToLineEnd(): void {
+    while (!this.eof && this.ch() !== "\n") this.i++;
+  }
+
+  /** Spaces, comments and newlines: what may separate array elements. */
+  private skipBlank(): void {
+    for (;;) {
+      this.skipSpaces();
+      if (this.ch() === "#") this.skipToLineEnd();
+      if (this.ch() === "\n" || this.ch() === "\r") this.i++;
+      else return;
+    }
+  }
+
+  private record(base: KeyPath, key: readonly string[], pos: number): KeyPath {
+    const line = this.lineAt(pos);
+    for (let n = 1; n <= key.length; n++) this.out.set([...base, ...key.slice(0, n)], line);
+    return [...base, ...key];
+  }
+
+  run(): void {
+    let table: KeyPath = [];
+    while (!this.eof) {
+      const before = this.i;
+      this.skipBlank();
+      if (this.eof) break;
+      const start = this.i;
+      if (this.ch() === "[") {
+        const isArray = this.ch(1) === "[";
+        this.i += isArray ? 2 : 1;
+        const key = this.key();
+        if (key) table = this.header(key, isArray, start);
+        this.skipToLineEnd();
+      } else {
+        const key = this.key();
+        if (!key) {
+          this.skipToLineEnd();
+        } else {
+          const path = this.record(table, key, start);
+          this.skipSpaces();
+          if (this.ch() === "=") this.i++;
+          this.skipSpaces();
+          this.value(path);
+        }
+      }
+      if (this.i === before) this.i++;
+    }
+  }
+
+  /** Resolves a header through the current elements of arrays of tables and records it. */
+  private header(key: readonly string[], isArray: boolean, pos: number): KeyPath {
+    const line = this.lineAt(pos);
+    const path: (string | number)[] = [];
+    for (let n = 0; n < key.length; n++) {
+      path.push(key[n]!);
+      const last = n === key.length - 1;
+      if (last && isArray) {
+        const id = JSON.stringify(path);
+        const index = (this.arrayTables.get(id) ?? -1) + 1;
+        this.arrayTables.set(id, index);
+        this.out.set([...path], line);
+        path.push(index);
+      } else {
+        const index = this.arrayTables.get(JSON.stringify(path));
+        if (index !== undefined && !last) path.push(index);
+      }
+      this.out.set([...path], line);
+    }
+    return path;
+  }
+
+  /** A dotted key; null when there is none here. */
+  private key(): string[] | null {
+    const parts: string[] = [];
+    for (;;) {
+      this.skipSpaces();
+      const c = this.ch();
+      if (c === '"') {
+        const end = this.basicStringEnd(this.i);
+        parts.push(unescapeBasic(this.s.slice(this.i + 1, end - 1)));
+        this.i = end;
+      } else if (c === "'") {
+        const close = this.s.indexOf("'", this.i + 1);
+        const end = close < 0 ? this.s.length : close + 1;
+        parts.push(this.s.slice(this.i + 1, end - 1));
+        this.i = end;
+      } else {
+        const from = this.i;
+        while (BARE_KEY.test(this.ch())) this.i++;
+        if (this.i === from) return null;
+        parts.push(this.s.slice(from, this.i));
+      }
+      this.skipSpaces();
+      if (this.ch() !== ".") return parts;
+      this.i++;
+    }
+  }
+
+  /** Index just past the closing quote of the one-line basic string opening at `from`. */
+  private basicStringEnd(from: number): number {
+    let k = from + 1;
+    while (k < this.s.length && this.s[k] !== '"' && this.s[k] !== "\n") k += this.s[k] === "\\" ? 2 : 1;
+    return Math.min(k + 1, this.s.length);
+  }
+
+  private value(path: KeyPath): void {
+    const s = this.s;
+    const c = this.ch();
+    if (s.startsWith('"""', this.i) || s.startsWith("'''", this.i)) {
+      const quote = c;
+      const delimiter = quote.repeat(3);
+      this.i += 3;
+      while (!this.eof) {
+        if (quote === '"' && this.ch() === "\\") this.i += 2;
+        else if (s.startsWith(delimiter, this.i)) {
+          this.i += 3;
+          // Up to two more quotes belong to the content: """a""""" is `a""`.
+          for (let n = 0; n < 2 && this.ch() === quote; n++) this.i++;
+          return;
+        } else this.i++;
+      }
+    } else if (c === '"') {
+      this.i = this.basicStringEnd(this.i);
+    } else if (c === "'") {
+      const close = s.indexOf("'", this.i + 1);
+      this.i = close < 0 ? s.length : close + 1;
+    } else if (c === "[") {
+      this.i++;
+      for (let index = 0; ; index++) {
+        this.skipBlank();
+        if (this.eof) return;
+        if (this.ch() === "]") {
+          this.i++;
+          return;
+        }
+        const before = this.i;
+        const element = [...path, index];
+        this.out.set(element, this.lineAt(this.i));
+        this.value(element);
+        this.skipBlank();
+        if (this.ch() === ",") this.i++;
+        else if (this.ch() !== "]" || this.i === before) return;
+      }
+    } else if (c === "{") {
+      this.i++;
+      for (;;) {
+        this.skipBlank();
+        if (this.eof) return;
+        if (this.ch() === "}") {
+          this.i++;
+          return;
+        }
+        const start = this.i;
+        const key = this.key();
+        if (!key) return;
+        const inner = this.record(path, key, start);
+        this.skipSpaces();
+        if (this.ch() === "=") this.i++;
+        this.skipSpaces();
+        this.value(inner);
+        this.skipBlank();
+        if (this.ch() === ",") this.i++;
+        else if (this.ch() !== "}") return;
+      }
+    } else {
+      // Numbers, booleans, dates (which may hold one space: 1979-05-27 07:32:00).
+      while (!this.eof && !",]}#\r\n".includes(this.ch())) this.i++;
+    }
+  }
+}
+
+/** Quoted keys rarely hold escapes, but a key with \" or \u00e9 must still match Bun's. */
+function unescapeBasic(raw: string): string {
+  return raw.replace(/\\(u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|x[0-9A-Fa-f]{2}|.)/g, (_, e: string) => {
+    switch (e[0]) {
+      case "u":
+      case "U":
+      case "x":
+        return String.fromCodePoint(parseInt(e.slice(1), 16));
+      case "b":
+        return "\b";
+      case "t":
+        return "\t";
+      case "n":
+        return "\n";
+      case "f":
+        return "\f";
+      case "r":
+        return "\r";
+      case "e":
+        return "\x1b";
+      default:
+        return e;
+    }
+  });
+}

@@ -1,0 +1,555 @@
+// The TOML schema of services mode: parsing (Bun.TOML.parse, plus our own search for the
+// line of a syntax error) and the structural checks of every key, which turn each
+// [services.NAME] table into a draft. Checks that need the outside world (programs,
+// users) or every source at once (duplicates, `after`) happen in plan.ts.
+import { suggestion, type Diagnostics, type KeyPath, type Where } from "./diagnostics.ts";
+import { checkServiceName } from "./procfile.ts";
+import { describeSplitError, splitCommand } from "./shellwords.ts";
+import { scanKeyLines, type KeyLines } from "./toml-lines.ts";
+import { parseSignal, SIG, signalName } from "../signals/table.ts";
+import {
+  DEFAULTS, LOG_FORMATS, MAX_SECONDS, RESTART_POLICIES,
+  type LogFormat, type ReadyProbe, type RestartPolicy, type ServiceSpec, type Settings,
+} from "./types.ts";
+
+// ---------------------------------------------------------------------------------
+// Parsing
+
+export type TomlParse =
+  | { ok: true; data: Record<string, unknown>; lines: KeyLines }
+  | { ok: false; message: string; line?: number };
+
+const PARSE_ERROR_PREFIX = /^TOML Parse error:\s*/;
+/** Searching a syntax error's line re-parses prefixes: quadratic, so only for sane sizes. */
+const MAX_LINES_TO_SEARCH = 1000;
+
+export function parseToml(text: string): TomlParse {
+  try {
+    const data = Bun.TOML.parse(text) as Record<string, unknown>;
+    return { ok: true, data, lines: scanKeyLines(text) };
+  } catch (e) {
+    const raw = e instanceof Error ? e.message : String(e);
+    const message = raw.replace(PARSE_ERROR_PREFIX, "");
+    const line = syntaxErrorLine(text, raw);
+    return line === undefined ? { ok: false, message } : { ok: false, message, line };
+  }
+}
+
+function parseError(text: string): string | null {
+  try {
+    Bun.TOML.parse(text);
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
+/**
+ * Bun's error carries no position (its line and column are those of the JavaScript
+ * caller), so find it by parsing prefixes of the text. The bad line is after the last
+ * prefix that still parses; from there, the first prefix failing with the very same
+ * message ends on it. Without such a prefix (an unclosed array or string, reported only
+ * at the end of the file) the construct that never closes opens on the line after the
+ * last good prefix, which is the line worth showing.
+ */
+export function syntaxErrorLine(text: string, message: string): number | undefined {
+  const lines = text.split("\n");
+  if (lines.length > MAX_LINES_TO_SEARCH) return undefined;
+  // Each prefix ends with a newline, as that line does in the whole text.
+  const prefix = (n: number) => `${lines.slice(0, n).join("\n")}\n`;
+  let good = 0;
+  for (let n = lines.length - 1; n >= 1; n--) {
+    if (parseError(prefix(n)) === null) {
+      good = n;
+      break;
+    }
+  }
+  for (let n = good + 1; n <= lines.length; n++) {
+    if (parseError(prefix(n)) === message) return n;
+  }
+  return Math.min(good + 1, lines.length);
+}
+
+// ---------------------------------------------------------------------------------
+// Values
+
+function isTable(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+/** "the string \"yes\"", "the integer 5", "an array": what a value was, for messages. */
+function describe(v: unknown): string {
+  if (typeof v === "string") return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  if (typeof v === "boolean") return `the boolean ${v}`;
+  if (typeof v === "number") {
+    if (Number.isNaN(v)) return "nan";
+    if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
+    return `the ${Number.isInteger(v) ? "integer" : "float"} ${v}`;
+  }
+  if (v instanceof Date) return "a date-time";
+  if (Array.isArray(v)) return "an array";
+  if (isTable(v)) return "a table";
+  return typeof v;
+}
+
+const hasNul = (s: string) => s.includes("\0");
+
+// ---------------------------------------------------------------------------------
+// The schema
+
+export const SETTINGS_KEYS = ["grace", "log_format"] as const;
+export const SERVICE_KEYS = [
+  "command", "shell", "env", "cwd", "user", "restart", "max_restarts", "restart_window", "critical",
+  "oneshot", "after", "ready", "ready_timeout", "stop_signal", "stop_timeout", "signals", "pidfile",
+] as const;
+export const READY_KINDS = ["tcp", "http", "file", "exec"] as const;
+const TOP_KEYS = ["settings", "services"] as const;
+
+/** Other tools' words for our keys (docker-compose, supervisord, systemd, Horust). */
+const SYNONYMS: Record<string, string> = {
+  depends_on: "after", requires: "after", wants: "after", start_after: "after",
+  environment: "env", working_dir: "cwd", workdir: "cwd", directory: "cwd", working_directory: "cwd",
+  cmd: "command", program: "command", exec: "command", execstart: "command",
+  autorestart: "restart", stopsignal: "stop_signal", kill_signal: "stop_signal", killsignal: "stop_signal",
+  stopwaitsecs: "stop_timeout", timeout: "stop_timeout", healthcheck: "ready", readiness: "ready",
+  startretries: "max_restarts", retries: "max_restarts", pid_file: "pidfile", service: "services",
+  setting: "settings", logformat: "log_format", log: "log_format", grace_period: "grace",
+};
+
+/** Signals pidone cannot catch, or keeps for itself, so it cannot forward them. */
+const NOT_FORWARDABLE = new Set<number>([SIG.KILL, SIG.STOP, SIG.CHLD]);
+
+/** What plan.ts needs to finish a service declared in a TOML file. */
+export interface ServiceDraft {
+  spec: ServiceSpec;
+  /** Where a key of this service is (relative to the service), or the service itself. */
+  where(field?: KeyPath): Where;
+  /** Each `after` entry with its own key path (for "unknown service" on the right line). */
+  afterRefs: { name: string; field: KeyPath }[];
+  /** The raw `user` value, resolved against /etc/passwd later. */
+  userSpec: string | null;
+  /** argv is sound, so its program can be looked up (a ready probe is null unless sound). */
+  commandOk: boolean;
+}
+
+export interface TomlSource {
+  origin: string;
+  sourceIndex: number;
+  lines: KeyLines;
+  diags: Diagnostics;
+}
+
+export interface TomlConfig {
+  settings: Partial<Settings>;
+  /** Where each setting was set, for conflicts between files. */
+  settingsAt: Partial<Record<keyof Settings, Where>>;
+  services: ServiceDraft[];
+}
+
+function whereIn(src: TomlSource, path: KeyPath): Where {
+  const line = src.lines.nearest(path);
+  return { origin: src.origin, sourceIndex: src.sourceIndex, ...(line === undefined ? {} : { line }), path };
+}
+
+/** Reads one table's keys, each checked once, each problem reported at its own line. */
+class TableReader {
+  constructor(
+    readonly src: TomlSource,
+    readonly path: KeyPath,
+    readonly table: Record<string, unknown>,
+  ) {}
+
+  at(key: string | KeyPath = []): Where {
+    return whereIn(this.src, [...this.path, ...(typeof key === "string" ? [key] : key)]);
+  }
+
+  bad(key: string | KeyPath, message: string): void {
+    this.src.diags.add(this.at(key), message);
+  }
+
+  has(key: string): boolean {
+    return Object.hasOwn(this.table, key);
+  }
+
+  get(key: string): unknown {
+    return this.has(key) ? this.table[key] : undefined;
+  }
+
+  unknownKeys(known: readonly string[]): void {
+    for (const key of Object.keys(this.table)) {
+      if (!known.includes(key)) this.bad(key, `unknown key ${JSON.stringify(key)}${suggestion(key, known, SYNONYMS)}`);
+    }
+  }
+
+  boolean(key: string, fallback: boolean): boolean {
+    const v = this.get(key);
+    if (v === undefined) return fallback;
+    if (typeof v === "boolean") return v;
+    this.bad(key, `expected true or false, got ${describe(v)}`);
+    return fallback;
+  }
+
+  /** Seconds: finite, above 0 when `positive` (else 0 or more), within setTimeout's range. */
+  seconds(key: string, fallback: number, positive: boolean): number {
+    const v = this.get(key);
+    if (v === undefined) return fallback;
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      this.bad(key, `expected a number of seconds, got ${describe(v)}`);
+    } else if (positive ? v <= 0 : v < 0) {
+      this.bad(key, `must be ${positive ? "greater than 0" : "0 or more"} seconds, got ${v}`);
+    } else if (v > MAX_SECONDS) {
+      this.bad(key, `must be at most ${MAX_SECONDS} seconds, got ${v}`);
+    } else {
+      return v;
+    }
+    return fallback;
+  }
+
+  count(key: string, fallback: number): number {
+    const v = this.get(key);
+    if (v === undefined) return fallback;
+    if (typeof v === "number" && Number.isInteger(v) && v >= 0) return v;
+    this.bad(key, `expected an integer 0 or more, got ${describe(v)}`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(key: string, choices: readonly T[], fallback: T): T {
+    const v = this.get(key);
+    if (v === undefined) return fallback;
+    if (typeof v === "string" && (choices as readonly string[]).includes(v)) return v as T;
+    const hint = typeof v === "string" ? suggestion(v, choices) : "";
+    this.bad(key, `expected one of ${choices.map((c) => JSON.stringify(c)).join(", ")}, got ${describe(v)}${hint}`);
+    return fallback;
+  }
+
+  absolutePath(key: string | KeyPath, v: unknown): string | null {
+    if (typeof v !== "string") {
+      this.bad(key, `expected an absolute path, got ${describe(v)}`);
+    } else if (!v.startsWith("/")) {
+      this.bad(key, `must be an absolute path, got ${JSON.stringify(v)}`);
+    } else if (hasNul(v)) {
+      this.bad(key, "must not contain a NUL character");
+    } else {
+      return v;
+    }
+    return null;
+  }
+
+  /** An argv: an array of strings, or a string split with POSIX quoting. */
+  argv(key: string | KeyPath, v: unknown, alternative: string): string[] | null {
+    if (typeof v === "string") {
+      const split = splitCommand(v);
+      if (!split.ok) {
+        this.bad(key, describeSplitError(split, alternative));
+        return null;
+      }
+      if (split.argv.length === 0) {
+        this.bad(key, "the command is empty");
+        return null;
+      }
+      return this.programArgv(key, split.argv);
+    }
+    if (Array.isArray(v)) {
+      if (v.length === 0) {
+        this.bad(key, "the command is empty");
+        return null;
+      }
+      let ok = true;
+      v.forEach((a, i) => {
+        const k = [...(typeof key === "string" ? [key] : key), i];
+        if (typeof a !== "string") {
+          this.bad(k, `expected a string, got ${describe(a)}`);
+          ok = false;
+        }
+      });
+      return ok ? this.programArgv(key, v as string[]) : null;
+    }
+    this.bad(key, `expected an array of strings or a string, got ${describe(v)}`);
+    return null;
+  }
+
+  private programArgv(key: string | KeyPath, argv: string[]): string[] | null {
+    if (argv[0] === "") {
+      this.bad(key, "the program name is empty");
+      return null;
+    }
+    if (argv.some(hasNul)) {
+      this.bad(key, "an argument contains a NUL character, which no program can receive");
+      return null;
+    }
+    return argv;
+  }
+
+  signal(key: string | KeyPath, v: unknown): number | null {
+    if (typeof v === "string" || (typeof v === "number" && Number.isInteger(v))) {
+      const n = parseSignal(String(v));
+      if (n !== null) return n;
+      this.bad(key, `unknown signal ${JSON.stringify(String(v))} (a name such as "TERM" or "SIGHUP", a number, or "RTMIN+n")`);
+      return null;
+    }
+    this.bad(key, `expected a signal name or number, got ${describe(v)}`);
+    return null;
+  }
+}
+
+export function readTomlConfig(data: Record<string, unknown>, src: TomlSource): TomlConfig {
+  const top = new TableReader(src, [], data);
+  top.unknownKeys(TOP_KEYS);
+  const out: TomlConfig = { settings: {}, settingsAt: {}, services: [] };
+
+  const settings = top.get("settings");
+  if (settings !== undefined) {
+    if (!isTable(settings)) {
+      top.bad("settings", `expected a table, got ${describe(settings)}`);
+    } else {
+      const r = new TableReader(src, ["settings"], settings);
+      r.unknownKeys(SETTINGS_KEYS);
+      if (r.has("grace")) {
+        const before = src.diags.count;
+        const grace = r.seconds("grace", DEFAULTS.grace, false);
+        if (src.diags.count === before) {
+          out.settings.grace = grace;
+          out.settingsAt.grace = r.at("grace");
+        }
+      }
+      if (r.has("log_format")) {
+        const before = src.diags.count;
+        const format = r.oneOf<LogFormat>("log_format", LOG_FORMATS, DEFAULTS.logFormat);
+        if (src.diags.count === before) {
+          out.settings.logFormat = format;
+          out.settingsAt.logFormat = r.at("log_format");
+        }
+      }
+    }
+  }
+
+  const services = top.get("services");
+  if (services === undefined) {
+    src.diags.add({ origin: src.origin, sourceIndex: src.sourceIndex }, "no services declared (add a [services.NAME] table)");
+  } else if (!isTable(services)) {
+    top.bad("services", `expected a table of [services.NAME] tables, got ${describe(services)}`);
+  } else {
+    if (Object.keys(services).length === 0) top.bad("services", "no services declared (add a [services.NAME] table)");
+    // Declaration order, which object key order is not: integer-like keys ("2") come first.
+    const line = (name: string) => src.lines.exact(["services", name]) ?? Number.MAX_SAFE_INTEGER;
+    const entries = Object.entries(services).sort((a, b) => line(a[0]) - line(b[0]));
+    for (const [name, raw] of entries) {
+      const draft = readService(name, raw, src);
+      if (draft) out.services.push(draft);
+    }
+  }
+  return out;
+}
+
+function readService(name: string, raw: unknown, src: TomlSource): ServiceDraft | null {
+  const base: KeyPath = ["services", name];
+  if (!isTable(raw)) {
+    src.diags.add(whereIn(src, base), `expected a table ([services.${name}]), got ${describe(raw)}`);
+    return null;
+  }
+  const r = new TableReader(src, base, raw);
+  const badName = checkServiceName(name);
+  if (badName) r.bad([], badName);
+  r.unknownKeys(SERVICE_KEYS);
+
+  // command and shell
+  const shell = r.boolean("shell", false);
+  let argv: string[] | null = null;
+  const command = r.get("command");
+  if (command === undefined) {
+    r.bad([], `missing "command"`);
+  } else if (shell && typeof command === "string") {
+    if (command.trim() === "") r.bad("command", "the command is empty");
+    else if (hasNul(command)) r.bad("command", "must not contain a NUL character");
+    else argv = ["/bin/sh", "-c", command];
+  } else if (shell && Array.isArray(command)) {
+    r.bad("command", "shell = true runs a command line: give command as one string");
+  } else {
+    argv = r.argv("command", command, "set shell = true to run it with /bin/sh -c");
+  }
+
+  // env
+  const envEntries: [string, string][] = [];
+  const rawEnv = r.get("env");
+  if (rawEnv !== undefined) {
+    if (!isTable(rawEnv)) {
+      r.bad("env", `expected a table of strings ({ KEY = "value" }), got ${describe(rawEnv)}`);
+    } else {
+      for (const [k, v] of Object.entries(rawEnv)) {
+        if (k === "" || k.includes("=") || hasNul(k)) r.bad(["env", k], `${JSON.stringify(k)} cannot be an environment variable name`);
+        else if (typeof v !== "string") {
+          const hint = typeof v === "number" || typeof v === "boolean" ? ` (write ${k} = "${v}")` : "";
+          r.bad(["env", k], `expected a string, got ${describe(v)}${hint}`);
+        } else if (hasNul(v)) r.bad(["env", k], "must not contain a NUL character");
+        else envEntries.push([k, v]);
+      }
+    }
+  }
+
+  // fromEntries defines own properties, so even a variable named __proto__ is kept.
+  const env: Record<string, string> = Object.fromEntries(envEntries);
+  const cwd = r.has("cwd") ? r.absolutePath("cwd", r.get("cwd")) : null;
+
+  // user: resolved later, against /etc/passwd
+  let userSpec: string | null = null;
+  const user = r.get("user");
+  if (user !== undefined) {
+    if (typeof user === "string" && user !== "") userSpec = user;
+    else if (typeof user === "number" && Number.isInteger(user) && user >= 0) userSpec = String(user);
+    else r.bad("user", `expected a user name or "uid[:gid]", got ${describe(user)}`);
+  }
+
+  const restart = r.oneOf<RestartPolicy>("restart", RESTART_POLICIES, DEFAULTS.restart);
+  const maxRestarts = r.count("max_restarts", DEFAULTS.maxRestarts);
+  const restartWindow = r.seconds("restart_window", DEFAULTS.restartWindow, true);
+  const critical = r.boolean("critical", DEFAULTS.critical);
+  const oneshot = r.boolean("oneshot", DEFAULTS.oneshot);
+
+  // after
+  const afterRefs: { name: string; field: KeyPath }[] = [];
+  const rawAfter = r.get("after");
+  if (rawAfter !== undefined) {
+    if (!Array.isArray(rawAfter)) {
+      const hint = typeof rawAfter === "string" ? ` (write after = [${JSON.stringify(rawAfter)}])` : "";
+      r.bad("after", `expected an array of service names, got ${describe(rawAfter)}${hint}`);
+    } else {
+      rawAfter.forEach((dep, i) => {
+        if (typeof dep !== "string") r.bad(["after", i], `expected a service name, got ${describe(dep)}`);
+        else if (!afterRefs.some((a) => a.name === dep)) afterRefs.push({ name: dep, field: ["after", i] });
+      });
+    }
+  }
+
+  // ready
+  const rawReady = r.get("ready");
+  const ready = rawReady === undefined ? null : readReady(r, rawReady);
+  const readyTimeout = r.seconds("ready_timeout", DEFAULTS.readyTimeout, true);
+
+  let stopSignal: number = DEFAULTS.stopSignal;
+  if (r.has("stop_signal")) stopSignal = r.signal("stop_signal", r.get("stop_signal")) ?? stopSignal;
+  const stopTimeout = r.seconds("stop_timeout", DEFAULTS.stopTimeout, false);
+
+  let signals: "all" | number[] = "all";
+  const rawSignals = r.get("signals");
+  if (rawSignals !== undefined) {
+    if (!Array.isArray(rawSignals)) {
+      r.bad("signals", `expected an array of signal names, got ${describe(rawSignals)}`);
+    } else {
+      const list: number[] = [];
+      rawSignals.forEach((s, i) => {
+        const n = r.signal(["signals", i], s);
+        if (n === null) return;
+        if (NOT_FORWARDABLE.has(n)) r.bad(["signals", i], `${signalName(n)} cannot be forwarded (pidone ${n === SIG.CHLD ? "keeps it to reap children" : "can never receive it"})`);
+        else if (!list.includes(n)) list.push(n);
+      });
+      signals = list;
+    }
+  }
+
+  const pidfile = r.has("pidfile") ? r.absolutePath("pidfile", r.get("pidfile")) : null;
+
+  // Combinations that cannot mean anything.
+  if (oneshot && restart === "always") r.bad("restart", `a oneshot that exits 0 has succeeded: restart = "always" would run it forever (use "on-failure")`);
+  if (oneshot && rawReady !== undefined) r.bad("ready", "a oneshot is ready when it exits 0: it takes no ready probe");
+  if (oneshot && r.has("pidfile")) r.bad("pidfile", "a oneshot cannot hand over to a daemon's pidfile");
+
+  const line = src.lines.exact(base);
+  const spec: ServiceSpec = {
+    name,
+    origin: line === undefined ? src.origin : `${src.origin}:${line}`,
+    argv: argv ?? [],
+    shell,
+    executable: null,
+    env,
+    cwd,
+    user: null,
+    restart,
+    maxRestarts,
+    restartWindow,
+    critical,
+    oneshot,
+    after: afterRefs.map((a) => a.name),
+    ready,
+    readyTimeout,
+    stopSignal,
+    stopTimeout,
+    signals,
+    pidfile,
+  };
+  return {
+    spec,
+    where: (field = []) => r.at(field),
+    afterRefs,
+    userSpec,
+    commandOk: argv !== null,
+  };
+}
+
+function readReady(r: TableReader, v: unknown): ReadyProbe | null {
+  const kinds = READY_KINDS.map((k) => `{ ${k} = … }`).join(", ");
+  if (!isTable(v)) {
+    r.bad("ready", `expected one of ${kinds}, got ${describe(v)}`);
+    return null;
+  }
+  const t = new TableReader(r.src, [...r.path, "ready"], v);
+  t.unknownKeys(READY_KINDS);
+  const given = READY_KINDS.filter((k) => t.has(k));
+  if (given.length !== 1) {
+    if (given.length > 1) t.bad([], `takes exactly one of tcp, http, file, exec; got ${given.join(" and ")}`);
+    else if (Object.keys(v).every((k) => !(READY_KINDS as readonly string[]).includes(k)) && Object.keys(v).length > 0) {
+      // unknownKeys already said what is wrong
+    } else t.bad([], `expected one of ${kinds}`);
+    return null;
+  }
+  const kind = given[0]!;
+  const value = t.get(kind);
+  switch (kind) {
+    case "tcp":
+      return readTcp(t, value);
+    case "http": {
+      if (typeof value !== "string") {
+        t.bad("http", `expected a URL, got ${describe(value)}`);
+        return null;
+      }
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        t.bad("http", `${JSON.stringify(value)} is not a URL`);
+        return null;
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        t.bad("http", `expected an http:// or https:// URL, got ${JSON.stringify(value)}`);
+        return null;
+      }
+      return { kind: "http", url: value };
+    }
+    case "file": {
+      const path = t.absolutePath("file", value);
+      return path === null ? null : { kind: "file", path };
+    }
+    case "exec": {
+      const argv = t.argv("exec", value, `write ["/bin/sh", "-c", "…"] to use a shell`);
+      return argv === null ? null : { kind: "exec", argv, executable: null };
+    }
+  }
+}
+
+function readTcp(t: TableReader, value: unknown): ReadyProbe | null {
+  const portOk = (n: number) => Number.isInteger(n) && n >= 1 && n <= 65535;
+  if (typeof value === "number") {
+    if (portOk(value)) return { kind: "tcp", host: DEFAULTS.readyHost, port: value };
+    t.bad("tcp", `expected a port from 1 to 65535, got ${describe(value)}`);
+    return null;
+  }
+  if (typeof value === "string") {
+    // "HOST:PORT" or "[V6]:PORT": for a service that listens on one address only.
+    const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(value);
+    const port = m ? Number(m[3]) : NaN;
+    if (m && portOk(port)) return { kind: "tcp", host: (m[1] ?? m[2])!, port };
+    t.bad("tcp", `expected a port, or "HOST:PORT", got ${describe(value)}`);
+    return null;
+  }
+  t.bad("tcp", `expected a port, or "HOST:PORT", got ${describe(value)}`);
+  return null;
+}

@@ -1,0 +1,115 @@
+// The validated model of services mode: what every source (--service flags, Procfiles,
+// TOML files) becomes once it has passed every check. Everything is defaulted, so the
+// supervisor never has to know which source a value came from or what the default was.
+
+export type LogFormat = "prefix" | "json" | "raw";
+export const LOG_FORMATS: readonly LogFormat[] = ["prefix", "json", "raw"];
+
+export type RestartPolicy = "never" | "on-failure" | "always";
+export const RESTART_POLICIES: readonly RestartPolicy[] = ["never", "on-failure", "always"];
+
+export interface Settings {
+  /** Seconds from the stop trigger to the final SIGKILL (as --grace). */
+  grace: number;
+  logFormat: LogFormat;
+}
+
+/** Who the service runs as, resolved from /etc/passwd and /etc/group. */
+export interface ResolvedUser {
+  uid: number;
+  gid: number;
+  /**
+   * The whole list for setgroups(2), as initgroups(3) would build it: the primary gid
+   * first, then every group of /etc/group that lists the user's name. Only the primary
+   * gid when the uid has no passwd entry.
+   */
+  groups: number[];
+  /** The passwd name; null for a uid with no passwd entry. */
+  name: string | null;
+  /** The passwd home directory; "/" for a uid with no passwd entry. */
+  home: string;
+}
+
+export type ReadyProbe =
+  /** Ready once a TCP connect to host:port succeeds. */
+  | { kind: "tcp"; host: string; port: number }
+  /** Ready once a GET answers with a 2xx status. */
+  | { kind: "http"; url: string }
+  /** Ready once the file exists. */
+  | { kind: "file"; path: string }
+  /** Ready once the program exits 0 (run with the service's env, cwd and user). */
+  | { kind: "exec"; argv: string[]; executable: string | null };
+
+export interface ServiceSpec {
+  name: string;
+  /** Where it was declared, for messages: "app.toml:12", "Procfile:3", `--service "web: x"`. */
+  origin: string;
+  /**
+   * The program and its arguments. For a shell command (Procfile, --service, shell = true)
+   * this is ["/bin/sh", "-c", COMMAND]. Strings, not bytes: config files are UTF-8.
+   */
+  argv: string[];
+  /** argv came from a shell command line (/bin/sh must exist). */
+  shell: boolean;
+  /**
+   * argv[0] resolved against the service's PATH (or cwd, for a relative path with a
+   * slash), so the spawner need not search a PATH that is not its own; null when the
+   * lookup was switched off (PlanOptions.checkPrograms = false).
+   */
+  executable: string | null;
+  /** Variables set over pidone's own environment (not the whole environment). */
+  env: Record<string, string>;
+  /** Absolute working directory; null: pidone's own. */
+  cwd: string | null;
+  /** null: run as pidone's own user. */
+  user: ResolvedUser | null;
+  restart: RestartPolicy;
+  /** Restarts allowed within restartWindow seconds before the service has ended for good. */
+  maxRestarts: number;
+  restartWindow: number;
+  /** Ending for good stops the whole container. */
+  critical: boolean;
+  /** Must exit 0 before its dependents start; exit 0 is success, not an end. */
+  oneshot: boolean;
+  /** Names of the services this one starts after (deduplicated, all known, no cycles). */
+  after: string[];
+  /** null: ready once started (a oneshot: once it exited 0). */
+  ready: ReadyProbe | null;
+  /** Seconds. */
+  readyTimeout: number;
+  stopSignal: number;
+  /** Seconds, capped at run time by what is left of the grace. */
+  stopTimeout: number;
+  /** Forwarded signals this service receives. */
+  signals: "all" | number[];
+  /** A forking daemon's pid file (adopted as with --pidfile); null: none. */
+  pidfile: string | null;
+}
+
+export interface ServicePlan {
+  settings: Settings;
+  /** In a stable topological order: by start level, then declaration order. */
+  services: ServiceSpec[];
+}
+
+/** Defaults of every optional key, in one place for the README and the tests. */
+export const DEFAULTS = {
+  grace: 5,
+  logFormat: "prefix" as LogFormat,
+  restart: "never" as RestartPolicy,
+  maxRestarts: 5,
+  restartWindow: 60,
+  /**
+   * Critical by default: a service that dies silently while the container carries on is
+   * the failure services mode exists to prevent (Supervisor #712). Opt out per service.
+   */
+  critical: true,
+  oneshot: false,
+  readyTimeout: 30,
+  stopSignal: 15,
+  stopTimeout: 10,
+  readyHost: "127.0.0.1",
+} as const;
+
+/** Longest duration accepted, in seconds: setTimeout's limit is 2^31 - 1 ms. */
+export const MAX_SECONDS = 2_147_483;
