@@ -10,7 +10,11 @@ if (setup.exitCode !== 0) {
   process.exit(1);
 }
 
-const proc = Bun.spawn([process.execPath, "test", ...process.argv.slice(2)], {
+// Integration tests start real namespaces and containers: give each a generous limit
+// (bunfig.toml has no key for it).
+const args = process.argv.slice(2);
+if (!args.some((a) => a.startsWith("--timeout"))) args.unshift("--timeout=120000");
+const proc = Bun.spawn([process.execPath, "test", ...args], {
   cwd: root,
   stdout: "inherit",
   stderr: "pipe",

@@ -71,6 +71,21 @@ export const args = {
     valueHint: "S:R",
     description: "Forward signal S as R (R = 0 drops S); repeatable, e.g. -r TERM:QUIT.",
   },
+  service: {
+    type: "string",
+    valueHint: "'NAME: COMMAND'",
+    description: "Supervise a service (repeatable); COMMAND runs with /bin/sh -c. No PROGRAM then.",
+  },
+  config: {
+    type: "string",
+    alias: ["c"],
+    valueHint: "FILE",
+    description: "Services from a Procfile, or from FILE.toml (see the README's schema); repeatable.",
+  },
+  check: {
+    type: "boolean",
+    description: "With -c/--service: validate the services and exit 0, or exit 2 listing every problem.",
+  },
   setsid: {
     type: "boolean",
     description: "Start PROGRAM in a new session; TSTP/TTIN/TTOU become STOP to its group.",

@@ -24,6 +24,13 @@ export interface RunConfig {
   /** Forwarded signal → what is sent instead (0: dropped). */
   rewrite: ReadonlyMap<number, number>;
   setsid: boolean;
+  /** Where the grace came from: the flag wins over a config file, which wins over the environment. */
+  graceFrom: "default" | "flag" | "env";
+  /** Services mode: --service values and -c files (none: single or pause mode). */
+  services: string[];
+  configFiles: string[];
+  /** --check: validate the services and exit. */
+  check: boolean;
 }
 
 export type Decision =
@@ -85,6 +92,10 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
     pidfileTimeoutSeconds: 10,
     rewrite: new Map(),
     setsid: false,
+    graceFrom: "default",
+    services: [],
+    configFiles: [],
+    check: false,
   };
   const rewrite = cfg.rewrite as Map<number, number>;
   let graceGiven = false;
@@ -128,6 +139,7 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
         const n = seconds(opt.value!);
         if (n === null) return { kind: "usage-error", fatal: `Not a valid option for --grace: ${opt.value}` };
         cfg.graceSeconds = n;
+        cfg.graceFrom = "flag";
         graceGiven = true;
         break;
       }
@@ -165,6 +177,15 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
       case "setsid":
         cfg.setsid = true;
         break;
+      case "service":
+        cfg.services.push(opt.value!);
+        break;
+      case "config":
+        cfg.configFiles.push(opt.value!);
+        break;
+      case "check":
+        cfg.check = true;
+        break;
     }
   }
 
@@ -178,6 +199,18 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
     const n = seconds(env.get("PIDONE_GRACE")!);
     if (n === null) return { kind: "usage-error", fatal: `Not a valid value for PIDONE_GRACE: ${env.get("PIDONE_GRACE")}` };
     cfg.graceSeconds = n;
+    cfg.graceFrom = "env";
+  }
+
+  const servicesMode = cfg.services.length > 0 || cfg.configFiles.length > 0;
+  if (cfg.check && !servicesMode) return { kind: "usage-error", fatal: "--check needs -c FILE or --service" };
+  if (servicesMode) {
+    if (cfg.program.length > 0) return { kind: "usage-error", fatal: "services (-c/--service) take no PROGRAM" };
+    if (cfg.pause) return { kind: "usage-error", fatal: "--pause cannot be combined with -c/--service" };
+    if (cfg.waitAll || cfg.pidfile || cfg.setsid) {
+      return { kind: "usage-error", fatal: "-c/--service cannot be combined with --wait-all, --pidfile or --setsid" };
+    }
+    return cfg;
   }
 
   if (cfg.pause) {

@@ -31,6 +31,10 @@ const symbols = {
   posix_spawn_file_actions_init: { args: ["ptr"], returns: "i32" },
   posix_spawn_file_actions_destroy: { args: ["ptr"], returns: "i32" },
   posix_spawn_file_actions_adddup2: { args: ["ptr", "i32", "i32"], returns: "i32" },
+  posix_spawn_file_actions_addopen: { args: ["ptr", "i32", "ptr", "i32", "u32"], returns: "i32" },
+  posix_spawn_file_actions_addclose: { args: ["ptr", "i32"], returns: "i32" },
+  posix_spawn_file_actions_addchdir_np: { args: ["ptr", "ptr"], returns: "i32" },
+  pipe2: { args: ["ptr", "i32"], returns: "i32" },
   posix_spawnattr_init: { args: ["ptr"], returns: "i32" },
   posix_spawnattr_destroy: { args: ["ptr"], returns: "i32" },
   posix_spawnattr_setflags: { args: ["ptr", "i16"], returns: "i32" },
@@ -184,6 +188,14 @@ export const getppid = (): number => c.getppid();
 
 export function kill(pid: number, sig: number): void {
   check("kill", c.kill(pid, sig));
+}
+
+export const O_CLOEXEC = 0o2000000;
+/** pipe2(flags): [read end, write end]. */
+export function pipe(flags = O_CLOEXEC): [number, number] {
+  const fds = new Int32Array(2);
+  check("pipe2", c.pipe2(ptr(fds), flags));
+  return [fds[0]!, fds[1]!];
 }
 
 export function getpgid(pid: number): number {
@@ -358,7 +370,18 @@ export interface SpawnRequest {
   sigdefault: Uint8Array;
   /** Descriptors passed to the child: FD_CLOEXEC is cleared on them in the child only. */
   keepFds: readonly number[];
+  /** Applied in order after keepFds: redirections and the working directory. */
+  actions?: readonly FileAction[];
 }
+
+export type FileAction =
+  | { kind: "dup2"; from: number; to: number }
+  | { kind: "open"; fd: number; path: string; flags: number; mode?: number }
+  | { kind: "chdir"; path: string };
+
+export const O_RDONLY = 0;
+export const O_WRONLY = 1;
+export const O_RDWR = 2;
 
 // Opaque libc objects: glibc's posix_spawnattr_t is 336 bytes, file_actions 80;
 // musl's are smaller. Over-allocate so either libc fits.
@@ -389,6 +412,23 @@ export function spawn(req: SpawnRequest): number {
       // dup2(fd, fd) in the child clears FD_CLOEXEC (glibc >= 2.29, musl >= 1.1.24).
       rc("posix_spawn_file_actions_adddup2", c.posix_spawn_file_actions_adddup2(ptr(actions), fd, fd));
     }
+    const keep: Buffer[] = []; // paths must outlive the spawn call
+    for (const a of req.actions ?? []) {
+      if (a.kind === "dup2") {
+        rc("posix_spawn_file_actions_adddup2", c.posix_spawn_file_actions_adddup2(ptr(actions), a.from, a.to));
+      } else if (a.kind === "open") {
+        const path = cString(a.path);
+        keep.push(path);
+        rc(
+          "posix_spawn_file_actions_addopen",
+          c.posix_spawn_file_actions_addopen(ptr(actions), a.fd, ptr(path), a.flags, a.mode ?? 0),
+        );
+      } else {
+        const path = cString(a.path);
+        keep.push(path);
+        rc("posix_spawn_file_actions_addchdir_np", c.posix_spawn_file_actions_addchdir_np(ptr(actions), ptr(path)));
+      }
+    }
     if (req.foreground && optional) {
       rc(
         "posix_spawn_file_actions_addtcsetpgrp_np",
@@ -401,10 +441,36 @@ export function spawn(req: SpawnRequest): number {
     const envp = new CStringArray(req.envp);
     const fn = req.search ? c.posix_spawnp : c.posix_spawn;
     const r = fn(ptr(pidOut), ptr(file), ptr(actions), ptr(attr), argv.address, envp.address);
+    keep.length = 0;
     if (r !== 0) throw new SyscallError(req.search ? "posix_spawnp" : "posix_spawn", r);
     return pidOut[0]!;
   } finally {
     c.posix_spawn_file_actions_destroy(ptr(actions));
     c.posix_spawnattr_destroy(ptr(attr));
   }
+}
+
+// ---------------------------------------------------------------- service output (non-blocking writes)
+// The multiplexer must never block in write(2) on fd 1/2, yet must not set O_NONBLOCK on
+// them (the open file description is shared with our parent and others). So: ask poll()
+// with a zero timeout, then write only what cannot block.
+
+const writablePoll = new Int32Array(2);
+const POLLERR_HUP_NVAL = 0x8 | 0x10 | 0x20;
+/** poll(fd, POLLOUT, 0): "ready", "full" (a write would block) or "gone" (error, no reader, bad fd). */
+export function pollWritable(fd: number): "ready" | "full" | "gone" {
+  writablePoll[0] = fd;
+  writablePoll[1] = POLLOUT;
+  const r = c.poll(ptr(writablePoll), 1n, 0);
+  if (r < 0) return lastErrno() === errno.EINTR ? "full" : "gone";
+  if (r === 0) return "full";
+  const revents = (writablePoll[1]! >>> 16) & 0xffff;
+  if (revents & POLLERR_HUP_NVAL) return "gone";
+  return "ready";
+}
+
+/** One write(2) of data[offset, offset+length): the count written, or -errno. */
+export function writeSome(fd: number, data: Uint8Array, offset: number, length: number): number {
+  const n = Number(c.write(fd, ptr(data, offset), BigInt(length)));
+  return n < 0 ? -lastErrno() : n;
 }
