@@ -1,9 +1,13 @@
-// npm run build: dist/pidone for this machine (a standalone Bun executable).
+// npm run build: dist/pidone for this machine, the single file that runs in any image
+// (the Bun executable packed by scripts/pack/ with the stub, ld.so and the C libraries),
+// and beside it dist/pidone-glibc, the plain Bun executable it is packed from.
 //   bun scripts/build.ts [--target bun-linux-x64-baseline] [--outfile dist/pidone]
 import { $ } from "bun";
 import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import pkg from "../package.json" with { type: "json" };
+import { packFile } from "./pack/index.ts";
 
 const { values } = parseArgs({
   options: {
@@ -20,6 +24,7 @@ async function gitCommit(): Promise<string> {
 }
 
 const outfile = values.outfile!;
+const plain = `${outfile}-glibc`;
 mkdirSync(new URL(`../${outfile}`, import.meta.url).pathname.replace(/\/[^/]*$/, ""), { recursive: true });
 const flags = [
   "build",
@@ -35,7 +40,8 @@ const flags = [
   ...(values.target ? [`--target=${values.target}`] : []),
   "src/main.ts",
   "--outfile",
-  outfile,
+  plain,
 ];
 const r = Bun.spawnSync([process.execPath, ...flags], { cwd: root, stdout: "inherit", stderr: "inherit" });
 if (r.exitCode !== 0) process.exit(r.exitCode ?? 1);
+packFile(resolve(root, plain), resolve(root, outfile));

@@ -14,6 +14,9 @@ export interface Inheritance {
 // Before our first line, Bun 1.4.4 opens exactly one epoll and one eventfd (measured);
 // everything else above fd 2 came from our parent.
 const RUNTIME_FDS = ["anon_inode:[eventpoll]", "anon_inode:[eventfd]"];
+// The single-file release's stub (scripts/stub/stub.c) leaves the C libraries open as
+// memfds named "pidone:<soname>" (fds 1000..1003, or the lowest free ones): ours, not inherited.
+const STUB_MEMFD = "/memfd:pidone:";
 
 function inheritedFds(): number[] {
   let entries: string[];
@@ -32,6 +35,7 @@ function inheritedFds(): number[] {
     } catch {
       continue; // the directory descriptor readdirSync itself used, gone by now
     }
+    if (target.startsWith(STUB_MEMFD)) continue;
     if (RUNTIME_FDS.includes(target) && !runtimeSeen.has(target)) {
       runtimeSeen.add(target);
       continue;

@@ -1,0 +1,94 @@
+// npm run release: the files of a GitHub release, in dist/release/:
+//   pidone-amd64, pidone-arm64              single files that run in any image (FROM scratch too)
+//   pidone-amd64-glibc, pidone-arm64-glibc  the plain Bun executables, for glibc images only
+//   SHA256SUMS and a <file>.sha256 beside each, in sha256sum's format
+//
+//   bun scripts/release.ts [--out dist/release] [--arch amd64,arm64]
+//
+// Each architecture is one scripts/build.ts run (compile with Bun, then pack with
+// scripts/pack/); amd64 uses Bun's baseline target, which runs without AVX2.
+// Needs gcc, and for arm64 on an amd64 machine gcc-aarch64-linux-gnu and libc6-arm64-cross.
+// If qemu-aarch64-static is installed, the arm64 files are smoke-tested with it too.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, join, relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { ARCH_INFO, hostArch, libraryDir, parseArch, type Arch } from "./pack/arch.ts";
+import { Elf, PT_INTERP } from "./pack/elf.ts";
+
+const root = resolve(new URL("..", import.meta.url).pathname);
+const { values } = parseArgs({
+  options: {
+    out: { type: "string", default: "dist/release" },
+    arch: { type: "string", default: "amd64,arm64" },
+  },
+});
+const outDir = resolve(root, values.out!);
+const arches = [...new Set(values.arch!.split(",").map((a) => parseArch(a.trim())))];
+
+function fail(message: string): never {
+  console.error(`release: ${message}`);
+  process.exit(1);
+}
+
+function isPacked(path: string): boolean {
+  return !new Elf(new Uint8Array(readFileSync(path)), path).phdrs.some((p) => p.type === PT_INTERP);
+}
+
+function onPath(name: string): boolean {
+  return Bun.spawnSync(["sh", "-c", `command -v ${name}`]).success;
+}
+
+/** How to run a file of `arch` here, or null when this machine cannot. */
+function runner(arch: Arch, packed: boolean): string[] | null {
+  if (arch === hostArch()) return [];
+  const qemu = arch === "arm64" ? "qemu-aarch64-static" : "qemu-x86_64-static";
+  if (!onPath(qemu)) return null;
+  // The single file needs nothing from a sysroot; the plain one needs the cross glibc.
+  return packed ? [qemu] : [qemu, "-L", libraryDir(arch).replace(/\/lib$/, "")];
+}
+
+function smokeTest(path: string, arch: Arch, packed: boolean): string {
+  const prefix = runner(arch, packed);
+  if (!prefix) return "not run (no qemu here)";
+  const r = Bun.spawnSync([...prefix, path, "--version"], { stdout: "pipe", stderr: "pipe" });
+  const line = r.stdout.toString().trim();
+  if (!r.success || !/^pidone version \S+ - git\.[0-9a-f]{7}$/.test(line))
+    fail(`${basename(path)} --version failed (exit ${r.exitCode}): ${line}${r.stderr.toString()}`);
+  return line;
+}
+
+mkdirSync(outDir, { recursive: true });
+for (const stale of ["SHA256SUMS"]) rmSync(join(outDir, stale), { force: true });
+
+const files: string[] = [];
+for (const arch of arches) {
+  const single = join(outDir, `pidone-${arch}`);
+  const plain = `${single}-glibc`;
+  const started = performance.now();
+  // build.ts takes its output relative to the repository.
+  const r = Bun.spawnSync(
+    [process.execPath, "scripts/build.ts", "--target", ARCH_INFO[arch].bunTarget, "--outfile", relative(root, single)],
+    { cwd: root, stdout: "inherit", stderr: "inherit" },
+  );
+  if (!r.success) fail(`building ${arch} failed`);
+  if (!existsSync(single) || !existsSync(plain)) fail(`scripts/build.ts did not write ${basename(single)} and ${basename(plain)}`);
+  if (!isPacked(single)) fail(`${basename(single)} is not packed`);
+  if (isPacked(plain)) fail(`${basename(plain)} should be the plain executable`);
+  console.log(`${arch}: built in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`  ${basename(single)}: ${smokeTest(single, arch, true)}`);
+  console.log(`  ${basename(plain)}: ${smokeTest(plain, arch, false)}`);
+  files.push(single, plain);
+}
+
+const sums: string[] = [];
+for (const file of files) {
+  const line = `${createHash("sha256").update(readFileSync(file)).digest("hex")}  ${basename(file)}\n`;
+  writeFileSync(`${file}.sha256`, line);
+  sums.push(line);
+}
+writeFileSync(join(outDir, "SHA256SUMS"), sums.join(""));
+
+console.log(`\n${relative(process.cwd(), outDir) || "."}:`);
+for (const file of files) console.log(`  ${basename(file).padEnd(20)} ${(statSync(file).size / 1e6).toFixed(1).padStart(6)} MB`);
+console.log("  SHA256SUMS, *.sha256");
