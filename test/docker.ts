@@ -1,6 +1,6 @@
 // Docker test images, built locally (there is no registry): FROM scratch with pidone,
 // the shared libraries a plain (dynamic) build needs, and busybox-static for a shell.
-import { copyFileSync, mkdirSync, symlinkSync, writeFileSync, chmodSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, symlinkSync, writeFileSync, chmodSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { PIDONE, run, tempDir } from "./helpers.ts";
 
@@ -10,6 +10,9 @@ export async function dockerAvailable(): Promise<boolean> {
 
 /** Shared libraries (and the loader) a dynamic executable needs, from ldd. */
 export async function sharedLibraries(binary: string): Promise<string[]> {
+  // The packed single file has no PT_INTERP: it needs nothing from the image.
+  const head = await run(["readelf", "-lW", binary]);
+  if (head.code === 0 && !head.stdout.includes("INTERP")) return [];
   const r = await run(["ldd", binary]);
   if (r.code !== 0) return []; // static: nothing to add
   const libs: string[] = [];
@@ -61,6 +64,7 @@ export async function buildScratchImage(spec: ImageSpec): Promise<string> {
   if (spec.entrypoint) lines.push(`ENTRYPOINT ${JSON.stringify(spec.entrypoint)}`);
   writeFileSync(join(ctx, "Dockerfile"), lines.join("\n") + "\n");
   const r = await run(["docker", "build", "-q", "-t", spec.tag, ctx], { timeoutMs: 120_000, env: { DOCKER_BUILDKIT: "0" } });
+  rmSync(ctx, { recursive: true, force: true }); // ~115 MB of copies per image otherwise
   if (r.code !== 0) throw new Error(`docker build ${spec.tag} failed:\n${r.stderr}${r.stdout}`);
   return spec.tag;
 }

@@ -282,6 +282,8 @@ export function tcsetpgrp(fd: number, pgrp: number): void {
 }
 
 const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
 const F_GETFL = 3;
 export const O_NONBLOCK = 0o4000;
 export function fdFlags(fd: number): number {
@@ -408,9 +410,14 @@ export function spawn(req: SpawnRequest): number {
     rc("posix_spawnattr_setflags", c.posix_spawnattr_setflags(ptr(attr), flags));
     rc("posix_spawnattr_setsigmask", c.posix_spawnattr_setsigmask(ptr(attr), ptr(req.sigmask)));
     rc("posix_spawnattr_setsigdefault", c.posix_spawnattr_setsigdefault(ptr(attr), ptr(req.sigdefault)));
+    // Descriptors glibc will not name in a file action (at or above RLIMIT_NOFILE: EBADF)
+    // are passed by clearing FD_CLOEXEC here for the moment of the spawn instead.
+    const clearHere: number[] = [];
     for (const fd of req.keepFds) {
       // dup2(fd, fd) in the child clears FD_CLOEXEC (glibc >= 2.29, musl >= 1.1.24).
-      rc("posix_spawn_file_actions_adddup2", c.posix_spawn_file_actions_adddup2(ptr(actions), fd, fd));
+      const r = c.posix_spawn_file_actions_adddup2(ptr(actions), fd, fd);
+      if (r === errno.EBADF) clearHere.push(fd);
+      else rc("posix_spawn_file_actions_adddup2", r);
     }
     const keep: Buffer[] = []; // paths must outlive the spawn call
     for (const a of req.actions ?? []) {
@@ -440,7 +447,11 @@ export function spawn(req: SpawnRequest): number {
     const argv = new CStringArray(req.argv);
     const envp = new CStringArray(req.envp);
     const fn = req.search ? c.posix_spawnp : c.posix_spawn;
+    for (const fd of clearHere) c.fcntl(fd, F_SETFD, 0n);
+    // posix_spawn returns after the child has exec'd (CLONE_VFORK), so the flag can go
+    // straight back: no later spawn inherits these by accident.
     const r = fn(ptr(pidOut), ptr(file), ptr(actions), ptr(attr), argv.address, envp.address);
+    for (const fd of clearHere) c.fcntl(fd, F_SETFD, BigInt(FD_CLOEXEC));
     keep.length = 0;
     if (r !== 0) throw new SyscallError(req.search ? "posix_spawnp" : "posix_spawn", r);
     return pidOut[0]!;
