@@ -1,0 +1,52 @@
+// Where pidone's start-up goes, from inside: the time the runtime took to reach our
+// first line, then the cost of evaluating each of pidone's modules in the order main.ts
+// imports them (dynamic imports, so each one is timed on its own). Prints JSON.
+const marks: [string, number][] = [["runtime ready (first line of JS)", performance.now()]];
+const mark = (what: string) => marks.push([what, performance.now()]);
+// --bytecode builds have no top-level await.
+async function main(): Promise<void> {
+  await import("./nothing.ts");
+  mark("first dynamic import (module loader)");
+  const fs = await import("node:fs");
+  fs.readFileSync("/proc/self/stat");
+  mark("node:fs, first readFileSync");
+  await import("../../../src/process/startup.ts");
+  mark("process/startup.ts: /proc/self/{fd,status,cmdline}");
+  await import("consola/core");
+  mark("consola/core");
+  await import("../../../src/sys/libc.ts");
+  mark("sys/libc.ts: dlopen libc, 31 + 1 symbols");
+  await import("citty");
+  mark("citty");
+  await import("../../../src/signals/table.ts");
+  mark("signals/table.ts");
+  await import("../../../src/cli/definition.ts");
+  mark("cli/definition.ts: defineCommand");
+  await import("../../../src/cli/options.ts");
+  mark("cli/options.ts, grammar.ts");
+  await import("../../../src/cli/help.ts");
+  mark("cli/help.ts (LICENSE text)");
+  await import("../../../src/log/logger.ts");
+  mark("log/logger.ts: createConsola");
+  await import("../../../src/modes/single.ts");
+  mark("modes/single.ts, process/*, signals/*");
+  const lib = await import("../../../src/sys/libc.ts");
+  lib.readEnviron();
+  mark("readEnviron()");
+  const { planSignals, listen } = await import("../../../src/signals/intake.ts");
+  listen(planSignals(new Set()), () => {});
+  mark("listen(): process.on x18 + signal() x33 + sigprocmask");
+  const { spawnProgram } = await import("../../../src/process/spawn.ts");
+  const r = spawnProgram([Buffer.from("/bin/true")], {
+    envp: [],
+    sigmask: new Uint8Array(128),
+    sigdefault: new Uint8Array(128),
+    keepFds: [],
+  });
+  mark("spawnProgram(/bin/true): posix_spawn");
+  const out: Record<string, number> = {};
+  for (let i = 0; i < marks.length; i++) out[marks[i]![0]] = marks[i]![1] - (i ? marks[i - 1]![1] : 0);
+  process.stdout.write(`${JSON.stringify({ ok: r.ok, ms: out })}\n`);
+  lib.exit(0);
+}
+void main();

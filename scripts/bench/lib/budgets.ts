@@ -1,0 +1,121 @@
+// The issue's performance budgets, judged on medians of the same run (a budget is a
+// floor to beat, not a target to stop at). `met: null` means not measured in this run.
+import { formatValue, type MetricSummary } from "./report.ts";
+
+export interface Budget {
+  id: string;
+  text: string;
+  met: boolean | null;
+  detail: string;
+}
+
+const PIDONE = "pidone";
+
+export function judgeBudgets(metrics: readonly MetricSummary[], subject = PIDONE, emptyFloor = "bun-empty"): Budget[] {
+  const get = (id: string) => metrics.find((m) => m.id === id);
+  const med = (m: MetricSummary | undefined, s: string) => m?.results[s]?.summary.median;
+  const p99 = (m: MetricSummary | undefined, s: string) => m?.results[s]?.summary.p99;
+  const out: Budget[] = [];
+  const who = subject;
+
+  {
+    const m = get("startup");
+    const [p, e, t] = [med(m, who), med(m, emptyFloor), med(m, "none")];
+    const ok = p !== undefined && e !== undefined && t !== undefined;
+    const limit = ok ? e + t + 1 : NaN;
+    out.push({
+      id: "startup",
+      text: `start-up ≤ empty Bun program built the same way (${emptyFloor}) + bare /bin/true + 1 ms`,
+      met: ok ? p <= limit : null,
+      detail: ok
+        ? `${who} ${formatValue(p, "ms")} vs ${formatValue(e, "ms")} + ${formatValue(t, "ms")} + 1 ms = ${formatValue(limit, "ms")} ` +
+          `(over by ${formatValue(p - limit, "ms")}; tini ${formatValue(med(m, "tini") ?? NaN, "ms")})`
+        : "not measured",
+    });
+  }
+  {
+    const m = get("signal-pinned");
+    const [pm, tm, pp, tp] = [med(m, who), med(m, "tini"), p99(m, who), p99(m, "tini")];
+    const floor = med(m, "bun-forwarder");
+    const ok = pm !== undefined && tm !== undefined && pp !== undefined && tp !== undefined;
+    out.push({
+      id: "signal",
+      text: "signal latency (1 CPU): median ≤ 1.0× tini and p99 ≤ 1.25× tini",
+      met: ok ? pm <= tm && pp <= 1.25 * tp : null,
+      detail: ok
+        ? `median ${formatValue(pm, "µs")} vs tini ${formatValue(tm, "µs")} (${(pm / tm).toFixed(2)}×); ` +
+          `p99 ${formatValue(pp, "µs")} vs tini ${formatValue(tp, "µs")} (${(pp / tp).toFixed(2)}×)` +
+          (floor !== undefined
+            ? `; JS forwarder floor: median ${formatValue(floor, "µs")} (${(floor / tm).toFixed(2)}×), ` +
+              `p99 ${formatValue(p99(m, "bun-forwarder")!, "µs")}`
+            : "")
+        : "not measured",
+    });
+  }
+  {
+    const m = get("exit");
+    const [p, t, f] = [med(m, who), med(m, "tini"), med(m, "bun-forwarder")];
+    const ok = p !== undefined && t !== undefined;
+    out.push({
+      id: "exit",
+      text: "exit latency median ≤ 1.5× tini",
+      met: ok ? p <= 1.5 * t : null,
+      detail: ok
+        ? `${formatValue(p, "ms")} vs tini ${formatValue(t, "ms")} (${(p / t).toFixed(2)}×; limit ${formatValue(1.5 * t, "ms")})` +
+          (f !== undefined ? `; JS forwarder floor ${formatValue(f, "ms")} (${(f / t).toFixed(2)}×)` : "")
+        : "not measured",
+    });
+  }
+  {
+    const d = get("drain");
+    const s = get("storm");
+    const [p, t, f] = [med(d, who), med(d, "tini"), med(d, "bun-forwarder")];
+    const left = s?.results[who]?.extra?.left;
+    const ok = p !== undefined && t !== undefined && left !== undefined;
+    out.push({
+      id: "reaping",
+      text: "zombie backlog drain ≥ 1.0× tini, and no zombie left after the orphan storm",
+      met: ok ? p >= t && left === 0 : null,
+      detail: ok
+        ? `drain ${formatValue(p, "zombies/s")} vs tini ${formatValue(t, "zombies/s")} (${(p / t).toFixed(2)}×)` +
+          (f !== undefined ? `; JS floor ${formatValue(f, "zombies/s")}` : "") +
+          `; storm: ${left} left, peak ${s?.results[who]?.extra?.peakZombies} zombies`
+        : "not measured",
+    });
+  }
+  {
+    const [w, c, a, r] = ["idle-wakeups", "idle-cpu", "idle-rssanon", "idle-vmrss"].map((id) => med(get(id), who));
+    const ok = w !== undefined && c !== undefined && a !== undefined && r !== undefined;
+    out.push({
+      id: "idle",
+      text: "idle 10 s: 0 wake-ups, 0 CPU; RssAnon ≤ 3 MB, VmRSS ≤ 25 MB",
+      met: ok ? w === 0 && c === 0 && a <= 3 && r <= 25 : null,
+      detail: ok
+        ? `${w} wake-ups, ${formatValue(c, "ms")} CPU, RssAnon ${formatValue(a, "MB")}, VmRSS ${formatValue(r, "MB")}`
+        : "not measured",
+    });
+  }
+  {
+    const m = get("docker-stop");
+    const [p, t] = [med(m, who), med(m, "tini")];
+    const ok = p !== undefined && t !== undefined;
+    out.push({
+      id: "docker-stop",
+      text: "`docker stop` ≤ 1.0× tini",
+      met: ok ? p <= t : null,
+      detail: ok ? `${formatValue(p, "s")} vs tini ${formatValue(t, "s")} (${(p / t).toFixed(2)}×)` : "not measured (run with --docker)",
+    });
+  }
+  out.push({
+    id: "logs",
+    text: "prefixed and JSON log throughput ≥ 0.5× cat; signal latency under the flood ≤ 2× a minimal forwarder's",
+    met: null,
+    detail: "not measured: needs services (issue 6); see measureLogThroughput in scripts/bench/lib/logs.ts",
+  });
+  return out;
+}
+
+export function budgetLines(budgets: readonly Budget[]): string {
+  const mark = (b: Budget) => (b.met === null ? "n/a" : b.met ? "MET" : "NOT MET");
+  return budgets.map((b) => `- **${mark(b)}** — ${b.text}: ${b.detail}`).join("\n");
+}

@@ -1,0 +1,182 @@
+// Log throughput of the service output multiplexer (issue 7, metric 8), against `cat`.
+//
+//   bun scripts/bench/log-throughput.ts [--runs N] [--scale F]   prints a table
+//   import { measureLogThroughput } from "./log-throughput.ts"    one measurement
+//
+// Workloads: "short" = two services each writing 1,000,000 short lines at once; "long" =
+// one service writing 200 MB in 64 KiB lines. Each service is `cat FILE` writing into its
+// own pipe, so the producers cost the same for every subject. Subjects:
+//  - "cat":    the floor: the same producers into one pipe, `cat > OUT`;
+//  - "prefix", "json": the producers' pipes read by an OutputMux writing to OUT, run in a
+//    fresh Bun process (so its CPU time is the mux's alone, start-up excluded).
+// OUT is /dev/null unless given. Wall time runs from the producers' spawn to the last byte out.
+import { closeSync, existsSync, mkdirSync, openSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { close, pipe } from "../../src/sys/libc.ts";
+
+export type LogWorkload = "short" | "long";
+export type LogSubject = "cat" | "prefix" | "json";
+
+export interface LogThroughputOptions {
+  subject: LogSubject;
+  workload: LogWorkload;
+  /** Shrinks the workload (0.01 for a smoke run); default 1. */
+  scale?: number;
+  /** Where the output goes; default /dev/null. */
+  out?: string;
+}
+
+export interface LogThroughputResult {
+  subject: LogSubject;
+  workload: LogWorkload;
+  /** Bytes and lines the services wrote. */
+  inputBytes: number;
+  lines: number;
+  wallMs: number;
+  /** CPU time (user + system) of the reader: cat, or the multiplexer's process. */
+  cpuMs: number;
+  mbPerS: number;
+  linesPerS: number;
+  cpuMsPerMB: number;
+}
+
+const HERE = new URL(".", import.meta.url).pathname;
+const BUN = process.execPath;
+
+/** The services' output, written once per shape into a temporary directory. */
+function workloadFiles(workload: LogWorkload, scale: number): { files: string[]; bytes: number; lines: number } {
+  const dir = join(tmpdir(), "pidone-log-bench");
+  mkdirSync(dir, { recursive: true });
+  if (workload === "short") {
+    const count = Math.max(1, Math.round(1_000_000 * scale));
+    const files = ["a", "b"].map((name) => {
+      const file = join(dir, `short-${name}-${count}.log`);
+      if (!existsSync(file)) {
+        const parts: string[] = [];
+        for (let i = 0; i < count; i++) parts.push(`${name} GET /api/items/${i} 200 ${i % 997} ms\n`);
+        writeFileSync(file, parts.join(""));
+      }
+      return file;
+    });
+    const bytes = files.reduce((sum, f) => sum + statSync(f).size, 0);
+    return { files, bytes, lines: 2 * count };
+  }
+  const total = Math.max(65536, Math.round(200_000_000 * scale));
+  const lines = Math.ceil(total / 65536);
+  const file = join(dir, `long-${lines}.log`);
+  if (!existsSync(file)) {
+    const line = Buffer.alloc(65536, "x");
+    line[65535] = 10;
+    const all = Buffer.allocUnsafe(lines * 65536);
+    for (let i = 0; i < lines; i++) line.copy(all, i * 65536);
+    writeFileSync(file, all);
+  }
+  return { files: [file], bytes: lines * 65536, lines };
+}
+
+export async function measureLogThroughput(opts: LogThroughputOptions): Promise<LogThroughputResult> {
+  const { files, bytes, lines } = workloadFiles(opts.workload, opts.scale ?? 1);
+  const out = opts.out ?? "/dev/null";
+  if (opts.subject === "cat") {
+    const [r, w] = pipe();
+    const outFd = openSync(out, "w");
+    const t0 = performance.now();
+    const cat = Bun.spawn(["cat"], { stdin: r, stdout: outFd });
+    const producers = files.map((f) => Bun.spawn(["cat", f], { stdout: w }));
+    close(r);
+    close(w);
+    closeSync(outFd);
+    await Promise.all(producers.map((p) => p.exited));
+    if ((await cat.exited) !== 0) throw new Error("cat failed");
+    const wallMs = performance.now() - t0;
+    const usage = cat.resourceUsage()!;
+    return result(opts, bytes, lines, wallMs, Number(usage.cpuTime.total) / 1000);
+  }
+  const child = Bun.spawn([BUN, join(HERE, "log-throughput.ts"), "--child", opts.subject, out, ...files], {
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const text = await new Response(child.stdout).text();
+  if ((await child.exited) !== 0) throw new Error(`log-throughput child failed: ${text}`);
+  const report = JSON.parse(text) as { wallMs: number; cpuMs: number };
+  return result(opts, bytes, lines, report.wallMs, report.cpuMs);
+}
+
+/** In the child: the producers' pipes through an OutputMux to `out`. */
+async function runMux(format: "prefix" | "json", out: string, files: string[]): Promise<void> {
+  const { OutputMux } = await import("../../src/services/output.ts");
+  const outFd = openSync(out, "w");
+  const names = files.map((_, i) => `svc${i}`);
+  const mux = new OutputMux({ format, names, color: false, stdoutFd: outFd, stderrFd: outFd });
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  files.forEach((f, i) => {
+    const [r, w] = pipe();
+    Bun.spawn(["cat", f], { stdout: w });
+    close(w);
+    mux.attach(names[i]!, "stdout", r);
+  });
+  const dropped = await mux.drain(10 * 60_000);
+  const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  if (dropped.droppedLines) throw new Error(`dropped ${dropped.droppedLines} lines`);
+  process.stdout.write(JSON.stringify({ wallMs, cpuMs: (cpu.user + cpu.system) / 1000, written: mux.written }));
+}
+
+function result(opts: LogThroughputOptions, bytes: number, lines: number, wallMs: number, cpuMs: number): LogThroughputResult {
+  return {
+    subject: opts.subject,
+    workload: opts.workload,
+    inputBytes: bytes,
+    lines,
+    wallMs,
+    cpuMs,
+    mbPerS: bytes / 1e6 / (wallMs / 1000),
+    linesPerS: lines / (wallMs / 1000),
+    cpuMsPerMB: cpuMs / (bytes / 1e6),
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === "--child") {
+    await runMux(argv[1] as "prefix" | "json", argv[2]!, argv.slice(3));
+    return;
+  }
+  const { values } = parseArgs({
+    args: argv,
+    options: { runs: { type: "string", default: "5" }, scale: { type: "string", default: "1" }, out: { type: "string" } },
+  });
+  const runs = Number(values.runs);
+  const scale = Number(values.scale);
+  console.log(`| workload | subject | MB/s | lines/s | CPU ms/MB | × cat |`);
+  console.log(`|---|---|---|---|---|---|`);
+  for (const workload of ["short", "long"] as const) {
+    const all: Record<LogSubject, LogThroughputResult[]> = { cat: [], prefix: [], json: [] };
+    // Interleaved, so load on this shared machine falls on every subject alike.
+    for (let i = 0; i < runs; i++) {
+      for (const subject of ["cat", "prefix", "json"] as const) {
+        all[subject].push(await measureLogThroughput({ subject, workload, scale, out: values.out }));
+      }
+    }
+    const catMBps = median(all.cat.map((r) => r.mbPerS));
+    for (const subject of ["cat", "prefix", "json"] as const) {
+      const rs = all[subject];
+      const mbps = median(rs.map((r) => r.mbPerS));
+      const lps = median(rs.map((r) => r.linesPerS));
+      const cpu = median(rs.map((r) => r.cpuMsPerMB));
+      console.log(
+        `| ${workload} | ${subject} | ${mbps.toFixed(0)} | ${(lps / 1e6).toFixed(2)} M | ${cpu.toFixed(2)} | ${(mbps / catMBps).toFixed(2)} |`,
+      );
+    }
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,192 @@
+// npm run bench: pidone side by side with tini, tini-static, dumb-init and catatonit,
+// and the floors (an empty Bun program and a minimal Bun forwarder compiled as pidone is,
+// and the child with no init). See scripts/bench/README.md.
+//
+//   bun scripts/bench/run.ts [--smoke] [--docker] [--out DIR] [--single-file PATH] [--only a,b]
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { judgeBudgets, budgetLines } from "./lib/budgets.ts";
+import { measureDockerStop } from "./lib/docker.ts";
+import { measureIdle } from "./lib/idle.ts";
+import { LOGS_AVAILABLE, measureLogThroughput } from "./lib/logs.ts";
+import { describeMachine, machineLine } from "./lib/machine.ts";
+import { measureExit, measureReaping, measureSignals, measureSize, measureStartup } from "./lib/measure.ts";
+import { ROOT, ensurePackages, fileBytes, prepare, versionOf } from "./lib/prepare.ts";
+import { detailTable, summarizeMetric, summaryTable, type MetricSummary } from "./lib/report.ts";
+import type { Family, MetricResult, Subject } from "./lib/types.ts";
+import { loadavg, tmpdir } from "node:os";
+
+const { values } = parseArgs({
+  options: {
+    smoke: { type: "boolean", default: false },
+    docker: { type: "boolean", default: false },
+    logs: { type: "boolean", default: false },
+    out: { type: "string" },
+    "single-file": { type: "string" },
+    only: { type: "string" },
+  },
+});
+
+const smoke = values.smoke!;
+const plan = smoke
+  ? { startup: 10, signals: 30, exitRounds: 5, exitSettle: 20, orphans: 500, stormRounds: 1, zombies: 200, drainRounds: 1, idleS: 1, idleSettle: 300, docker: 1 }
+  : { startup: 300, signals: 1000, exitRounds: 80, exitSettle: 20, orphans: 20_000, stormRounds: 1, zombies: 5000, drainRounds: 7, idleS: 10, idleSettle: 1000, docker: 5 };
+const FAMILIES = ["startup", "signal", "exit", "reaping", "idle", "docker", "size"] as const;
+const only = new Set<string>(values.only ? values.only.split(",") : FAMILIES);
+const runs = (f: Family) => only.has(f) && (f !== "docker" || (values.docker! && !smoke));
+const say = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+if (values.logs && !LOGS_AVAILABLE) {
+  say("--logs: log throughput needs services (issue 6); it is not measured yet");
+  await measureLogThroughput([]).catch(() => {});
+}
+
+const started = performance.now();
+const machine = describeMachine();
+await ensurePackages(runs("docker"), say);
+const built = await prepare(say);
+
+const ALL: Family[] = [...FAMILIES];
+const fam = (...f: Family[]) => new Set<Family>(f);
+const subjects: Subject[] = [
+  { id: "tini", label: "tini", bin: "/usr/bin/tini", prefix: ["/usr/bin/tini", "--"], families: fam(...ALL) },
+  { id: "tini-static", label: "tini-static", bin: "/usr/bin/tini-static", prefix: ["/usr/bin/tini-static", "--"], families: fam(...ALL) },
+  { id: "dumb-init", label: "dumb-init", bin: "/usr/bin/dumb-init", prefix: ["/usr/bin/dumb-init", "--"], families: fam(...ALL) },
+  { id: "catatonit", label: "catatonit", bin: "/usr/bin/catatonit", prefix: ["/usr/bin/catatonit", "--"], families: fam(...ALL) },
+  {
+    id: "pidone",
+    label: built.pidonePacked ? "**pidone** (single file)" : "**pidone**",
+    bin: built.pidone,
+    prefix: [built.pidone],
+    families: fam(...ALL),
+  },
+  ...(values["single-file"]
+    ? [{ id: "pidone-single", label: "pidone (single file)", bin: values["single-file"], prefix: [values["single-file"]], families: fam(...ALL) }]
+    : []),
+  ...(built.pidonePlain
+    ? [{ id: "pidone-glibc", label: "pidone-glibc (plain Bun exe)", bin: built.pidonePlain, prefix: [built.pidonePlain], families: fam(...ALL) }]
+    : []),
+  {
+    id: "bun-forwarder",
+    label: "Bun forwarder (floor)",
+    bin: built.bunForwarder,
+    prefix: [built.bunForwarder],
+    families: fam("startup", "signal", "exit", "reaping", "idle", "docker", "size"),
+  },
+  {
+    id: "bun-empty",
+    label: built.pidonePacked ? "empty Bun, packed (floor)" : "empty Bun (floor)",
+    bin: built.bunEmpty,
+    prefix: [built.bunEmpty],
+    standalone: true,
+    families: fam("startup", "size"),
+  },
+  ...(built.bunEmptyPlain && built.pidonePlain
+    ? [{ id: "bun-empty-plain", label: "empty Bun, plain (floor)", bin: built.bunEmptyPlain, prefix: [built.bunEmptyPlain], standalone: true, families: fam("startup", "size") }]
+    : []),
+  { id: "none", label: "no init (floor)", bin: null, prefix: [], families: fam("startup", "signal", "exit", "docker") },
+];
+
+const results: MetricResult[] = [];
+const step = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+  const t0 = performance.now();
+  say(`${name}...`);
+  const r = await f();
+  say(`${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return r;
+};
+const pinCpu = machine.cores - 1;
+try {
+  if (runs("startup")) results.push(await step("start-up", () => measureStartup(subjects, built, plan.startup)));
+  if (runs("signal")) {
+    results.push(await step("signals (pinned)", () => measureSignals(subjects, built, plan.signals, pinCpu)));
+    results.push(await step("signals (unpinned)", () => measureSignals(subjects, built, plan.signals, null)));
+  }
+  if (runs("exit")) results.push(await step("exit", () => measureExit(subjects, built, plan.exitRounds, plan.exitSettle)));
+  if (runs("reaping")) {
+    const reaping = { orphans: plan.orphans, stormRounds: plan.stormRounds, zombies: plan.zombies, drainRounds: plan.drainRounds };
+    results.push(...(await step("reaping", () => measureReaping(subjects, built, reaping))));
+  }
+  if (runs("idle")) results.push(...(await step("idle", () => measureIdle(subjects, plan.idleS, plan.idleSettle))));
+  if (runs("docker")) results.push(await step("docker stop", () => measureDockerStop(subjects, plan.docker)));
+  if (runs("size")) results.push(await step("size", () => measureSize(subjects)));
+} catch (e) {
+  rmSync(built.work, { recursive: true, force: true });
+  throw e;
+}
+machine.loadEnd = loadavg()[0]!;
+
+const summaries: MetricSummary[] = results.map(summarizeMetric);
+const budgets = judgeBudgets(summaries);
+const singleBudgets = values["single-file"]
+  ? judgeBudgets(summaries, "pidone-single")
+  : built.pidonePlain
+    ? judgeBudgets(summaries, "pidone-glibc", "bun-empty-plain")
+    : [];
+const secondSubject = values["single-file"] ? "pidone single file (--single-file)" : "pidone-glibc, the plain Bun executable";
+const durationS = (performance.now() - started) / 1000;
+
+const inUse = subjects.filter((s) => summaries.some((m) => m.results[s.id]));
+const described = await Promise.all(
+  inUse.map(async (s) => ({
+    id: s.id,
+    label: s.label.replace(/\*/g, ""),
+    bin: s.bin,
+    version: s.bin && !s.id.startsWith("bun-") ? await versionOf(s.bin) : s.id.startsWith("bun-") ? `Bun ${Bun.version}` : "",
+    bytes: s.bin ? fileBytes(s.bin) : 0,
+    command: s.standalone ? s.prefix : [...s.prefix, "CHILD..."],
+  })),
+);
+
+rmSync(built.work, { recursive: true, force: true });
+
+const notes = summaries.flatMap((m) => m.notes.map((n) => `${m.id}: ${n}`));
+const markdown = [
+  `## pidone benchmark (${smoke ? "smoke" : "full"} run, ${new Date().toISOString().slice(0, 10)})`,
+  "",
+  `Machine: ${machineLine(machine)}. Run took ${durationS.toFixed(0)} s.`,
+  "",
+  summaryTable(summaries, inUse),
+  "",
+  "### Budgets (pidone, medians of this run)",
+  "",
+  budgetLines(budgets),
+  ...(singleBudgets.length ? ["", `### Budgets (${secondSubject})`, "", budgetLines(singleBudgets)] : []),
+  "",
+  "### Details",
+  "",
+  detailTable(summaries, inUse),
+  "",
+  "### How each figure was taken",
+  "",
+  ...notes.map((n) => `- ${n}`),
+  "",
+  `Subjects: ${described.map((d) => `${d.label} = ${d.version || "-"}${d.bin ? ` (${d.bin.startsWith("/tmp") ? "built by the benchmark" : d.bin})` : ""}`).join("; ")}.`,
+  "",
+].join("\n");
+
+const doc = {
+  schema: "pidone-bench/1",
+  date: new Date().toISOString(),
+  mode: smoke ? "smoke" : "full",
+  args: process.argv.slice(2),
+  durationS: Math.round(durationS * 10) / 10,
+  machine,
+  subjects: described,
+  metrics: Object.fromEntries(summaries.map((m) => [m.id, m])),
+  budgets: {
+    pidone: budgets,
+    ...(singleBudgets.length ? { [values["single-file"] ? "pidone-single" : "pidone-glibc"]: singleBudgets } : {}),
+  },
+};
+
+// A smoke run must not overwrite the committed results.
+const outDir = values.out ?? (smoke ? join(tmpdir(), "pidone-bench-smoke") : join(ROOT, "scripts/bench/results"));
+mkdirSync(outDir, { recursive: true });
+const json = `${JSON.stringify(doc, null, 2)}\n`;
+writeFileSync(join(outDir, `${doc.date.slice(0, 10)}.json`), json);
+writeFileSync(join(outDir, "latest.json"), json);
+writeFileSync(join(outDir, "latest.md"), markdown);
+process.stdout.write(`${markdown}\n`);
+say(`wrote ${join(outDir, "latest.json")}, ${join(outDir, "latest.md")} (${durationS.toFixed(0)} s)`);
