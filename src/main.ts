@@ -3,11 +3,9 @@
 // uncaught exception.
 import { inheritance } from "./process/startup.ts"; // first: before anything opens descriptors
 import { decide } from "./cli/options.ts";
-import { renderHelp, LICENSE_TEXT } from "./cli/help.ts";
 import { EXIT, StartupError } from "./errors.ts";
 import { log, print, setVerbosity } from "./log/logger.ts";
 import { runSingle } from "./modes/single.ts";
-import { runPause } from "./modes/pause.ts";
 import { exit, readEnviron } from "./sys/libc.ts";
 import { VERSION_LINE } from "./version.ts";
 
@@ -41,19 +39,25 @@ async function main(): Promise<void> {
       print(1, `${VERSION_LINE}\n`);
       return exit(0);
     case "help":
-      print(1, await renderHelp(1, name));
+      print(1, await (await import("./cli/help.ts")).renderHelp(1, name));
       return exit(0);
     case "license":
-      print(1, LICENSE_TEXT);
+      print(1, (await import("./cli/help.ts")).LICENSE_TEXT);
       return exit(0);
     case "usage-error":
       if (decision.message) print(2, `${decision.message}\n`);
       if (decision.fatal) log.fatal(decision.fatal);
-      print(2, await renderHelp(2, name));
+      print(2, await (await import("./cli/help.ts")).renderHelp(2, name));
       return exit(EXIT.FAILURE);
     case "run":
       setVerbosity(decision.verbosity);
-      return decision.pause ? runPause(decision, inheritance) : runSingle(decision, inheritance, envp);
+      // Only tini's mode is loaded up front: the others cost start-up time it never needs.
+      if (decision.check) return (await import("./modes/services.ts")).runCheck(decision, env);
+      if (decision.services.length || decision.configFiles.length) {
+        return (await import("./modes/services.ts")).runServices(decision, inheritance, envp, env);
+      }
+      if (decision.pause) return (await import("./modes/pause.ts")).runPause(decision, inheritance);
+      return runSingle(decision, inheritance, envp);
   }
 }
 

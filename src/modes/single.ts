@@ -7,7 +7,7 @@
 //      └─stop signal: forward it, start the grace clock
 import type { RunConfig } from "../cli/options.ts";
 import { log } from "../log/logger.ts";
-import { exitCodeOf, reapAll, type ExitStatus } from "../process/reap.ts";
+import { decodeStatus, exitCodeOf, reapAll, reapAllRaw, type ExitStatus } from "../process/reap.ts";
 import { checkReaping, registerSubreaper, setParentDeathSignal } from "../process/reaper.ts";
 import { spawnProgram } from "../process/spawn.ts";
 import type { Inheritance } from "../process/startup.ts";
@@ -121,12 +121,17 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
     attempt();
   };
 
-  const onReaped = (pid: number, status: ExitStatus) => {
-    log.debug(`Reaped child with pid: '${pid}'`);
-    if (main && pid === main.pid) return mainEnded(status);
+  // Hot path (a zombie backlog): no allocation unless something is logged or decided.
+  const onReapedRaw = (pid: number, raw: number) => {
+    if (log.level >= 4) log.debug(`Reaped child with pid: '${pid}'`);
+    if (main && pid === main.pid) return mainEnded(decodeStatus(raw));
     if (cfg.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);
-    if (cfg.waitAll && firstFailure === null && isFailure(status)) firstFailure = exitCodeOf(status);
+    if (cfg.waitAll && raw !== 0 && firstFailure === null) {
+      const status = decodeStatus(raw);
+      if (isFailure(status)) firstFailure = exitCodeOf(status);
+    }
   };
+  const onReaped = (pid: number, status: ExitStatus) => onReapedRaw(pid, status.exited ? status.code << 8 : status.signal);
 
   const afterReap = (noneLeft: boolean) => {
     if (!noneLeft) return;
@@ -154,11 +159,11 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
     let out = cfg.rewrite.get(sig) ?? sig;
     if (cfg.setsid && (sig === SIG.TSTP || sig === SIG.TTIN || sig === SIG.TTOU)) out = SIG.STOP;
     if (out === 0) {
-      log.debug(`Dropping signal: '${strsignal(sig)}'`);
+      if (log.level >= 4) log.debug(`Dropping signal: '${strsignal(sig)}'`);
       return;
     }
     if (main) {
-      log.debug(`Passing signal: '${strsignal(out)}'`);
+      if (log.level >= 4) log.debug(`Passing signal: '${strsignal(out)}'`);
       try {
         kill(cfg.processGroup || cfg.setsid ? -main.pid : main.pid, out);
       } catch (e) {
@@ -173,8 +178,8 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
 
   listen(plan, (sig) => {
     if (sig === SIG.CHLD) {
-      log.debug("Received SIGCHLD");
-      afterReap(reapAll(onReaped));
+      if (log.level >= 4) log.debug("Received SIGCHLD");
+      afterReap(reapAllRaw(onReapedRaw));
       return;
     }
     if (cfg.stopSignals.has(sig)) stop.trigger(`received ${signalName(sig)}`);

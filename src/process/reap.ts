@@ -1,6 +1,6 @@
 // Reaping: every SIGCHLD may stand for many exits (the kernel coalesces them), so
 // collect with waitpid(-1, WNOHANG) until nothing is left.
-import { waitpid, WNOHANG } from "../sys/libc.ts";
+import { waitpidRaw, waitStatus, WNOHANG } from "../sys/libc.ts";
 
 export type ExitStatus = { exited: true; code: number } | { exited: false; signal: number };
 
@@ -20,10 +20,18 @@ export function exitCodeOf(s: ExitStatus): number {
  * when no child at all is left (ECHILD): nothing running, nothing to reap.
  */
 export function reapAll(onReaped: (pid: number, status: ExitStatus) => void): boolean {
+  return reapAllRaw((pid, raw) => onReaped(pid, decodeStatus(raw)));
+}
+
+/**
+ * The same without decoding: a backlog of thousands of zombies should cost one FFI call
+ * each and no allocation (decode only the statuses you need).
+ */
+export function reapAllRaw(onReaped: (pid: number, rawStatus: number) => void): boolean {
   for (;;) {
-    const r = waitpid(-1, WNOHANG);
-    if (r === null) return false;
-    if (r === "none") return true;
-    onReaped(r.pid, decodeStatus(r.status));
+    const pid = waitpidRaw(-1, WNOHANG);
+    if (pid === 0) return false;
+    if (pid < 0) return true;
+    onReaped(pid, waitStatus[0]!);
   }
 }

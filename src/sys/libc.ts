@@ -6,6 +6,7 @@ const symbols = {
   __errno_location: { args: [], returns: "ptr" },
   strerror: { args: ["i32"], returns: "ptr" },
   strsignal: { args: ["i32"], returns: "ptr" },
+  strlen: { args: ["ptr"], returns: "u64" },
   getpid: { args: [], returns: "i32" },
   getppid: { args: [], returns: "i32" },
   kill: { args: ["i32", "i32"], returns: "i32" },
@@ -220,6 +221,24 @@ export function pidfdSendSignal(pidfd: number, sig: number): void {
   check("pidfd_send_signal", Number(c.syscall(BigInt(SYS_pidfd_send_signal), BigInt(pidfd), BigInt(sig), 0n, 0n)));
 }
 
+/**
+ * The reaper's hot path: waitpid without allocating. Returns the pid reaped, 0 when
+ * WNOHANG found nothing, -1 when no child is left (ECHILD); the status is in
+ * `waitStatus[0]` until the next call.
+ */
+export const waitStatus = new Int32Array(1);
+const waitStatusPtr = ptr(waitStatus);
+export function waitpidRaw(pid: number, flags: number): number {
+  for (;;) {
+    const r = c.waitpid(pid, waitStatusPtr, flags);
+    if (r >= 0) return r;
+    const e = lastErrno();
+    if (e === errno.EINTR) continue;
+    if (e === errno.ECHILD) return -1;
+    throw new SyscallError("waitpid", e);
+  }
+}
+
 export type WaitResult = { pid: number; status: number } | null;
 const statusBuf = new Int32Array(1);
 export const WNOHANG = 1;
@@ -342,8 +361,7 @@ export function readEnviron(): Uint8Array[] {
   for (let i = 0; ; i++) {
     const entry = read.ptr(envp as unknown as Pointer, i * 8) as unknown as number;
     if (!entry) break;
-    let len = 0;
-    while (read.u8(entry as unknown as Pointer, len) !== 0) len++;
+    const len = Number(c.strlen(entry as unknown as Pointer));
     out.push(new Uint8Array(toArrayBuffer(entry as unknown as Pointer, 0, len).slice(0)));
   }
   return out;
