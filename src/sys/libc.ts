@@ -427,7 +427,12 @@ export function spawn(req: SpawnRequest): number {
     }
     rc("posix_spawnattr_setflags", c.posix_spawnattr_setflags(ptr(attr), flags));
     rc("posix_spawnattr_setsigmask", c.posix_spawnattr_setsigmask(ptr(attr), ptr(req.sigmask)));
-    rc("posix_spawnattr_setsigdefault", c.posix_spawnattr_setsigdefault(ptr(attr), ptr(req.sigdefault)));
+    // glibc's posix_spawn leaves its two internal signals (32, 33) ignored in the child
+    // unless they are in the default set; a program started by tini has them at default.
+    const sigdefault = new Uint8Array(req.sigdefault);
+    sigdefault[3]! |= 0x80;
+    sigdefault[4]! |= 0x01;
+    rc("posix_spawnattr_setsigdefault", c.posix_spawnattr_setsigdefault(ptr(attr), ptr(sigdefault)));
     // Descriptors glibc will not name in a file action (at or above RLIMIT_NOFILE: EBADF)
     // are passed by clearing FD_CLOEXEC here for the moment of the spawn instead.
     const clearHere: number[] = [];
