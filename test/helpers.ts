@@ -112,3 +112,127 @@ export async function cHelper(name: string): Promise<string> {
   compiled.set(name, out);
   return out;
 }
+
+// ---------------------------------------------------------------- long-running processes
+
+/** What to wait for in a process's output: a substring, a regular expression or a test. */
+export type TextPattern = RegExp | string | ((text: string) => boolean);
+
+export interface Started {
+  proc: import("bun").Subprocess<"pipe" | "ignore", "pipe", "pipe">;
+  /** Everything read so far from stdout / stderr. */
+  stdout(): string;
+  stderr(): string;
+  /** Resolves when stdout (or stderr) matches; rejects after timeoutMs. */
+  waitStdout(pattern: TextPattern, timeoutMs?: number): Promise<void>;
+  waitStderr(pattern: TextPattern, timeoutMs?: number): Promise<void>;
+  /** Exit code (128+N when killed by signal N); rejects (and SIGKILLs) after timeoutMs. */
+  exit(timeoutMs?: number): Promise<number>;
+  /** Writes to stdin (when opened with stdin "pipe"). */
+  write(data: string | Uint8Array): void;
+  closeStdin(): void;
+}
+
+/** Starts a command and keeps reading its output, so tests can wait on what it prints. */
+export function start(cmd: string[], opts: RunOptions & { stdin?: "ignore" | "pipe" } = {}): Started {
+  const proc = Bun.spawn(cmd, {
+    env: cleanEnv(opts.env ?? {}),
+    cwd: opts.cwd,
+    stdin: opts.stdin ?? "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  }) as Started["proc"];
+  let out = "";
+  let err = "";
+  const pump = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
+    const dec = new TextDecoder();
+    for await (const chunk of stream) add(dec.decode(chunk, { stream: true }));
+  };
+  const pumped = Promise.all([pump(proc.stdout, (s) => (out += s)), pump(proc.stderr, (s) => (err += s))]);
+  const matches = (text: string, p: TextPattern) =>
+    typeof p === "string" ? text.includes(p) : typeof p === "function" ? p(text) : p.test(text);
+  return {
+    proc,
+    stdout: () => out,
+    stderr: () => err,
+    waitStdout: async (p, ms = 15_000) => {
+      await waitFor(() => matches(out, p), ms, `stdout to match ${String(p)}; stdout so far: ${JSON.stringify(out)} stderr: ${JSON.stringify(err)}`);
+    },
+    waitStderr: async (p, ms = 15_000) => {
+      await waitFor(() => matches(err, p), ms, `stderr to match ${String(p)}; stderr so far: ${JSON.stringify(err)}`);
+    },
+    exit: async (ms = 20_000) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        proc.kill("SIGKILL");
+      }, ms);
+      const code = await proc.exited;
+      clearTimeout(timer);
+      await pumped;
+      if (timedOut) throw new Error(`${cmd.join(" ")} did not exit within ${ms} ms; stdout: ${JSON.stringify(out)} stderr: ${JSON.stringify(err)}`);
+      return proc.signalCode ? 128 + signalNumber(String(proc.signalCode)) : code;
+    },
+    write: (data) => {
+      const sink = proc.stdin as unknown as import("bun").FileSink;
+      sink.write(data);
+      sink.flush();
+    },
+    closeStdin: () => {
+      (proc.stdin as unknown as import("bun").FileSink).end();
+    },
+  };
+}
+
+/** Runs `fn` over `items` with at most `limit` running at once (bounded load on a small machine). */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** Process state letter from /proc/PID/stat ("R", "S", "Z"...), or null when the pid is gone. */
+export async function processState(pid: number): Promise<string | null> {
+  try {
+    const stat = await Bun.file(`/proc/${pid}/stat`).text();
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) || null;
+  } catch {
+    return null;
+  }
+}
+
+/** True while the pid runs (not gone, not a zombie). */
+export async function isRunning(pid: number): Promise<boolean> {
+  const s = await processState(pid);
+  return s !== null && s !== "Z" && s !== "X";
+}
+
+/** Kills a pid, ignoring "no such process". */
+export function killQuietly(pid: number, sig: NodeJS.Signals | number = "SIGKILL"): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/** Waits until some child of `pid` runs the program named `comm` (as /proc/PID/comm shows it). */
+export async function waitForChildRunning(pid: number, comm: string, timeoutMs = 15_000): Promise<number> {
+  return waitFor(async () => {
+    for (const c of await childrenOf(pid)) {
+      try {
+        if ((await Bun.file(`/proc/${c}/comm`).text()).trim() === comm) return c;
+      } catch {
+        // it ended while we looked
+      }
+    }
+    return 0;
+  }, timeoutMs, `a child of ${pid} running ${comm}`);
+}
