@@ -46,7 +46,7 @@ export class TreeStop {
     if (this.startedAt !== null) return;
     this.startedAt = performance.now();
     if (!this.sweeping) return;
-    log.info(`Stopping (${why}): ${this.graceMs / 1000} s until SIGKILL`);
+    if (log.level >= 3) log.info(`Stopping (${why}): ${this.graceMs / 1000} s until SIGKILL`);
     this.timer = setTimeout(() => this.killRemaining(), this.graceMs);
   }
 
