@@ -3,7 +3,7 @@
 // and beside it dist/pidone-glibc, the plain Bun executable it is packed from.
 //   bun scripts/build.ts [--target bun-linux-x64-baseline] [--outfile dist/pidone]
 import { $ } from "bun";
-import { mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import pkg from "../package.json" with { type: "json" };
@@ -44,4 +44,12 @@ const flags = [
 ];
 const r = Bun.spawnSync([process.execPath, ...flags], { cwd: root, stdout: "inherit", stderr: "inherit" });
 if (r.exitCode !== 0) process.exit(r.exitCode ?? 1);
-packFile(resolve(root, plain), resolve(root, outfile));
+try {
+  packFile(resolve(root, plain), resolve(root, outfile));
+} catch (e) {
+  // Without a C compiler the stub cannot be built: keep a working dist/pidone (the plain
+  // executable, which runs on this glibc machine) and say what is missing.
+  if (!/needs .*apt-get install/.test(String(e))) throw e;
+  copyFileSync(resolve(root, plain), resolve(root, outfile));
+  console.warn(`warning: dist/pidone is the plain executable, not the single file: ${(e as Error).message}`);
+}
