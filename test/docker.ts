@@ -74,4 +74,22 @@ export function dockerRun(args: string[], timeoutMs = 60_000) {
   return run(["docker", "run", "--rm", "--network", "none", ...args], { timeoutMs });
 }
 
-
+/**
+ * Builds `tag` FROM `base` with symbolic links added (image path → link target), e.g.
+ * busybox applets beyond buildScratchImage's set. A COPY layer, not a RUN: the engine
+ * may have no bridge network for RUN containers.
+ */
+export async function addSymlinks(base: string, tag: string, links: Record<string, string>): Promise<string> {
+  const ctx = tempDir("pidone-img-links-");
+  const root = join(ctx, "rootfs");
+  for (const [imagePath, target] of Object.entries(links)) {
+    const dest = join(root, imagePath);
+    mkdirSync(dirname(dest), { recursive: true });
+    symlinkSync(target, dest);
+  }
+  writeFileSync(join(ctx, "Dockerfile"), `FROM ${base}\nCOPY rootfs/ /\n`);
+  const r = await run(["docker", "build", "-q", "--network", "none", "-t", tag, ctx], { timeoutMs: 120_000, env: { DOCKER_BUILDKIT: "0" } });
+  rmSync(ctx, { recursive: true, force: true });
+  if (r.code !== 0) throw new Error(`docker build ${tag} failed:\n${r.stderr}${r.stdout}`);
+  return tag;
+}
