@@ -480,11 +480,11 @@ describe.skipIf(!DOCKER)("services in a FROM scratch image, --network none", () 
     const objs = r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     const crash = objs.filter((o) => o.service === "crash");
     expect(crash.filter((o) => o.line === "run").length, show(r)).toBe(4);
-    const delays = crash.flatMap((o) => (typeof o.event === "string" && o.event.startsWith("restarting in") ? [o.event] : []));
+    const delays = crash.flatMap((o) => (String(o.message ?? o.event).startsWith("restarting in") ? [String(o.message ?? o.event)] : []));
     expect(delays).toEqual(["restarting in 1 s", "restarting in 2 s", "restarting in 4 s"]);
-    expect(crash.some((o) => typeof o.event === "string" && o.event.startsWith("gave up"))).toBe(true);
+    expect(crash.some((o) => String(o.message ?? o.event).startsWith("gave up"))).toBe(true);
     // The starts themselves are spaced at least by the announced delays.
-    const starts = crash.filter((o) => typeof o.event === "string" && o.event.startsWith("started")).map((o) => Date.parse(String(o.ts)));
+    const starts = crash.filter((o) => String(o.message ?? o.event).startsWith("started")).map((o) => Date.parse(String(o.ts)));
     expect(starts.length).toBe(4);
     const gaps = starts.slice(1).map((t, i) => (t - starts[i]!) / 1000);
     expect(gaps[0]!).toBeGreaterThanOrEqual(0.95);
@@ -609,7 +609,7 @@ describe.skipIf(!DOCKER)("services in a FROM scratch image, --network none", () 
     expect(objs.filter((o) => o.stream === "stderr").map((o) => o.line)).toEqual(["two-on-stderr"]);
     for (const o of objs) expect(String(o.ts)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     // pidone's own events are JSON lines too, the stop included.
-    const events = objs.filter((o) => typeof o.event === "string").map((o) => `${o.service}: ${o.event}`);
+    const events = objs.filter((o) => typeof o.event === "string").map((o) => `${o.service}: ${o.message ?? o.event}`);
     expect(events).toContain("one: ready");
     expect(events.some((e) => e.startsWith("pidone: stopping: received SIGTERM"))).toBe(true);
     expect(logs.stderr()).toBe("");

@@ -7,6 +7,8 @@
 // one service writing 200 MB in 64 KiB lines. Each service is `cat FILE` writing into its
 // own pipe, so the producers cost the same for every subject. Subjects:
 //  - "cat":    the floor: the same producers into one pipe, `cat > OUT`;
+//  - "bun-read": the runtime's floor: a fresh Bun process reading the producers' pipes
+//    with Bun.file(fd).stream() (as the multiplexer does) and discarding the bytes;
 //  - "prefix", "json": the producers' pipes read by an OutputMux writing to OUT, run in a
 //    fresh Bun process (so its CPU time is the mux's alone, start-up excluded).
 // OUT is /dev/null unless given. Wall time runs from the producers' spawn to the last byte out.
@@ -14,10 +16,11 @@ import { closeSync, existsSync, mkdirSync, openSync, statSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { close, pipe } from "../../src/sys/libc.ts";
+import { close, pipe, setPipeSize } from "../../src/sys/libc.ts";
 
 export type LogWorkload = "short" | "long";
-export type LogSubject = "cat" | "prefix" | "json";
+export type LogSubject = "cat" | "bun-read" | "prefix" | "json";
+const SUBJECTS: readonly LogSubject[] = ["cat", "bun-read", "prefix", "json"];
 
 export interface LogThroughputOptions {
   subject: LogSubject;
@@ -40,6 +43,14 @@ export interface LogThroughputResult {
   mbPerS: number;
   linesPerS: number;
   cpuMsPerMB: number;
+  /** The gaps between ticks of a 1 ms timer during the run: in the multiplexer's process, or for cat in an idle one. */
+  loopLagMs?: LoopLag;
+}
+
+export interface LoopLag {
+  p50: number;
+  p99: number;
+  max: number;
 }
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -82,6 +93,7 @@ export async function measureLogThroughput(opts: LogThroughputOptions): Promise<
   if (opts.subject === "cat") {
     const [r, w] = pipe();
     const outFd = openSync(out, "w");
+    const lag = sampleLoopLag();
     const t0 = performance.now();
     const cat = Bun.spawn(["cat"], { stdin: r, stdout: outFd });
     const producers = files.map((f) => Bun.spawn(["cat", f], { stdout: w }));
@@ -92,7 +104,7 @@ export async function measureLogThroughput(opts: LogThroughputOptions): Promise<
     if ((await cat.exited) !== 0) throw new Error("cat failed");
     const wallMs = performance.now() - t0;
     const usage = cat.resourceUsage()!;
-    return result(opts, bytes, lines, wallMs, Number(usage.cpuTime.total) / 1000);
+    return { ...result(opts, bytes, lines, wallMs, Number(usage.cpuTime.total) / 1000), loopLagMs: lag.stop() };
   }
   const child = Bun.spawn([BUN, join(HERE, "log-throughput.ts"), "--child", opts.subject, out, ...files], {
     stdout: "pipe",
@@ -100,32 +112,75 @@ export async function measureLogThroughput(opts: LogThroughputOptions): Promise<
   });
   const text = await new Response(child.stdout).text();
   if ((await child.exited) !== 0) throw new Error(`log-throughput child failed: ${text}`);
-  const report = JSON.parse(text) as { wallMs: number; cpuMs: number };
-  return result(opts, bytes, lines, report.wallMs, report.cpuMs);
+  const report = JSON.parse(text) as { wallMs: number; cpuMs: number; lagMs: LoopLag };
+  return { ...result(opts, bytes, lines, report.wallMs, report.cpuMs), loopLagMs: report.lagMs };
 }
 
-/** In the child: the producers' pipes through an OutputMux to `out`. */
-async function runMux(format: "prefix" | "json", out: string, files: string[]): Promise<void> {
+/**
+ * Event-loop lag: the gaps between ticks of a 1 ms interval timer. A signal handler waits
+ * for the event loop the same way, so under the same flood the gaps of an idle process
+ * (the cat floor's parent) against the multiplexer's show what the work adds.
+ */
+function sampleLoopLag(): { stop(): LoopLag } {
+  const gaps: number[] = [];
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    gaps.push(now - last);
+    last = now;
+  }, 1);
+  return {
+    stop() {
+      clearInterval(timer);
+      gaps.sort((a, b) => a - b);
+      return {
+        p50: gaps[Math.floor(gaps.length / 2)] ?? 0,
+        p99: gaps[Math.floor(gaps.length * 0.99)] ?? 0,
+        max: gaps.at(-1) ?? 0,
+      };
+    },
+  };
+}
+
+/** In the child: the producers' pipes through an OutputMux to `out`, or only read ("bun-read"). */
+async function runChild(subject: Exclude<LogSubject, "cat">, out: string, files: string[]): Promise<void> {
   const { OutputMux } = await import("../../src/services/output.ts");
   const outFd = openSync(out, "w");
   const names = files.map((_, i) => `svc${i}`);
-  const mux = new OutputMux({ format, names, color: false, stdoutFd: outFd, stderrFd: outFd });
+  const mux =
+    subject === "bun-read"
+      ? null
+      : new OutputMux({ format: subject, names, color: false, stdoutFd: outFd, stderrFd: outFd });
+  const lag = sampleLoopLag();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  files.forEach((f, i) => {
+  const reads = files.map(async (f, i) => {
     const [r, w] = pipe();
     Bun.spawn(["cat", f], { stdout: w });
     close(w);
-    mux.attach(names[i]!, "stdout", r);
+    if (mux) mux.attach(names[i]!, "stdout", r);
+    else {
+      setPipeSize(r, 256 * 1024); // as the multiplexer does
+      for await (const _ of Bun.file(r).stream());
+      close(r);
+    }
   });
-  const dropped = await mux.drain(10 * 60_000);
+  await Promise.all(reads);
+  const dropped = mux ? await mux.drain(10 * 60_000) : { droppedLines: 0 };
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const lagMs = lag.stop();
   if (dropped.droppedLines) throw new Error(`dropped ${dropped.droppedLines} lines`);
-  process.stdout.write(JSON.stringify({ wallMs, cpuMs: (cpu.user + cpu.system) / 1000, written: mux.written }));
+  process.stdout.write(JSON.stringify({ wallMs, cpuMs: (cpu.user + cpu.system) / 1000, lagMs }));
 }
 
-function result(opts: LogThroughputOptions, bytes: number, lines: number, wallMs: number, cpuMs: number): LogThroughputResult {
+function result(
+  opts: LogThroughputOptions,
+  bytes: number,
+  lines: number,
+  wallMs: number,
+  cpuMs: number,
+): LogThroughputResult {
   return {
     subject: opts.subject,
     workload: opts.workload,
@@ -147,33 +202,41 @@ function median(xs: number[]): number {
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === "--child") {
-    await runMux(argv[1] as "prefix" | "json", argv[2]!, argv.slice(3));
+    await runChild(argv[1] as Exclude<LogSubject, "cat">, argv[2]!, argv.slice(3));
     return;
   }
   const { values } = parseArgs({
     args: argv,
-    options: { runs: { type: "string", default: "5" }, scale: { type: "string", default: "1" }, out: { type: "string" } },
+    options: {
+      runs: { type: "string", default: "5" },
+      scale: { type: "string", default: "1" },
+      out: { type: "string" },
+    },
   });
   const runs = Number(values.runs);
   const scale = Number(values.scale);
-  console.log(`| workload | subject | MB/s | lines/s | CPU ms/MB | × cat |`);
-  console.log(`|---|---|---|---|---|---|`);
+  console.log(`| workload | subject | MB/s | lines/s | CPU ms/MB | × cat | 1 ms timer gap p50/p99/max |`);
+  console.log(`|---|---|---|---|---|---|---|`);
   for (const workload of ["short", "long"] as const) {
-    const all: Record<LogSubject, LogThroughputResult[]> = { cat: [], prefix: [], json: [] };
+    const all: Record<LogSubject, LogThroughputResult[]> = { cat: [], "bun-read": [], prefix: [], json: [] };
     // Interleaved, so load on this shared machine falls on every subject alike.
     for (let i = 0; i < runs; i++) {
-      for (const subject of ["cat", "prefix", "json"] as const) {
+      for (const subject of SUBJECTS) {
         all[subject].push(await measureLogThroughput({ subject, workload, scale, out: values.out }));
       }
     }
     const catMBps = median(all.cat.map((r) => r.mbPerS));
-    for (const subject of ["cat", "prefix", "json"] as const) {
+    for (const subject of SUBJECTS) {
       const rs = all[subject];
       const mbps = median(rs.map((r) => r.mbPerS));
       const lps = median(rs.map((r) => r.linesPerS));
       const cpu = median(rs.map((r) => r.cpuMsPerMB));
+      const lag = rs.map((r) => r.loopLagMs).filter((l) => l !== undefined);
+      const gaps = lag.length
+        ? `${median(lag.map((l) => l.p50)).toFixed(1)} / ${median(lag.map((l) => l.p99)).toFixed(1)} / ${median(lag.map((l) => l.max)).toFixed(1)} ms`
+        : "";
       console.log(
-        `| ${workload} | ${subject} | ${mbps.toFixed(0)} | ${(lps / 1e6).toFixed(2)} M | ${cpu.toFixed(2)} | ${(mbps / catMBps).toFixed(2)} |`,
+        `| ${workload} | ${subject} | ${mbps.toFixed(0)} | ${(lps / 1e6).toFixed(2)} M | ${cpu.toFixed(2)} | ${(mbps / catMBps).toFixed(2)} | ${gaps} |`,
       );
     }
   }

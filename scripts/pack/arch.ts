@@ -38,7 +38,7 @@ export const ARCH_INFO: Record<Arch, ArchInfo> = {
     bunTarget: "bun-linux-arm64",
     triple: "aarch64-linux-gnu",
     ldso: "ld-linux-aarch64.so.1",
-    cflags: ["-mbranch-protection=none", "-mgeneral-regs-only"],
+    cflags: ["-mbranch-protection=none", "-mgeneral-regs-only", "-mno-outline-atomics"],
     crossPackages: ["gcc-aarch64-linux-gnu", "libc6-arm64-cross"],
   },
 };

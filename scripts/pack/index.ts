@@ -61,5 +61,8 @@ if (import.meta.main) {
     process.exit(2);
   }
   const r = packFile(input, output, values.arch ? parseArch(values.arch) : undefined);
-  console.log(`${output}: ${r.arch}, +${r.added.total} bytes (stub ${r.added.stub}, ld.so ${r.added.ldso}, libraries ${r.added.libraries})`);
+  console.log(
+    `${output}: ${r.arch}, +${r.added.total} bytes (stub ${r.added.stub}, ld.so ${r.added.ldso}, libraries ${r.added.libraries})` +
+      `, native helper ${r.native ? "on" : "off (the payload does not use it)"}`,
+  );
 }

@@ -2,7 +2,7 @@
 // into the stub's bytes. The layout is mirrored here field by field; the packer checks
 // the C symbol's size against MANIFEST_SIZE so the two cannot drift apart silently.
 
-export const MAGIC = "pidone-stub-v1";
+export const MAGIC = "pidone-stub-v2";
 export const MAX_SEGMENTS = 8;
 export const MAX_LIBRARIES = 8;
 /** Bytes reserved in .dynstr for each library's name: "/proc/self/fd/" + up to 10 digits. */
@@ -11,7 +11,7 @@ const MEMFD_NAME = 32;
 
 const SEGMENT_SIZE = 40;
 const LIBRARY_SIZE = 32 + MEMFD_NAME;
-const HEADER_SIZE = 16 + 7 * 8 + 2 * 4;
+const HEADER_SIZE = 16 + 7 * 8 + 4 * 4;
 export const MANIFEST_SIZE = HEADER_SIZE + MAX_SEGMENTS * SEGMENT_SIZE + MAX_LIBRARIES * LIBRARY_SIZE;
 
 export const PROT_READ = 1;
@@ -34,6 +34,9 @@ export interface LibrarySlot {
   memfdName: string;
 }
 
+/** struct manifest's flags: the payload is pidone and takes over the native helper. */
+export const MANIFEST_NATIVE = 1;
+
 export interface Manifest {
   packId: bigint;
   selfOffset: number;
@@ -42,6 +45,8 @@ export interface Manifest {
   ldsoOffset: number;
   ldsoSpan: number;
   ldsoEntry: number;
+  /** The stub blocks signals, records the inherited state and rebuilds the environment. */
+  native: boolean;
   segments: LdsoSegment[];
   libraries: LibrarySlot[];
 }
@@ -59,7 +64,8 @@ export function encodeManifest(m: Manifest): Uint8Array {
   at += 8;
   v.setUint32(at, m.segments.length, true);
   v.setUint32(at + 4, m.libraries.length, true);
-  at += 8;
+  v.setUint32(at + 8, m.native ? MANIFEST_NATIVE : 0, true);
+  at += 16;
   for (let i = 0; i < MAX_SEGMENTS; i++, at += SEGMENT_SIZE) {
     const s = m.segments[i];
     if (!s) continue;

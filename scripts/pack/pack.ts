@@ -53,6 +53,12 @@ const MAX_PAGE = 0x10000;
 export const FIRST_LIBRARY_FD = 1000;
 /** memfd names start with this; src/process/startup.ts leaves such fds out of what it passes on. */
 export const MEMFD_PREFIX = "pidone:";
+/**
+ * src/sys/native.ts's magic string (the shared area's, in stub.c too): a payload whose
+ * bytes hold it takes over from the stub's native helper, so the stub may block signals
+ * and rebuild the environment for it. test/native-helper.test.ts checks the three agree.
+ */
+export const NATIVE_MARKER = "pidone-native-1";
 
 export interface PackInput {
   /** Bun's executable. */
@@ -63,6 +69,8 @@ export interface PackInput {
   ldso: Uint8Array;
   /** The runtime's other DT_NEEDED libraries, by file name. */
   libraries: Map<string, Uint8Array>;
+  /** Turn the native helper on; default: when the payload carries NATIVE_MARKER. */
+  native?: boolean;
 }
 
 export interface PackResult {
@@ -70,6 +78,8 @@ export interface PackResult {
   /** Bytes added to the runtime, and how they split. */
   added: { stub: number; ldso: number; libraries: number; total: number };
   needed: string[];
+  /** The stub's native helper is on (MANIFEST_NATIVE). */
+  native: boolean;
 }
 
 export class PackError extends Error {
@@ -204,6 +214,7 @@ export function pack(input: PackInput): PackResult {
   const hash = createHash("sha256");
   for (const part of [input.runtime, stub.text, stub.data, input.ldso, ...libraryPlaces.map((l) => l.bytes)]) hash.update(part);
   const ld = ldsoPlan(ldso);
+  const native = input.native ?? Buffer.from(input.runtime.buffer, input.runtime.byteOffset, input.runtime.length).includes(NATIVE_MARKER, 0, "latin1");
   const manifest = encodeManifest({
     // Deterministic, so the same inputs give the same release file.
     packId: hash.digest().readBigUInt64LE(0),
@@ -213,6 +224,7 @@ export function pack(input: PackInput): PackResult {
     ldsoOffset: ldsoOff,
     ldsoSpan: ld.span,
     ldsoEntry: ld.entry,
+    native,
     segments: ld.segments,
     libraries: slots,
   });
@@ -258,5 +270,6 @@ export function pack(input: PackInput): PackResult {
       total: total - input.runtime.length,
     },
     needed: needed.map((n) => n.name),
+    native,
   };
 }

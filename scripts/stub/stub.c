@@ -4,26 +4,34 @@
  * The packer (scripts/pack/) turned Bun's PT_INTERP program header into a PT_LOAD for
  * this code (and PT_NOTE into one for its writable data) and pointed e_entry here, so
  * the kernel starts the file as a static executable: no /lib64/ld-linux-*.so.2 is
- * needed in the image. This stub then does
- * what the kernel would have done with an interpreter, from pieces appended to our own
- * file: it maps glibc's ld.so, hands it the C libraries as sealed memfds at the fd
- * numbers the packer wrote into DT_NEEDED (/proc/self/fd/1000...), fixes the auxiliary
- * vector and jumps to ld.so with the kernel's stack untouched (argv, environment and
- * /proc/self/cmdline stay byte for byte what our parent passed).
+ * needed in the image. This stub then does what the kernel would have done with an
+ * interpreter, from pieces appended to our own file: it maps glibc's ld.so, hands it the
+ * C libraries as sealed memfds at the fd numbers the packer wrote into DT_NEEDED
+ * (/proc/self/fd/1000...), fixes the auxiliary vector and jumps to ld.so.
+ *
+ * It is also pidone's native helper, the part of an init a managed runtime cannot be:
+ *  - signals are blocked at the first instruction, so nothing sent while the runtime
+ *    starts is lost or fatal, and every runtime thread inherits the block;
+ *  - what pidone must hand its child is recorded before anything changes it: the signal
+ *    mask, the ignored signals, the environment, the inherited descriptors;
+ *  - the runtime starts on a rebuilt stack whose environment holds its own settings and
+ *    none of the variables meant for the application (BUN_*, LD_*, ...); argv and the
+ *    strings themselves stay where the kernel put them (/proc/self/cmdline unchanged);
+ *  - on_signal, an async-signal-safe handler pidone installs, forwards each signal with
+ *    kill() to the target pidone publishes here and wakes pidone's event loop through
+ *    a self-pipe (the shared area below, found through our own auxv entry AT_PIDONE);
+ *  - started with TRAMPOLINE_MARKER as argv[1], the file never starts Bun: it performs
+ *    what posix_spawn cannot (user switch, LISTEN_PID, taking a terminal) and execs.
  *
  * Freestanding: raw system calls, no libc, no relocations (the packer places this code
  * at any 64 KiB-aligned address and proves it position independent by linking it
  * twice). One source for x86-64 and aarch64.
- *
- * Room left for the native helper (issue 4): _start is where signals get blocked at the
- * first instruction; stub_main returns the stack ld.so starts on, so it can hand over a
- * rebuilt stack with an edited environment; a marker in argv can select a trampoline
- * mode that never reaches ld.so; the packer maps a writable segment (stub .data/.bss)
- * for state a signal handler living here would share with pidone.
  */
 
 typedef unsigned long u64;
 typedef unsigned int u32;
+typedef unsigned short u16;
+typedef unsigned char u8;
 typedef int s32;
 typedef long s64;
 
@@ -33,9 +41,19 @@ typedef long s64;
 #define NR_write 1
 #define NR_close 3
 #define NR_mmap 9
+#define NR_rt_sigaction 13
+#define NR_rt_sigprocmask 14
+#define NR_ioctl 16
 #define NR_pread64 17
+#define NR_getpid 39
 #define NR_sendfile 40
+#define NR_execve 59
+#define NR_kill 62
 #define NR_fcntl 72
+#define NR_setgroups 116
+#define NR_setresuid 117
+#define NR_setresgid 119
+#define NR_getdents64 217
 #define NR_exit_group 231
 #define NR_openat 257
 #define NR_dup3 292
@@ -54,31 +72,51 @@ static inline s64 syscall6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
 }
 
 /*
- * The kernel enters with %rsp at argc (16-byte aligned). stub_main returns the stack and
- * the entry to continue on in %rax:%rdx; ld.so's _start reads only %rsp, and %rdx (an
- * atexit function for the program by the ABI) must not carry our garbage.
+ * The kernel enters with %rsp at argc (16-byte aligned). The first instruction blocks
+ * signals (rt_sigprocmask(SIG_BLOCK, &early_block, &shared.mask)): a SIGTERM now stays
+ * pending until pidone has a handler instead of killing us, or, as PID 1, being dropped.
+ * stub_main returns how many bytes the rebuilt stack needs; it goes right below the
+ * kernel's, and stub_stack fills it and returns the entry to jump to. ld.so's _start
+ * reads only %rsp; %rdx (an atexit function for the program by the ABI) must be 0.
  */
 __asm__(".section .text.entry,\"ax\",@progbits\n"
         ".globl _start\n"
         ".type _start,@function\n"
         "_start:\n"
+        "  mov $14, %eax\n"
+        "  xor %edi, %edi\n"
+        "  lea early_block(%rip), %rsi\n"
+        "  lea pidone_shared+40(%rip), %rdx\n"
+        "  mov $8, %r10d\n"
+        "  syscall\n"
         "  mov %rsp, %rdi\n"
         "  call stub_main\n"
-        "  mov %rax, %rsp\n"
-        "  mov %rdx, %rax\n"
+        "  sub %rax, %rsp\n"
+        "  mov %rsp, %rdi\n"
+        "  call stub_stack\n"
         "  xor %edx, %edx\n"
         "  jmp *%rax\n"
         ".previous\n");
 
 #elif defined(__aarch64__)
+#define NR_getdents64 61
 #define NR_dup3 24
 #define NR_fcntl 25
+#define NR_ioctl 29
 #define NR_openat 56
 #define NR_close 57
 #define NR_write 64
 #define NR_pread64 67
 #define NR_sendfile 71
 #define NR_exit_group 94
+#define NR_kill 129
+#define NR_rt_sigaction 134
+#define NR_rt_sigprocmask 135
+#define NR_setresuid 147
+#define NR_setresgid 149
+#define NR_setgroups 159
+#define NR_getpid 172
+#define NR_execve 221
 #define NR_mmap 222
 #define NR_memfd_create 279
 
@@ -94,15 +132,28 @@ static inline s64 syscall6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   return x0;
 }
 
-/* Same contract as above: sp at argc in, {sp, entry} back in x0:x1. */
+/* Same contract as above: signals blocked first, then sp at argc in, bytes to reserve
+ * back in x0, then the rebuilt stack and the entry in x0. */
 __asm__(".section .text.entry,\"ax\",%progbits\n"
         ".globl _start\n"
         ".type _start,%function\n"
         "_start:\n"
+        "  mov x8, #135\n"
+        "  mov x0, xzr\n"
+        "  adrp x1, early_block\n"
+        "  add x1, x1, :lo12:early_block\n"
+        "  adrp x2, pidone_shared+40\n"
+        "  add x2, x2, :lo12:pidone_shared+40\n"
+        "  mov x3, #8\n"
+        "  svc #0\n"
         "  mov x0, sp\n"
         "  bl stub_main\n"
-        "  mov sp, x0\n"
-        "  mov x16, x1\n"
+        "  mov x9, sp\n"
+        "  sub x9, x9, x0\n"
+        "  mov sp, x9\n"
+        "  mov x0, x9\n"
+        "  bl stub_stack\n"
+        "  mov x16, x0\n"
         "  mov x0, xzr\n"
         "  br x16\n"
         ".previous\n");
@@ -123,6 +174,8 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 #define MAP_FIXED 0x10
 #define MAP_ANONYMOUS 0x20
 #define F_GETFD 1
+#define F_SETFD 2
+#define FD_CLOEXEC 1
 #define F_DUPFD_CLOEXEC 1030
 #define F_ADD_SEALS 1033
 #define F_SEAL_SEAL 1
@@ -132,9 +185,18 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 #define MFD_CLOEXEC 1
 #define MFD_ALLOW_SEALING 2
 #define MFD_NOEXEC_SEAL 8
+#define SIG_SETMASK 2
+#define TIOCSCTTY 0x540E
+#define ENOENT 2
+#define ENOEXEC 8
 #define EBADF 9
 #define EACCES 13
+#define ENODEV 19
+#define ENOTDIR 20
 #define EINVAL 22
+#define ENAMETOOLONG 36
+#define ETIMEDOUT 110
+#define ESTALE 116
 
 #define AT_NULL 0
 #define AT_PHDR 3
@@ -142,6 +204,12 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 #define AT_BASE 7
 #define AT_ENTRY 9
 #define AT_EXECFN 31
+/* Ours: the shared area's address, for getauxval(3) in pidone (src/sys/native.ts).
+ * glibc's getauxval returns any type it finds in the vector; ld.so ignores types it
+ * does not know. */
+#define AT_PIDONE 0x50494431
+
+#define BIT(sig) (1UL << ((sig) - 1))
 
 /* ------------------------------------------------------------------ the manifest */
 
@@ -183,12 +251,21 @@ struct manifest {
   u64 ldso_entry;
   u32 nsegments;
   u32 nlibraries;
+  u32 flags;       /* MANIFEST_NATIVE: the payload is pidone, which takes over from us */
+  u32 pad;
   struct segment segment[MAX_SEGMENTS];
   struct library library[MAX_LIBRARIES];
 };
 
+/*
+ * Set by the packer when the JavaScript payload carries src/sys/native.ts: only such a
+ * payload unblocks signals, installs on_signal and reads what we recorded. Any other
+ * (the benchmark's floors) gets the plain loader: no block, no environment changes.
+ */
+#define MANIFEST_NATIVE 1
+
 __attribute__((section(".rodata.manifest"), used, aligned(16))) const struct manifest pidone_manifest = {
-    .magic = "pidone-stub-v1",
+    .magic = "pidone-stub-v2",
 };
 
 static const struct manifest *manifest(void) {
@@ -199,12 +276,117 @@ static const struct manifest *manifest(void) {
   return m;
 }
 
+/* ------------------------------------------------------------------ the shared area */
+
+/*
+ * One page of state pidone and this file share for the life of the process (the
+ * writable stub segment; src/sys/native.ts mirrors the layout and checks magic and
+ * size). pidone writes target, pipe and action; on_signal reads them and writes count;
+ * everything else is written once, here, before the runtime exists.
+ */
+#define SHARED_MAGIC "pidone-native-1"
+#define NSIG 65            /* signals 1..64; index 0 unused */
+#define MAX_FDS 256
+#define FDS_UNKNOWN 0xffffffffu
+/* action[sig]: the signal to forward (1..64), or one of these; ACT_QUIET may be added. */
+#define ACT_QUEUE 0        /* leave it to pidone's JavaScript */
+#define ACT_DROP 127       /* forward nothing, but tell pidone it was dealt with */
+#define ACT_QUIET 128      /* once dealt with here, do not wake pidone: it reads the count later */
+
+struct shared {
+  char magic[16];
+  u32 size;
+  u32 nfds;          /* entries in fds, or FDS_UNKNOWN (no /proc, or more than MAX_FDS) */
+  u64 handler;       /* on_signal's address, for pidone's sigaction(2) */
+  u64 envp;          /* the environment we were started with (char **, NULL-terminated) */
+  u64 mask;          /* the signal mask we were started with (bit n-1: signal n) */
+  u64 ignored;       /* the signals our parent left at SIG_IGN */
+  s32 target;        /* >0 a pid, <0 a process group, 0: queue only (pidone decides) */
+  s32 pipe;          /* the self-pipe's write end (O_NONBLOCK), -1 before pidone made it */
+  u8 action[72];     /* per signal: ACT_QUEUE, ACT_DROP or the signal to forward, | ACT_QUIET */
+  /* Per signal, deliveries << 16 | deliveries already forwarded (or dropped) here: one
+   * atomic add per delivery, so pidone reads both halves from one consistent word. */
+  u32 count[68];
+  s32 fds[MAX_FDS];  /* descriptors above 2 we were started with, ascending */
+};
+_Static_assert(__builtin_offsetof(struct shared, mask) == 40, "_start writes the mask at pidone_shared+40");
+_Static_assert(__builtin_offsetof(struct shared, target) == 56, "src/sys/native.ts");
+_Static_assert(__builtin_offsetof(struct shared, action) == 64, "src/sys/native.ts");
+_Static_assert(__builtin_offsetof(struct shared, count) == 136, "src/sys/native.ts");
+_Static_assert(__builtin_offsetof(struct shared, fds) == 408, "src/sys/native.ts");
+_Static_assert(sizeof(struct shared) == 1432, "src/sys/native.ts");
+
+__attribute__((used, aligned(64))) struct shared pidone_shared = {
+    .magic = SHARED_MAGIC,
+    .size = sizeof(struct shared),
+    .nfds = FDS_UNKNOWN,
+    .pipe = -1,
+};
+
+/*
+ * Blocked from the first instruction: everything pidone may handle. Not the signals the
+ * runtime needs delivered to the thread that raised them (a fault while blocked kills
+ * the process instead of reaching its handler), not SIGPWR (JavaScriptCore suspends
+ * threads with it for garbage collection: blocked, the collector would wait forever),
+ * not glibc's 32 and 33 (thread cancellation, set*id across threads), and not KILL and
+ * STOP, which cannot be blocked.
+ */
+#define RUNTIME_SIGNALS \
+  (BIT(4) | BIT(5) | BIT(6) | BIT(7) | BIT(8) | BIT(11) | BIT(30) | BIT(31) | BIT(32) | BIT(33))
+#define UNBLOCKABLE (BIT(9) | BIT(19))
+__attribute__((used)) const u64 early_block = ~(RUNTIME_SIGNALS | UNBLOCKABLE);
+
+/* ------------------------------------------------------------------ the signal handler */
+
+/*
+ * Installed by pidone (src/signals/intake.ts) for every signal it handles, with every
+ * handled signal in sa_mask. Async-signal-safe by construction: raw system calls (which
+ * leave errno alone), lock-free atomics, no state of its own. It may run on any thread
+ * that has the signal unblocked, concurrently with itself on another.
+ *
+ * The forward happens here rather than in JavaScript: a signal then costs one kill()
+ * after delivery, not a trip through the event loop. If kill() fails (the target has
+ * gone), the delivery is left to pidone, which reports it. A quiet signal, once
+ * forwarded, does not even wake the event loop: on one CPU, pidone's bookkeeping would
+ * otherwise compete with the child the signal was for.
+ */
+__attribute__((used)) void on_signal(int sig) {
+  struct shared *s = &pidone_shared;
+  if (sig < 1 || sig >= NSIG) return;
+  u32 act = __atomic_load_n(&s->action[sig], __ATOMIC_ACQUIRE);
+  u32 out = act & ~ACT_QUIET;
+  s32 target = __atomic_load_n(&s->target, __ATOMIC_ACQUIRE);
+  u32 done = 0;
+  if (out != ACT_QUEUE && target != 0) done = out == ACT_DROP || sys(NR_kill, target, out, 0, 0, 0, 0) == 0;
+  __atomic_fetch_add(&s->count[sig], 0x10000u + done, __ATOMIC_RELEASE);
+  if (done && (act & ACT_QUIET)) return;
+  s32 fd = __atomic_load_n(&s->pipe, __ATOMIC_ACQUIRE);
+  /* The byte only wakes the event loop; pidone reads the counts. A full pipe (EAGAIN)
+   * already holds a wake-up. */
+  if (fd >= 0) {
+    u8 byte = (u8)sig;
+    sys(NR_write, fd, &byte, 1, 0, 0, 0);
+  }
+}
+
 /* ------------------------------------------------------------------ small helpers */
 
 static u64 length(const char *s) {
   u64 n = 0;
   while (s[n]) n++;
   return n;
+}
+
+/* Does `s` start with `prefix`? */
+static int starts(const char *s, const char *prefix) {
+  while (*prefix)
+    if (*s++ != *prefix++) return 0;
+  return 1;
+}
+
+static int equal(const char *a, const char *b) {
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
 }
 
 static void say(const char *s) {
@@ -216,6 +398,19 @@ static char *decimal(char *end, u64 v) {
   do *--end = (char)('0' + v % 10);
   while (v /= 10);
   return end;
+}
+
+/* A decimal u32 at *p, advancing *p past it; -1 when there is none or it overflows. */
+static s64 parse_u32(const char **p) {
+  const char *s = *p;
+  u64 v = 0;
+  if (*s < '0' || *s > '9') return -1;
+  while (*s >= '0' && *s <= '9') {
+    v = v * 10 + (u64)(*s++ - '0');
+    if (v > 0xffffffffUL) return -1;
+  }
+  *p = s;
+  return (s64)v;
 }
 
 static const char *errno_name(s64 e) {
@@ -253,6 +448,321 @@ static s64 open_read(const char *path) {
   return sys(NR_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0, 0, 0);
 }
 
+/* ------------------------------------------------------------------ what we inherited */
+
+/*
+ * The signals our parent left ignored: the runtime ignores SIGPIPE and SIGXFSZ before
+ * pidone's first line, so only now can anyone tell what the child should get.
+ */
+static void record_ignored(struct shared *s) {
+  u64 old[4]; /* the kernel's struct sigaction: handler first, on both architectures */
+  u64 dfl[4] = {0, 0, 0, 0};
+  for (s32 sig = 1; sig < NSIG; sig++) {
+    old[0] = 0;
+    if (sig == 9 || sig == 19) continue;
+    if (sys(NR_rt_sigaction, sig, 0, old, 8, 0, 0) == 0 && old[0] == 1 /* SIG_IGN */) {
+      s->ignored |= BIT(sig);
+      /* The runtime installs its own handlers for these anyway, and JavaScriptCore
+       * complains on stderr about an ignored SIGPWR. The child gets them ignored again
+       * through the trampoline (ignore=...). */
+      if (BIT(sig) & RUNTIME_SIGNALS) sys(NR_rt_sigaction, sig, dfl, 0, 8, 0, 0);
+    }
+  }
+}
+
+/*
+ * The descriptors above 2 our parent passed, before the runtime (or this stub) opens
+ * any: pidone passes exactly these on. Every one of them survived our execve, so none
+ * is close-on-exec yet; the runtime marks them so later.
+ */
+struct dirent64 {
+  u64 ino;
+  s64 off;
+  u16 reclen;
+  u8 type;
+  char name[];
+};
+
+static void record_fds(struct shared *s) {
+  s64 dir = open_read("/proc/self/fd");
+  if (dir < 0) return; /* FDS_UNKNOWN: without /proc we stop with a clear message below */
+  u32 n = 0;
+  s32 overflow = 0;
+  char buf[2048] __attribute__((aligned(8)));
+  for (;;) {
+    s64 got = sys(NR_getdents64, dir, buf, sizeof buf, 0, 0, 0);
+    if (got <= 0) {
+      if (got < 0) overflow = 1;
+      break;
+    }
+    for (s64 at = 0; at < got;) {
+      struct dirent64 *d = (struct dirent64 *)(buf + at);
+      at += d->reclen;
+      const char *p = d->name;
+      s64 fd = parse_u32(&p);
+      if (fd <= 2 || *p || fd == dir) continue;
+      if (n == MAX_FDS) {
+        overflow = 1;
+        break;
+      }
+      /* getdents lists them in no promised order: insert in place. */
+      u32 i = n++;
+      while (i > 0 && s->fds[i - 1] > fd) s->fds[i] = s->fds[i - 1], i--;
+      s->fds[i] = (s32)fd;
+    }
+    if (overflow) break;
+  }
+  sys(NR_close, dir, 0, 0, 0, 0, 0);
+  s->nfds = overflow ? FDS_UNKNOWN : n;
+}
+
+/* ------------------------------------------------------------------ the runtime's environment */
+
+/*
+ * Variables that reconfigure the runtime or its loader: meant for the application, they
+ * reach it through pidone byte for byte, but pidone itself must not obey them
+ * (BUN_OPTIONS=--cpu-prof would write a profile, LD_PRELOAD would load into PID 1,
+ * BUN_BE_BUN=1 would even turn pidone into bun). MIMALLOC_*: Bun's allocator. Names
+ * with '=' are whole names, the rest prefixes. A string list, not a pointer array:
+ * an array of pointers would need relocations.
+ */
+static const char hidden_names[] = "BUN_\0LD_\0MALLOC_\0MIMALLOC_\0GLIBC_TUNABLES=\0NODE_OPTIONS=\0";
+/*
+ * The runtime's own settings, read only at its start (measured with Bun 1.4.4, see the
+ * README): Bun's GC timer off (about 14 wake-ups a second otherwise); JavaScriptCore
+ * without the concurrent JIT's worker threads, without the thread that pre-faults heap
+ * blocks, and without timer-driven collections (an eden GC 7 s after start, helper
+ * threads waking for 20 s): 2 threads instead of 5, no wake-up at all once idle, and
+ * start-up faster, not slower. Garbage is still collected as allocation demands.
+ */
+static const char runtime_settings[] =
+    "BUN_GC_TIMER_DISABLE=1\0"
+    "BUN_JSC_useConcurrentJIT=false\0"
+    "BUN_JSC_useWarmUpMarkedBlocks=false\0"
+    "BUN_JSC_collectionTimerMaxPercentCPU=0\0";
+
+static int hidden(const char *entry) {
+  for (const char *h = hidden_names; *h; h += length(h) + 1)
+    if (starts(entry, h)) return 1;
+  return 0;
+}
+
+/* Counts the settings and, when `out` is given, stores pointers to them. */
+static u64 settings(const char **out) {
+  u64 n = 0;
+  for (const char *e = runtime_settings; *e; e += length(e) + 1, n++)
+    if (out) out[n] = e;
+  return n;
+}
+
+/* ------------------------------------------------------------------ the exec trampoline */
+
+/*
+ * pidone (src/process/spawn.ts, src/sys/native.ts) posix_spawns /proc/self/exe with
+ *   argv = pidone TRAMPOLINE_MARKER [report=FD] [search] [groups=G,G...] [gid=G] [uid=U]
+ *          [listen-pid] [ctty] [ignore=SIG,SIG...] -- FILE ARGV0 ARGV1...
+ * (the marker in argv[1]: binfmt_misc interpreters such as qemu-user replace argv[0])
+ * and the child's environment, mask, dispositions, descriptors, session and working
+ * directory already set by posix_spawn. We do what posix_spawn cannot, in this order
+ * (ignore=: signals our parent ignored that the runtime handles in pidone, which
+ * posix_spawn can only reset to their default), restore the mask the child was given,
+ * and execve FILE (searched in the child's PATH
+ * with `search`, as execvp does). Bun is never started: this costs an execve of our own
+ * file (nothing of it is read but this code) and a few system calls.
+ *
+ * A failure goes to FD as {u32 step, s32 errno} and ends us with 127; a step that only
+ * warns (taking the terminal) has STEP_WARNING set and we carry on. FD is close-on-exec
+ * once we run, so pidone reads end-of-file as "FILE is running".
+ */
+#define TRAMPOLINE_MARKER "\001pidone-exec"
+#define STEP_USAGE 1
+#define STEP_SETGROUPS 2
+#define STEP_SETRESGID 3
+#define STEP_SETRESUID 4
+#define STEP_CTTY 5
+#define STEP_EXEC 6
+#define STEP_WARNING 0x100
+#define MAX_GROUPS 65536 /* the kernel's NGROUPS_MAX */
+#define PATH_MAX 4096
+
+static s32 report_fd = -1;
+
+static void report(u32 step, s64 err) {
+  if (report_fd < 0) return;
+  u32 record[2] = {step, (u32)(s32)err};
+  sys(NR_write, report_fd, record, sizeof record, 0, 0, 0);
+}
+
+__attribute__((noreturn)) static void fail(u32 step, s64 err) {
+  report(step, err);
+  for (;;) sys(NR_exit_group, 127, 0, 0, 0, 0, 0);
+}
+
+/* execve, and for a file with no #! line that is not ELF, /bin/sh FILE as execvp does
+ * (args[-1] is FILE's slot, free by then). Once /bin/sh was tried the search is over. */
+static s64 try_exec(const char *path, char **args, char **envp, int *final) {
+  s64 r = sys(NR_execve, path, args, envp, 0, 0, 0);
+  if (r != -ENOEXEC) return r;
+  *final = 1;
+  args[-1] = "/bin/sh";
+  args[0] = (char *)path;
+  return sys(NR_execve, "/bin/sh", args - 1, envp, 0, 0, 0);
+}
+
+/* execvpe(3) with the child's PATH: the errors that end the search are glibc's. */
+static s64 exec_searching(const char *file, char **args, char **envp, int search) {
+  int final = 0;
+  if (!search) return try_exec(file, args, envp, &final);
+  for (const char *p = file; *p; p++)
+    if (*p == '/') return try_exec(file, args, envp, &final);
+  const char *path = "/bin:/usr/bin";
+  for (char **e = envp; *e; e++)
+    if (starts(*e, "PATH=")) {
+      path = *e + 5;
+      break;
+    }
+  u64 flen = length(file);
+  s64 result = -ENOENT;
+  char buf[PATH_MAX];
+  for (const char *dir = path;; dir++) {
+    const char *end = dir;
+    while (*end && *end != ':') end++;
+    u64 dlen = (u64)(end - dir);
+    if (dlen == 0) {
+      buf[0] = '.'; /* an empty entry is the working directory */
+      dlen = 1;
+    } else if (dlen + 1 + flen + 1 > sizeof buf) {
+      result = -ENAMETOOLONG;
+      dlen = 0;
+    } else {
+      for (u64 i = 0; i < dlen; i++) buf[i] = dir[i];
+    }
+    if (dlen) {
+      buf[dlen] = '/';
+      for (u64 i = 0; i <= flen; i++) buf[dlen + 1 + i] = file[i];
+      s64 r = try_exec(buf, args, envp, &final);
+      if (final) return r;
+      if (r == -EACCES) result = r;
+      else if (r != -ENOENT && r != -ENOTDIR && r != -ESTALE && r != -ENODEV && r != -ETIMEDOUT) return r;
+    }
+    dir = end;
+    if (!*dir) break;
+  }
+  return result;
+}
+
+/*
+ * LISTEN_PID names the process the sockets are for (sd_listen_fds checks it): the
+ * child's own pid now. LISTEN_PIDFDID (systemd 254) names pidone's pidfd, which the
+ * child could never match: it goes.
+ */
+static void listen_pid(char **envp, char *buf, u64 size) {
+  char digits[24];
+  const char *pid = decimal(digits + sizeof digits, (u64)sys(NR_getpid, 0, 0, 0, 0, 0, 0));
+  const char *name = "LISTEN_PID=";
+  u64 n = 0;
+  while (name[n]) buf[n] = name[n], n++;
+  for (u64 i = 0; pid[i] && n + 1 < size; i++) buf[n++] = pid[i];
+  buf[n] = 0;
+  char **out = envp;
+  for (char **e = envp; *e; e++) {
+    if (starts(*e, "LISTEN_PIDFDID=")) continue;
+    *out++ = starts(*e, "LISTEN_PID=") ? buf : *e;
+  }
+  *out = 0;
+}
+
+/* `a`: the words after the marker. */
+__attribute__((noreturn)) static void trampoline(char **a, char **envp) {
+  struct shared *s = &pidone_shared;
+  s64 uid = -1, gid = -1;
+  const char *groups = 0, *ignore = 0;
+  int search = 0, ctty = 0, listen = 0;
+  for (; *a && !equal(*a, "--"); a++) {
+    const char *v = *a;
+    s64 n;
+    if (starts(v, "report=")) {
+      v += 7;
+      if ((n = parse_u32(&v)) < 0 || *v) fail(STEP_USAGE, EINVAL);
+      report_fd = (s32)n;
+      /* Closed by our execve: end-of-file tells pidone the program runs. */
+      sys(NR_fcntl, report_fd, F_SETFD, FD_CLOEXEC, 0, 0, 0);
+    } else if (starts(v, "uid=")) {
+      v += 4;
+      if ((uid = parse_u32(&v)) < 0 || *v) fail(STEP_USAGE, EINVAL);
+    } else if (starts(v, "gid=")) {
+      v += 4;
+      if ((gid = parse_u32(&v)) < 0 || *v) fail(STEP_USAGE, EINVAL);
+    } else if (starts(v, "groups=")) {
+      groups = v + 7;
+    } else if (starts(v, "ignore=")) {
+      ignore = v + 7;
+    } else if (equal(v, "search")) {
+      search = 1;
+    } else if (equal(v, "ctty")) {
+      ctty = 1;
+    } else if (equal(v, "listen-pid")) {
+      listen = 1;
+    } else {
+      fail(STEP_USAGE, EINVAL);
+    }
+  }
+  if (!*a || !a[1] || !a[2]) fail(STEP_USAGE, EINVAL);
+  const char *file = a[1];
+  char **args = a + 2;
+
+  /* Supplementary groups first, then the group, then the user: each later step gives
+   * up the privilege the earlier ones need. Raw calls change this process only, which
+   * is all of it: no runtime, no other thread. */
+  if (groups) {
+    u64 count = 0;
+    for (const char *p = groups; *p; p++)
+      if (*p == ',') count++;
+    count += *groups != 0;
+    if (count > MAX_GROUPS) fail(STEP_SETGROUPS, EINVAL);
+    u32 list[count ? count : 1];
+    const char *p = groups;
+    for (u64 i = 0; i < count; i++) {
+      s64 g = parse_u32(&p);
+      if (g < 0 || (*p && *p != ',')) fail(STEP_USAGE, EINVAL);
+      list[i] = (u32)g;
+      if (*p) p++;
+    }
+    s64 r = sys(NR_setgroups, count, list, 0, 0, 0, 0);
+    if (r < 0) fail(STEP_SETGROUPS, -r);
+  }
+  if (gid >= 0) {
+    s64 r = sys(NR_setresgid, gid, gid, gid, 0, 0, 0);
+    if (r < 0) fail(STEP_SETRESGID, -r);
+  }
+  if (uid >= 0) {
+    s64 r = sys(NR_setresuid, uid, uid, uid, 0, 0, 0);
+    if (r < 0) fail(STEP_SETRESUID, -r);
+  }
+  /* posix_spawn made us a session leader; the terminal on fd 0 becomes our controlling
+   * terminal only if no other session holds it (pidone gave it up). Without it the
+   * program still runs, as dumb-init's does. */
+  if (ctty) {
+    s64 r = sys(NR_ioctl, 0, TIOCSCTTY, 0, 0, 0, 0);
+    if (r < 0) report(STEP_CTTY | STEP_WARNING, -r);
+  }
+  char listen_buf[40];
+  if (listen) listen_pid(envp, listen_buf, sizeof listen_buf);
+  if (ignore && *ignore) {
+    u64 act[4] = {1 /* SIG_IGN */, 0, 0, 0};
+    for (const char *p = ignore;;) {
+      s64 sig = parse_u32(&p);
+      if (sig < 1 || sig >= NSIG || (*p && *p != ',')) fail(STEP_USAGE, EINVAL);
+      sys(NR_rt_sigaction, sig, act, 0, 8, 0, 0);
+      if (!*p++) break;
+    }
+  }
+
+  /* The mask posix_spawn gave us, which _start blocked over. */
+  sys(NR_rt_sigprocmask, SIG_SETMASK, &s->mask, 0, 8, 0, 0);
+  s64 r = exec_searching(file, args, envp, search);
+  fail(STEP_EXEC, -r);
+}
 /* ------------------------------------------------------------------ steps */
 
 /*
@@ -398,47 +908,121 @@ static void load_libraries(const struct manifest *m, s32 self) {
   }
 }
 
-struct jump {
-  u64 sp;
-  u64 entry;
-};
+/* ------------------------------------------------------------------ start-up */
 
-__attribute__((used)) struct jump stub_main(u64 *sp) {
+/* What stub_main found and stub_stack needs: the stub's own .bss. */
+static struct {
+  u32 native; /* MANIFEST_NATIVE */
+  u64 argc;
+  char **argv;
+  char **envp;
+  u64 envc;   /* entries in the runtime's environment */
+  u64 *auxv;
+  u64 auxc;   /* entries in the kernel's auxiliary vector, AT_NULL excluded */
+  u64 ldso;   /* ld.so's load base */
+} start;
+
+/*
+ * Runs on the kernel's stack, signals blocked. Either becomes the trampoline and never
+ * returns, or loads ld.so and the libraries and returns the size of the stack the
+ * runtime will start on (a multiple of 16, the ABI's alignment at process entry).
+ */
+__attribute__((used)) u64 stub_main(u64 *sp) {
   const struct manifest *m = manifest();
+  struct shared *s = &pidone_shared;
   u64 argc = sp[0];
-  char **envp = (char **)(sp + 1 + argc + 1);
-  while (*envp) envp++;
-  u64 *auxv = (u64 *)(envp + 1);
+  char **argv = (char **)(sp + 1);
+  char **envp = argv + argc + 1;
+  char **e = envp;
+  while (*e) e++;
+  u64 *auxv = (u64 *)(e + 1);
 
-  u64 *at_phdr = 0, *at_base = 0, *at_entry = 0;
+  start.native = m->flags & MANIFEST_NATIVE;
+  if (start.native) {
+    if (argc >= 2 && equal(argv[1], TRAMPOLINE_MARKER)) trampoline(argv + 2, envp);
+    record_ignored(s);
+    record_fds(s);
+    s->envp = (u64)envp;
+    s->handler = (u64)&on_signal;
+  } else {
+    /* Nobody would unblock them: back to what the kernel gave us. */
+    sys(NR_rt_sigprocmask, SIG_SETMASK, &s->mask, 0, 8, 0, 0);
+  }
+
   u64 page = 4096;
   const char *execfn = 0;
-  for (u64 *a = auxv; a[0] != AT_NULL; a += 2) {
+  int seen = 0;
+  u64 auxc = 0;
+  for (u64 *a = auxv; a[0] != AT_NULL; a += 2, auxc++) {
     switch (a[0]) {
-      case AT_PHDR: at_phdr = &a[1]; break;
-      case AT_BASE: at_base = &a[1]; break;
-      case AT_ENTRY: at_entry = &a[1]; break;
+      case AT_PHDR: seen |= 1; break;
+      case AT_BASE: seen |= 2; break;
+      case AT_ENTRY: seen |= 4; break;
       case AT_PAGESZ: page = a[1]; break;
       case AT_EXECFN: execfn = (const char *)a[1]; break;
     }
   }
-  if (!at_phdr || !at_base || !at_entry) die("the kernel passed no AT_PHDR/AT_BASE/AT_ENTRY", 0, 0);
+  if (seen != 7) die("the kernel passed no AT_PHDR/AT_BASE/AT_ENTRY", 0, 0);
 
   s32 self = open_self(m, execfn);
-  u64 base = map_ldso(m, self, page);
+  start.ldso = map_ldso(m, self, page);
   load_libraries(m, self);
   sys(NR_close, self, 0, 0, 0, 0, 0);
 
-  /*
-   * What a kernel loading an interpreter would have passed. AT_PHDR goes to the packer's
-   * copy of the original program headers: ld.so learns its own name from PT_INTERP,
-   * which the file's table no longer has (without it ld.so asserts), and never to the
-   * kernel's value, which Linux before 5.18 and qemu-user 7.2 compute from the first
-   * PT_LOAD rather than from the segment holding the table. AT_BASE is 0 for a static
-   * executable; AT_ENTRY is our own entry, and ld.so would jump right back here.
-   */
-  *at_phdr = m->phdr;
-  *at_base = base;
-  *at_entry = m->entry;
-  return (struct jump){(u64)sp, base + m->ldso_entry};
+  start.auxv = auxv;
+  if (!start.native) return 0; /* ld.so starts on the kernel's stack, as the kernel left it */
+  u64 envc = settings(0);
+  for (e = envp; *e; e++) envc += !hidden(*e);
+  start.argc = argc;
+  start.argv = argv;
+  start.envp = envp;
+  start.envc = envc;
+  start.auxc = auxc;
+  /* argc, argv + NULL, environment + NULL, auxv + AT_PIDONE + AT_NULL */
+  u64 words = 1 + (argc + 1) + (envc + 1) + 2 * (auxc + 2);
+  return (words * 8 + 15) & ~15UL;
+}
+
+/*
+ * Fills the stack the runtime starts on, at `to` (right below the kernel's, which stays
+ * untouched: pidone reads the original environment from it), and returns ld.so's entry.
+ */
+__attribute__((used)) u64 stub_stack(u64 *to) {
+  const struct manifest *m = manifest();
+  u64 *w = to;
+  if (!start.native) {
+    /* stub_main reserved nothing: `to` is the kernel's stack; patch its auxv in place. */
+    w = start.auxv;
+  } else {
+    *w++ = start.argc;
+    for (u64 i = 0; i <= start.argc; i++) *w++ = (u64)start.argv[i];
+    w += settings((const char **)w);
+    for (char **e = start.envp; *e; e++)
+      if (!hidden(*e)) *w++ = (u64)*e;
+    *w++ = 0;
+  }
+  for (u64 *a = start.auxv; a[0] != AT_NULL; a += 2) {
+    u64 value = a[1];
+    /*
+     * What a kernel loading an interpreter would have passed. AT_PHDR goes to the
+     * packer's copy of the original program headers: ld.so learns its own name from
+     * PT_INTERP, which the file's table no longer has (without it ld.so asserts), and
+     * never to the kernel's value, which Linux before 5.18 and qemu-user 7.2 compute
+     * from the first PT_LOAD rather than from the segment holding the table. AT_BASE is
+     * 0 for a static executable; AT_ENTRY is our own entry, and ld.so would jump right
+     * back here.
+     */
+    if (a[0] == AT_PHDR) value = m->phdr;
+    if (a[0] == AT_BASE) value = start.ldso;
+    if (a[0] == AT_ENTRY) value = m->entry;
+    *w++ = a[0];
+    *w++ = value;
+  }
+  if (start.native) {
+    *w++ = AT_PIDONE;
+    *w++ = (u64)&pidone_shared;
+    *w++ = AT_NULL;
+    *w++ = 0;
+  }
+  return start.ldso + m->ldso_entry;
 }

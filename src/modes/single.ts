@@ -9,13 +9,14 @@ import type { RunConfig } from "../cli/options.ts";
 import { log } from "../log/logger.ts";
 import { decodeStatus, exitCodeOf, reapAll, reapAllRaw, type ExitStatus } from "../process/reap.ts";
 import { checkReaping, registerSubreaper, setParentDeathSignal } from "../process/reaper.ts";
-import { spawnProgram } from "../process/spawn.ts";
+import { releaseTerminal, spawnProgram } from "../process/spawn.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { descendantsOf, parentOf, processGroupOf } from "../process/tree.ts";
 import { keepAlive } from "../process/loop.ts";
 import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
-import { SyscallError, errno, exit, getpid, kill, sigprocmask, SIG_BLOCK, strsignal } from "../sys/libc.ts";
+import { SyscallError, errno, exit, getpid, kill, strsignal } from "../sys/libc.ts";
+import { publishTarget } from "../sys/native.ts";
 import { TreeStop, detectReach } from "../supervisor/stop.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
 
@@ -24,7 +25,6 @@ const AFTER_KILL_MS = 2000;
 
 export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly Uint8Array[]): void {
   const remap = (code: number) => (cfg.expectExit.has(code) ? 0 : code);
-  const originalMask = sigprocmask(SIG_BLOCK, null);
   const plan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals], cfg.setsid);
 
   if (cfg.pdeathsig) setParentDeathSignal(cfg.pdeathsig);
@@ -36,6 +36,11 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
   );
 
   let main: { pid: number; adopted: boolean } | null = null;
+  // The native handler forwards to whatever main is now, without asking JavaScript.
+  const setMain = (m: { pid: number; adopted: boolean } | null) => {
+    main = m;
+    publishTarget(m ? (cfg.processGroup || cfg.setsid ? -m.pid : m.pid) : "queue");
+  };
   let phase: "running" | "adopting" | "draining" = "running";
   let exitCode = 0;
   let firstFailure: number | null = null; // --wait-all: the first non-zero status wins
@@ -65,11 +70,11 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
       const next = readPidfile(cfg.pidfile);
       if (next.ok && next.pid !== main!.pid && parentOf(next.pid) === getpid()) {
         log.info(`Following pid ${next.pid} from ${cfg.pidfile}`);
-        main = { pid: next.pid, adopted: true };
+        setMain({ pid: next.pid, adopted: true });
         return;
       }
     }
-    main = null;
+    setMain(null);
     if (cfg.pidfile && !stop.triggered && code === 0 && phase === "running") {
       phase = "adopting";
       adoptFromPidfile();
@@ -96,7 +101,7 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
       const r = readPidfile(file);
       if (r.ok) {
         if (parentOf(r.pid) === getpid()) {
-          main = { pid: r.pid, adopted: true };
+          setMain({ pid: r.pid, adopted: true });
           phase = "running";
           log.info(`Adopted pid ${r.pid} from ${file} as the main process`);
           return;
@@ -155,9 +160,14 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
     }
   };
 
+  /** What goes out for `sig`: a rewrite, SIGSTOP for terminal stops under --setsid, 0 to drop. */
+  const outputOf = (sig: number) => {
+    if (cfg.setsid && (sig === SIG.TSTP || sig === SIG.TTIN || sig === SIG.TTOU)) return SIG.STOP;
+    return cfg.rewrite.get(sig) ?? sig;
+  };
+
   const forward = (sig: number) => {
-    let out = cfg.rewrite.get(sig) ?? sig;
-    if (cfg.setsid && (sig === SIG.TSTP || sig === SIG.TTIN || sig === SIG.TTOU)) out = SIG.STOP;
+    const out = outputOf(sig);
     if (out === 0) {
       if (log.level >= 4) log.debug(`Dropping signal: '${strsignal(sig)}'`);
       return;
@@ -176,28 +186,42 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
     }
   };
 
-  listen(plan, (sig) => {
-    if (sig === SIG.CHLD) {
-      if (log.level >= 4) log.debug("Received SIGCHLD");
-      afterReap(reapAllRaw(onReapedRaw));
-      return;
-    }
-    if (cfg.stopSignals.has(sig)) stop.trigger(`received ${signalName(sig)}`);
-    forward(sig);
-  });
+  // Before listen(): giving up the terminal raises SIGHUP and SIGCONT that must not be forwarded.
+  const takeTerminal = cfg.setsid && releaseTerminal();
+
+  listen(
+    plan,
+    (sig, forwarded) => {
+      if (sig === SIG.CHLD) {
+        if (log.level >= 4) log.debug("Received SIGCHLD");
+        afterReap(reapAllRaw(onReapedRaw));
+        return;
+      }
+      if (cfg.stopSignals.has(sig)) stop.trigger(`received ${signalName(sig)}`);
+      if (!forwarded) return forward(sig);
+      if (log.level < 4) return;
+      const out = outputOf(sig);
+      if (out === 0) log.debug(`Dropping signal: '${strsignal(sig)}'`);
+      else log.debug(`Passing signal: '${strsignal(out)}'`);
+    },
+    outputOf,
+    // Stop signals start the grace clock now; a forward alone needs no JavaScript.
+    (sig) => cfg.stopSignals.has(sig) || log.level >= 4,
+  );
 
   const outcome = spawnProgram(cfg.program, {
     envp,
-    sigmask: originalMask,
+    sigmask: inherited.sigmask,
     sigdefault: childDefaultSet(plan),
     keepFds: inherited.fds,
     newSession: cfg.setsid,
+    takeTerminal,
   });
   if (!outcome.ok) {
     log.fatal(outcome.message);
     exit(remap(outcome.code));
   }
-  main = { pid: outcome.pid, adopted: false };
+  setMain({ pid: outcome.pid, adopted: false });
   log.info(`Spawned child process '${Buffer.from(cfg.program[0]!).toString()}' with pid '${outcome.pid}'`);
   keepAlive();
 }

@@ -1,12 +1,21 @@
-// What pidone inherited, captured before anything else runs. This module imports only
-// node:fs so that it is evaluated before the runtime or our own code opens descriptors.
+// What pidone inherited, captured before anything else runs. In the single file the
+// stub recorded it at its first instruction, before the runtime existed (src/sys/native.ts);
+// otherwise it is reconstructed here, before our own code opens descriptors (evaluating
+// src/sys/libc.ts opens none).
 import { readdirSync, readlinkSync, readFileSync } from "node:fs";
+import * as native from "../sys/native.ts";
+import { SIG_BLOCK, sigprocmask } from "../sys/libc.ts";
 
 export interface Inheritance {
   /** Descriptors above 2 that our parent passed us (the runtime marked them close-on-exec). */
   fds: number[];
-  /** Signals our parent left ignored (SigIgn), less the two the runtime ignores itself. */
+  /**
+   * Signals our parent left ignored. Without the stub, SigIgn less the two the runtime
+   * ignores itself (SIGPIPE, SIGXFSZ): what the parent did with those cannot be told.
+   */
   ignored: number[];
+  /** The signal mask our parent started us with: the child's. */
+  sigmask: Uint8Array;
   /** /proc/self/cmdline, split on NUL: argv byte for byte. */
   argv: Uint8Array[] | null;
 }
@@ -86,7 +95,11 @@ function isCompiled(): boolean {
 }
 
 export const inheritance: Inheritance = {
-  fds: inheritedFds(),
-  ignored: ignoredSignals(),
+  fds: native.inheritedFds() ?? inheritedFds(),
+  // SIGPIPE and SIGXFSZ are default in the child by design, whatever our parent did,
+  // with or without the stub (the plain executable cannot tell, see ignoredSignals).
+  ignored: native.originalIgnored()?.filter((s) => s !== 13 && s !== 25) ?? ignoredSignals(),
+  // Without the stub nothing has touched this thread's mask yet.
+  sigmask: native.originalMask() ?? sigprocmask(SIG_BLOCK, null),
   argv: cmdline(),
 };

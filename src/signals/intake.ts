@@ -1,8 +1,16 @@
 // Which signals pidone catches, ignores, or leaves alone, and the one place that
-// subscribes to them. Bun's process.on runs handlers on the event loop, one call per
-// delivery; the kernel coalesces pending signals, so SIGCHLD means "reap until empty".
+// subscribes to them.
+//
+// In the single file, the stub's native handler (src/sys/native.ts) catches every signal
+// the runtime does not own - STKFLT and the real-time ones included - forwards it itself
+// when pidone has published a target, and wakes the event loop through a self-pipe for
+// the bookkeeping here. Without it (the plain executable), Bun's process.on runs handlers
+// on the event loop and pidone forwards with kill from JavaScript; Bun installs nothing
+// for STKFLT and the real-time signals, so those are ignored then. Either way one call
+// per delivery; the kernel coalesces pending signals, so SIGCHLD means "reap until empty".
 import { SIG, FORWARDED, UNCATCHABLE_FROM_JS, signalName } from "./table.ts";
 import { ignoreSignal, sigprocmask, sigset, SIG_UNBLOCK } from "../sys/libc.ts";
+import * as native from "../sys/native.ts";
 
 export interface SignalPlan {
   /** Caught by pidone and forwarded (or acted on). */
@@ -19,17 +27,22 @@ export function planSignals(
   extraForwarded: readonly number[] = [],
   /** --setsid: TTIN/TTOU are caught (to become SIGSTOP for the child's group), not ignored. */
   catchTerminalStops = false,
+  /** The stub's handler catches what process.on cannot. */
+  nativeIntake = native.available,
 ): SignalPlan {
-  const jsCatchable = (s: number) => !UNCATCHABLE_FROM_JS.includes(s) && s !== SIG.PWR && s !== SIG.KILL && s !== SIG.STOP;
+  const uncatchable = nativeIntake ? [] : UNCATCHABLE_FROM_JS;
+  // SIGPWR belongs to the runtime (JavaScriptCore suspends its threads with it).
+  const catchable = (s: number) => !uncatchable.includes(s) && s !== SIG.PWR && s !== SIG.KILL && s !== SIG.STOP;
   const terminalStops = catchTerminalStops ? [SIG.TTIN, SIG.TTOU] : [];
-  const forwarded = [...new Set([...FORWARDED, ...terminalStops, ...extraForwarded])].filter(
-    (s) => !parentIgnored.has(s) && jsCatchable(s),
+  const forwarded = [...new Set([...FORWARDED, ...(nativeIntake ? UNCATCHABLE_FROM_JS : []), ...terminalStops, ...extraForwarded])].filter(
+    (s) => !parentIgnored.has(s) && catchable(s),
   );
   // TTIN/TTOU: the child owns the terminal's foreground; pidone must never be stopped
   // for writing a log line from the background (tini does the same).
-  const ignoredHere = [...(catchTerminalStops ? [] : [SIG.TTIN, SIG.TTOU]), ...UNCATCHABLE_FROM_JS].filter(
+  const ignoredHere = [...(catchTerminalStops ? [] : [SIG.TTIN, SIG.TTOU]), ...uncatchable].filter(
     (s) => !parentIgnored.has(s),
   );
+  // The runtime ignores SIGPIPE and SIGXFSZ for itself: default again in the child.
   const childDefault = [...forwarded, ...ignoredHere, SIG.PIPE, SIG.XFSZ];
   if (!parentIgnored.has(SIG.CHLD)) childDefault.push(SIG.CHLD);
   return { forwarded, ignoredHere, childDefault: [...new Set(childDefault)] };
@@ -40,15 +53,40 @@ export function childDefaultSet(plan: SignalPlan): Uint8Array {
 }
 
 /**
- * Subscribes `onSignal` to every forwarded signal and SIGCHLD, ignores the rest of the
- * plan, and unblocks the caught ones on this thread (our parent may have blocked them;
- * the child still gets the original mask).
+ * Called once per delivery. `forwarded`: the native handler already forwarded the
+ * signal (or dropped it, per `forwardAs`); the mode then only does its bookkeeping.
  */
-export function listen(plan: SignalPlan, onSignal: (sig: number) => void): void {
+export type SignalHandler = (sig: number, forwarded: boolean) => void;
+
+/**
+ * Subscribes `onSignal` to every forwarded signal and SIGCHLD, ignores the rest of the
+ * plan, and unblocks the caught ones on this thread (our parent, or the stub, may have
+ * blocked them; the child still gets the original mask).
+ *
+ * `forwardAs` (single mode) tells the native handler what to send for each forwarded
+ * signal once a target is published (native.publishTarget): the signal itself, a
+ * rewrite, or 0 to drop it. Without it every signal is queued for `onSignal` alone.
+ * `urgent`: signals whose onSignal must run right away even when the handler forwarded
+ * them (stop decisions, logging); the others reach it the next time the loop wakes.
+ */
+export function listen(
+  plan: SignalPlan,
+  onSignal: SignalHandler,
+  forwardAs?: (sig: number) => number,
+  urgent: (sig: number) => boolean = () => true,
+): void {
   for (const s of plan.ignoredHere) ignoreSignal(s);
   const caught = [...plan.forwarded, SIG.CHLD];
+  if (native.available) {
+    for (const s of plan.forwarded) native.setForwarding(s, forwardAs ? forwardAs(s) : "queue", !urgent(s));
+    native.setForwarding(SIG.CHLD, "queue");
+    // Ignored signals blocked since the stub's first instruction would stay pending.
+    if (plan.ignoredHere.length) sigprocmask(SIG_UNBLOCK, sigset(plan.ignoredHere));
+    native.startIntake(caught, onSignal);
+    return;
+  }
   for (const s of caught) {
-    process.on(signalName(s) as NodeJS.Signals, () => onSignal(s));
+    process.on(signalName(s) as NodeJS.Signals, () => onSignal(s, false));
   }
   sigprocmask(SIG_UNBLOCK, sigset(caught));
 }

@@ -42,6 +42,12 @@ const symbols = {
   posix_spawnattr_setpgroup: { args: ["ptr", "i32"], returns: "i32" },
   posix_spawnattr_setsigmask: { args: ["ptr", "ptr"], returns: "i32" },
   posix_spawnattr_setsigdefault: { args: ["ptr", "ptr"], returns: "i32" },
+  // the native helper (src/sys/native.ts)
+  getauxval: { args: ["u64"], returns: "u64" },
+  sigaction: { args: ["i32", "ptr", "ptr"], returns: "i32" },
+  read: { args: ["i32", "ptr", "u64"], returns: "i64" },
+  ioctl: { args: ["i32", "u64", "u64"], returns: "i32" },
+  getsid: { args: ["i32"], returns: "i32" },
 } as const;
 
 // glibc only (2.35+); musl has no equivalent, so it is opened separately and may be absent.
@@ -348,14 +354,29 @@ export function exit(code: number): never {
 // ---------------------------------------------------------------- environ
 
 const RTLD_NOW = 2;
+/**
+ * Where the environment pidone was started with lives when the runtime was given
+ * another one (the single file's stub: src/sys/native.ts); null: libc's `environ`.
+ */
+let originalEnviron: number | null = null;
+export function useOriginalEnviron(address: number): void {
+  originalEnviron = address;
+}
 /** The process environment as libc holds it, byte for byte (process.env is lossy UTF-8). */
 export function readEnviron(): Uint8Array[] {
+  if (originalEnviron !== null) return readCStringArray(originalEnviron);
   const self = c.dlopen(null, RTLD_NOW);
   if (!self) throw new Error("dlopen(NULL) failed");
   const name = cString("environ");
   const sym = c.dlsym(self, ptr(name));
   if (!sym) throw new Error("dlsym(environ) failed");
   const envp = read.ptr(sym as Pointer, 0) as unknown as number;
+  return readCStringArray(envp);
+}
+
+/** A NULL-terminated char *[] at `address`, each string copied out byte for byte. */
+export function readCStringArray(address: number): Uint8Array[] {
+  const envp = address;
   const out: Uint8Array[] = [];
   if (!envp) return out;
   for (let i = 0; ; i++) {
@@ -507,4 +528,82 @@ export function pollWritable(fd: number): "ready" | "full" | "gone" {
 export function writeSome(fd: number, data: Uint8Array, offset: number, length: number): number {
   const n = Number(c.write(fd, ptr(data, offset), BigInt(length)));
   return n < 0 ? -lastErrno() : n;
+}
+
+// ---------------------------------------------------------------- the native helper's needs
+// Raw memory and calls for src/sys/native.ts, the one module that knows the single
+// file's stub; nothing else should need these.
+
+/** getauxval(3): 0 when the auxiliary vector has no entry of that type. */
+export function getauxval(type: number): number {
+  return Number(c.getauxval(BigInt(type)));
+}
+
+/** The bytes at `address` as an ArrayBuffer over that memory (no copy): typed-array stores write through. */
+export function memoryView(address: number, length: number): ArrayBuffer {
+  return toArrayBuffer(address as unknown as Pointer, 0, length);
+}
+
+export const SA_RESTART = 0x10000000;
+// glibc's struct sigaction, the same on x86-64 and aarch64: handler, sa_mask (128
+// bytes), sa_flags (int), sa_restorer.
+const SIGACTION_BYTES = 152;
+/** sigaction(sig, { handler at `handler`, sa_mask = mask, flags }): a C function's address. */
+export function setSignalHandler(sig: number, handler: number, mask: Uint8Array, flags: number): void {
+  const act = new Uint8Array(SIGACTION_BYTES);
+  const v = new DataView(act.buffer);
+  v.setBigUint64(0, BigInt(handler), true);
+  act.set(mask.subarray(0, SIGSET_BYTES), 8);
+  v.setInt32(8 + SIGSET_BYTES, flags, true);
+  check("sigaction", c.sigaction(sig, ptr(act), null));
+}
+
+/** One read(2) into buf: the count (0 at end of file), or -errno. */
+export function readSome(fd: number, buf: Uint8Array): number {
+  const n = Number(c.read(fd, ptr(buf), BigInt(buf.length)));
+  return n < 0 ? -lastErrno() : n;
+}
+
+export const TIOCNOTTY = 0x5422;
+export function ioctl(fd: number, request: number, arg = 0): void {
+  check("ioctl", c.ioctl(fd, BigInt(request), BigInt(arg)));
+}
+
+export function getsid(pid: number): number {
+  return check("getsid", c.getsid(pid));
+}
+
+const F_SETPIPE_SZ = 1031;
+/** fcntl(F_SETPIPE_SZ): the pipe's capacity (rounded up to pages by the kernel); returns the new size. */
+export function setPipeSize(fd: number, bytes: number): number {
+  return check("fcntl", c.fcntl(fd, F_SETPIPE_SZ, BigInt(bytes)));
+}
+
+// pwritev2(RWF_NOWAIT): a write that returns EAGAIN (or a short count) instead of waiting,
+// per call, without O_NONBLOCK on the shared open file description. Pipes accept it since
+// Linux 6.x, sockets earlier; elsewhere it fails with EOPNOTSUPP and callers fall back to
+// pollWritable(). Through the raw syscall: musl has no pwritev2 wrapper. Its offset comes
+// in two halves (only the low one counts on 64-bit); -1 means "at the file position".
+const SYS_pwritev2 = process.arch === "arm64" ? 287 : 328;
+const RWF_NOWAIT = 0x8;
+const syscall6 = dlopen(libcName, {
+  syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], returns: "i64" },
+}).symbols.syscall;
+const nowaitIov = new BigUint64Array(2); // struct iovec { void *base; size_t len; }
+/** write(2) of data[offset, offset+length) that never waits: the count written, or -errno (-EAGAIN: full). */
+export function writeNoWait(fd: number, data: Uint8Array, offset: number, length: number): number {
+  nowaitIov[0] = BigInt(ptr(data, offset));
+  nowaitIov[1] = BigInt(length);
+  const n = Number(syscall6(BigInt(SYS_pwritev2), BigInt(fd), BigInt(ptr(nowaitIov)), 1n, -1n, 0n, BigInt(RWF_NOWAIT)));
+  return n < 0 ? -lastErrno() : n;
+}
+
+const F_GETPIPE_SZ = 1032;
+const FIONREAD = 0x541b;
+const unreadOut = new Int32Array(1);
+/** A pipe's capacity and the bytes in it not yet read (either end; ioctl FIONREAD). */
+export function pipeFill(fd: number): { capacity: number; unread: number } {
+  const capacity = check("fcntl", c.fcntl(fd, F_GETPIPE_SZ, 0n));
+  check("ioctl", c.ioctl(fd, BigInt(FIONREAD), BigInt(ptr(unreadOut))));
+  return { capacity, unread: unreadOut[0]! };
 }

@@ -1,0 +1,85 @@
+// Starting one service: its argv, its environment over pidone's, its cwd, stdin from
+// /dev/null, stdout/stderr into pipes pidone reads (or pidone's own, for raw output),
+// its own process group, and the signal state pidone was given.
+import type { ResolvedUser, ServiceSpec } from "../config/index.ts";
+import { StepError, spawnChild } from "../process/spawn.ts";
+import { close, pipe, SyscallError, strerror, O_RDONLY, O_WRONLY, type FileAction } from "../sys/libc.ts";
+
+export interface LaunchContext {
+  envp: readonly Uint8Array[];
+  sigmask: Uint8Array;
+  sigdefault: Uint8Array;
+  /** "pipe": give the service pipes (prefix/json output); "inherit": raw; "null": /dev/null (probes). */
+  output: "pipe" | "inherit" | "null";
+}
+
+export type Launched =
+  | { ok: true; pid: number; stdout: number | null; stderr: number | null }
+  | { ok: false; message: string };
+
+/** pidone's environment with `overrides` set (replacing any existing entry of the same name). */
+export function mergeEnv(envp: readonly Uint8Array[], overrides: Readonly<Record<string, string>>): Uint8Array[] {
+  const names = new Set(Object.keys(overrides));
+  if (names.size === 0) return [...envp];
+  const kept = envp.filter((e) => {
+    const eq = e.indexOf(0x3d);
+    return !(eq > 0 && names.has(Buffer.from(e.subarray(0, eq)).toString("latin1")));
+  });
+  for (const [k, v] of Object.entries(overrides)) kept.push(new Uint8Array(Buffer.from(`${k}=${v}`)));
+  return kept;
+}
+
+export function launch(
+  argv: readonly string[],
+  spec: Pick<ServiceSpec, "env" | "cwd" | "executable"> & { user?: ResolvedUser | null },
+  ctx: LaunchContext,
+): Launched {
+  const actions: FileAction[] = [{ kind: "open", fd: 0, path: "/dev/null", flags: O_RDONLY }];
+  let out: [number, number] | null = null;
+  let err: [number, number] | null = null;
+  try {
+    if (ctx.output === "pipe") {
+      out = pipe();
+      err = pipe();
+      actions.push({ kind: "dup2", from: out[1], to: 1 }, { kind: "dup2", from: err[1], to: 2 });
+    }
+    if (ctx.output === "null") {
+      actions.push({ kind: "open", fd: 1, path: "/dev/null", flags: O_WRONLY }, { kind: "dup2", from: 1, to: 2 });
+    }
+    if (spec.cwd) actions.push({ kind: "chdir", path: spec.cwd });
+    const file = spec.executable ?? argv[0]!;
+    const request = {
+      file: Buffer.from(file),
+      search: !file.includes("/"),
+      argv: argv.map((a) => new Uint8Array(Buffer.from(a))),
+      envp: mergeEnv(ctx.envp, spec.env),
+      newProcessGroup: true,
+      foreground: false,
+      sigmask: ctx.sigmask,
+      sigdefault: ctx.sigdefault,
+      keepFds: [],
+      actions,
+    };
+    // `user`: setgroups/setresgid/setresuid between fork and exec, by the native helper's trampoline.
+    const pid = spawnChild(request, { user: spec.user });
+    return { ok: true, pid, stdout: out ? out[0] : null, stderr: err ? err[0] : null };
+  } catch (e) {
+    for (const p of [out, err]) if (p) for (const fd of p) safeClose(fd);
+    out = err = null;
+    if (e instanceof StepError && e.syscall !== "execve") return { ok: false, message: e.message };
+    const why = e instanceof SyscallError ? strerror(e.errno) : String(e);
+    return { ok: false, message: `exec ${argv[0]} failed: ${why}` };
+  } finally {
+    // The child has its own copies of the write ends; ours would keep the pipes open forever.
+    if (out) safeClose(out[1]);
+    if (err) safeClose(err[1]);
+  }
+}
+
+function safeClose(fd: number): void {
+  try {
+    close(fd);
+  } catch {
+    // already closed: nothing leaks
+  }
+}

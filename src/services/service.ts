@@ -1,0 +1,216 @@
+// One supervised service, as a small state machine (after s6):
+//
+//   waiting ─deps ready─▶ starting ─probe ok─▶ ready ─exit─▶ backoff ─timer─▶ starting
+//                            │                   │    └─no restart left─▶ ended
+//                            └─oneshot exit 0────┴──────────────▶ done
+//   any running state ─stop()─▶ stopping ─exit─▶ stopped
+import type { ServiceSpec } from "../config/index.ts";
+import { exitCodeOf, type ExitStatus } from "../process/reap.ts";
+import { getpid, kill } from "../sys/libc.ts";
+import { parentOf, processGroupOf } from "../process/tree.ts";
+import { readPidfile } from "../supervisor/pidfile.ts";
+import { describeProbe, waitReady, type ProbeHooks } from "./ready.ts";
+import { signalName, SIG } from "../signals/table.ts";
+
+export type ServiceState = "waiting" | "starting" | "ready" | "backoff" | "done" | "ended" | "stopping" | "stopped";
+
+export interface ServiceHost extends ProbeHooks {
+  /** Spawns the service; returns its pid, or an error message. */
+  spawn(spec: ServiceSpec): { ok: true; pid: number } | { ok: false; message: string };
+  /** Tells the supervisor which pid now belongs to this service (for reaping). */
+  track(pid: number, svc: ServiceRunner): void;
+  event(service: string, message: string, fields?: Record<string, string | number | boolean | null>): void;
+  /** The service became ready (or a oneshot finished): dependents may start. */
+  readied(svc: ServiceRunner): void;
+  /** The service has ended for good with this exit code. */
+  ended(svc: ServiceRunner, code: number): void;
+}
+
+const BACKOFF_FIRST_MS = 1000;
+const BACKOFF_MAX_MS = 30_000;
+/** A run this long resets the backoff. */
+const BACKOFF_RESET_MS = 60_000;
+
+export class ServiceRunner {
+  state: ServiceState = "waiting";
+  pid: number | null = null;
+  /** The exit code it ended with (ended/done/stopped), for the container's status. */
+  lastCode: number | null = null;
+  /** How it last exited, for the stop's verdict. */
+  lastStatus: ExitStatus | null = null;
+  /** It had to be SIGKILLed during the stop. */
+  killed = false;
+  private restarts: number[] = [];
+  private backoffMs = BACKOFF_FIRST_MS;
+  private startedAt = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private stopDone: (() => void) | null = null;
+  private notReady = false;
+
+  constructor(
+    readonly spec: ServiceSpec,
+    private readonly host: ServiceHost,
+  ) {}
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  get running(): boolean {
+    return this.pid !== null;
+  }
+
+  start(): void {
+    this.timer = null;
+    const r = this.host.spawn(this.spec);
+    if (!r.ok) {
+      this.host.event(this.name, r.message);
+      this.afterExit({ exited: true, code: /No such file/.test(r.message) ? 127 : 126 });
+      return;
+    }
+    this.pid = r.pid;
+    this.state = "starting";
+    this.startedAt = performance.now();
+    this.notReady = false;
+    this.host.track(r.pid, this);
+    this.host.event(this.name, `started (pid ${r.pid})`, { event: "started", pid: r.pid });
+    if (this.spec.oneshot && !this.spec.ready) return; // ready when it exits 0
+    if (!this.spec.ready) return this.becomeReady();
+    const pid = r.pid;
+    void waitReady(this.spec.ready, this.spec.readyTimeout * 1000, this.host, () => this.pid !== pid || this.state !== "starting").then(
+      (ok) => {
+        if (this.pid !== pid || this.state !== "starting") return;
+        if (ok) return this.becomeReady();
+        this.host.event(this.name, `not ready after ${this.spec.readyTimeout} s (${describeProbe(this.spec.ready!)})`, {
+          event: "not-ready",
+        });
+        this.notReady = true;
+        this.signalGroup(SIG.KILL);
+      },
+    );
+  }
+
+  private becomeReady(): void {
+    this.state = this.spec.oneshot ? "done" : "ready";
+    this.host.event(this.name, this.spec.oneshot ? "done" : "ready", { event: this.state });
+    this.host.readied(this);
+  }
+
+  /** The kernel reported our process (or adopted daemon) gone. */
+  exited(status: ExitStatus): void {
+    this.pid = null;
+    this.lastStatus = status;
+    const code = exitCodeOf(status);
+    this.lastCode = code;
+    const how = status.exited ? `status ${status.code}` : `signal ${signalName(status.signal)}`;
+    this.host.event(this.name, `exited (${how})`, { event: "exited", code });
+    if (this.state === "stopping") {
+      this.state = "stopped";
+      this.stopDone?.();
+      return;
+    }
+    // A forking daemon: the parent exiting 0 hands over to the pid it wrote down.
+    if (this.spec.pidfile && code === 0 && !this.notReady) {
+      this.adopt(this.spec.pidfile);
+      return;
+    }
+    this.afterExit(status);
+  }
+
+  private adopt(file: string): void {
+    const deadline = performance.now() + this.spec.readyTimeout * 1000;
+    const attempt = () => {
+      if (this.state === "stopping" || this.state === "stopped") return;
+      const r = readPidfile(file);
+      if (r.ok && parentOf(r.pid) === getpid()) {
+        this.pid = r.pid;
+        this.host.track(r.pid, this);
+        this.host.event(this.name, `adopted pid ${r.pid} from ${file}`, { event: "adopted", pid: r.pid });
+        if (this.state === "starting" && !this.spec.ready) this.becomeReady();
+        return;
+      }
+      if (performance.now() > deadline) {
+        this.host.event(this.name, `no daemon to adopt: ${r.ok ? `${file} names a pid that is not pidone's child` : r.reason}`);
+        this.afterExit({ exited: true, code: 1 });
+        return;
+      }
+      setTimeout(attempt, 50);
+    };
+    attempt();
+  }
+
+  private afterExit(status: ExitStatus): void {
+    const code = exitCodeOf(status);
+    this.lastCode = code;
+    if (this.spec.oneshot && code === 0) return this.becomeReady();
+    const failed = code !== 0 || this.notReady;
+    const policy = this.spec.restart;
+    const restart = policy === "always" || (policy === "on-failure" && failed);
+    if (restart) {
+      const now = performance.now();
+      this.restarts = this.restarts.filter((t) => now - t < this.spec.restartWindow * 1000);
+      if (this.restarts.length < this.spec.maxRestarts) {
+        this.restarts.push(now);
+        if (now - this.startedAt >= BACKOFF_RESET_MS) this.backoffMs = BACKOFF_FIRST_MS;
+        const delay = this.backoffMs;
+        this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
+        this.state = "backoff";
+        this.host.event(this.name, `restarting in ${delay / 1000} s`, { event: "restarting", delay: delay / 1000 });
+        this.timer = setTimeout(() => this.start(), delay);
+        return;
+      }
+      this.host.event(this.name, `gave up after ${this.spec.maxRestarts} restarts in ${this.spec.restartWindow} s`, { event: "gave-up" });
+    }
+    this.state = "ended";
+    this.host.ended(this, failed && code === 0 ? 1 : code);
+  }
+
+  /** Sends `sig` to the service's process group (an adopted daemon: to its own group). */
+  signalGroup(sig: number): void {
+    if (this.pid === null) return;
+    const pid = this.pid;
+    const target = processGroupOf(pid) === pid ? -pid : pid;
+    try {
+      kill(target, sig);
+    } catch {
+      // it is exiting: its SIGCHLD is on the way
+    }
+  }
+
+  /** Stops it within `ms`: its stop signal, then SIGKILL. Resolves once it is gone. */
+  stop(ms: number): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pid === null) {
+      if (this.state !== "done" && this.state !== "ended") this.state = "stopped";
+      return Promise.resolve();
+    }
+    this.state = "stopping";
+    this.host.event(this.name, `stopping (${signalName(this.spec.stopSignal)})`, { event: "stopping" });
+    return new Promise((resolve) => {
+      const killTimer = setTimeout(() => {
+        if (this.pid === null) return;
+        this.killed = true;
+        this.host.event(this.name, `killed: still running ${Math.round(ms) / 1000} s after ${signalName(this.spec.stopSignal)}`, {
+          event: "killed",
+        });
+        this.signalGroup(SIG.KILL);
+      }, Math.max(0, ms));
+      this.stopDone = () => {
+        clearTimeout(killTimer);
+        resolve();
+      };
+      this.signalGroup(this.spec.stopSignal);
+    });
+  }
+
+  /** Did it end the way a requested stop should (0, 128+stop signal, killed by it)? */
+  stoppedCleanly(): boolean {
+    if (this.killed) return false;
+    const s = this.lastStatus;
+    if (!s) return true; // never ran, or finished earlier
+    const sig = this.spec.stopSignal;
+    if (s.exited) return s.code === 0 || s.code === 128 + sig;
+    return s.signal === sig;
+  }
+}

@@ -1,0 +1,240 @@
+// The single file's native helper (scripts/stub/stub.c) as pidone sees it: the only
+// TypeScript that knows the stub. The stub runs before the runtime, so it recorded what
+// pidone must hand on (signal mask, ignored signals, environment, descriptors), blocked
+// every signal pidone may handle, and left a shared area whose address is in our own
+// auxiliary vector entry. Without the stub (dist/pidone-glibc, `bun src/main.ts`) there
+// is no such entry: `available` is false and every caller keeps its plain path.
+import {
+  O_CLOEXEC,
+  O_NONBLOCK,
+  SA_RESTART,
+  SIGSET_BYTES,
+  SIG_UNBLOCK,
+  getauxval,
+  memoryView,
+  pipe,
+  setSignalHandler,
+  sigprocmask,
+  sigset,
+  useOriginalEnviron,
+} from "./libc.ts";
+
+// ---------------------------------------------------------------- the shared area
+// struct shared in stub.c, field by field (the C side asserts the same offsets).
+const AT_PIDONE = 0x50494431;
+const MAGIC = "pidone-native-1";
+const SIZE = 1432;
+const AT = {
+  size: 16,
+  nfds: 20,
+  handler: 24,
+  envp: 32,
+  mask: 40,
+  ignored: 48,
+  target: 56,
+  pipe: 60,
+  action: 64,
+  count: 136,
+  fds: 408,
+} as const;
+const FDS_UNKNOWN = 0xffffffff;
+const ACT_QUEUE = 0;
+const ACT_DROP = 127;
+const ACT_QUIET = 128;
+const NSIG = 65;
+
+interface Shared {
+  bytes: Uint8Array;
+  view: DataView;
+  /** Aligned 32-bit loads and stores: what on_signal reads and writes atomically. */
+  u32: Uint32Array;
+  i32: Int32Array;
+}
+
+function locate(): Shared | null {
+  const address = getauxval(AT_PIDONE);
+  if (!address) return null;
+  const buffer = memoryView(address, SIZE);
+  const shared = { bytes: new Uint8Array(buffer), view: new DataView(buffer), u32: new Uint32Array(buffer), i32: new Int32Array(buffer) };
+  const magic = Buffer.from(shared.bytes.subarray(0, MAGIC.length + 1)).toString("latin1");
+  // A stub from another build would disagree on the layout: then behave as without one.
+  if (magic !== `${MAGIC}\0` || shared.view.getUint32(AT.size, true) !== SIZE) return null;
+  return shared;
+}
+
+const shared = locate();
+
+/** True in the single file: the stub's handler, records and trampoline are there. */
+export const available = shared !== null;
+
+// The runtime started with an environment of the stub's making; the child gets ours.
+if (shared) useOriginalEnviron(Number(shared.view.getBigUint64(AT.envp, true)));
+
+function bits(word: bigint): number[] {
+  const out: number[] = [];
+  for (let s = 1; s <= 64; s++) if (word & (1n << BigInt(s - 1))) out.push(s);
+  return out;
+}
+
+/** The signal mask at the stub's first instruction (a libc sigset_t), or null. */
+export function originalMask(): Uint8Array | null {
+  if (!shared) return null;
+  const set = new Uint8Array(SIGSET_BYTES);
+  set.set(shared.bytes.subarray(AT.mask, AT.mask + 8), 0);
+  return set;
+}
+
+/** The signals our parent left ignored, SIGPIPE and SIGXFSZ included, or null. */
+export function originalIgnored(): number[] | null {
+  return shared ? bits(shared.view.getBigUint64(AT.ignored, true)) : null;
+}
+
+/** Descriptors above 2 that were open at the first instruction, or null when unknown. */
+export function inheritedFds(): number[] | null {
+  if (!shared) return null;
+  const n = shared.view.getUint32(AT.nfds, true);
+  if (n === FDS_UNKNOWN) return null;
+  return Array.from(shared.i32.subarray(AT.fds / 4, AT.fds / 4 + n));
+}
+
+// ---------------------------------------------------------------- signal intake
+
+/**
+ * What on_signal does with `sig` when there is a target: forward it as signal `as`
+ * (a rewrite, or SIGSTOP for --setsid's terminal stops), "drop" it, or "queue" it for
+ * JavaScript alone. Every delivery reaches JavaScript either way; a `quiet` one that
+ * was forwarded or dropped only when something else wakes the event loop.
+ */
+export function setForwarding(sig: number, as: number | "queue" | "drop", quiet = false): void {
+  if (!shared) return;
+  const action = as === "queue" ? ACT_QUEUE : as === "drop" || as === 0 ? ACT_DROP : as;
+  shared.bytes[AT.action + sig] = action | (quiet && action !== ACT_QUEUE ? ACT_QUIET : 0);
+}
+
+/**
+ * Where on_signal forwards: a pid, a negative process group, or "queue" (no main
+ * process, or a decision only JavaScript can make). One aligned 32-bit store, which the
+ * handler reads atomically on any thread.
+ */
+export function publishTarget(target: number | "queue"): void {
+  if (shared) shared.i32[AT.target / 4] = target === "queue" ? 0 : target;
+}
+
+/** onSignal's second argument: true when on_signal already forwarded (or dropped) it. */
+export type NativeSignalHandler = (sig: number, forwarded: boolean) => void;
+
+/**
+ * Installs on_signal for `signals`, unblocks them on this thread, and calls `onSignal`
+ * once per delivery from the event loop. Signals that arrived since the first
+ * instruction are delivered by the unblocking itself. SIGCHLD last in a batch: stop
+ * decisions come before what the reaping they go with decides.
+ */
+export function startIntake(signals: readonly number[], onSignal: NativeSignalHandler): void {
+  const s = shared;
+  if (!s) throw new Error("the native helper is not available");
+  const [readEnd, writeEnd] = pipe(O_CLOEXEC | O_NONBLOCK);
+  s.i32[AT.pipe / 4] = writeEnd;
+  const seen = new Uint32Array(NSIG);
+  const counts = s.u32.subarray(AT.count / 4, AT.count / 4 + NSIG);
+  seen.set(counts);
+  const order = [...signals.filter((x) => x !== 17), ...signals.filter((x) => x === 17)];
+  const drain = () => {
+    for (const sig of order) {
+      const word = counts[sig]!;
+      const delta = (word - seen[sig]!) >>> 0;
+      if (delta === 0) continue;
+      seen[sig] = word;
+      // deliveries << 16 | forwarded ones, as deltas (exact below 65535 per batch)
+      const deliveries = Math.floor(delta / 0x10000);
+      const forwarded = delta % 0x10000;
+      for (let i = 0; i < deliveries; i++) {
+        try {
+          onSignal(sig, i < forwarded);
+        } catch (e) {
+          // Reported like any handler's exception; the intake keeps going.
+          queueMicrotask(() => {
+            throw e;
+          });
+        }
+      }
+    }
+  };
+  const mask = sigset(signals);
+  const handler = Number(s.view.getBigUint64(AT.handler, true));
+  for (const sig of signals) setSignalHandler(sig, handler, mask, SA_RESTART);
+  void (async () => {
+    // The bytes only wake us; the counts say what happened.
+    for await (const _ of Bun.file(readEnd).stream()) drain();
+  })();
+  sigprocmask(SIG_UNBLOCK, mask);
+}
+
+// ---------------------------------------------------------------- the exec trampoline
+
+/** The packed file itself: its stub recognises the marker and never starts the runtime. */
+export const TRAMPOLINE_PATH = "/proc/self/exe";
+const TRAMPOLINE_MARKER = "\x01pidone-exec";
+
+export interface TrampolineSteps {
+  /** setgroups, setresgid, setresuid, in that order. */
+  user?: { uid: number; gid: number; groups: readonly number[] } | null;
+  /** LISTEN_PID = the child's own pid (and LISTEN_PIDFDID removed). */
+  listenPid?: boolean;
+  /** TIOCSCTTY on fd 0: the child (a new session) takes the terminal pidone gave up. */
+  takeTerminal?: boolean;
+  /** Signals to leave ignored in the child, which posix_spawn could only reset to default. */
+  ignore?: readonly number[];
+}
+
+/** True when posix_spawn alone cannot do what `steps` asks. */
+export function needsTrampoline(steps: TrampolineSteps): boolean {
+  return !!(steps.user || steps.listenPid || steps.takeTerminal || steps.ignore?.length);
+}
+
+/** argv for posix_spawn(TRAMPOLINE_PATH): the stub's options, "--", the program and its argv. */
+export function trampolineArgv(
+  steps: TrampolineSteps,
+  reportFd: number,
+  file: Uint8Array,
+  search: boolean,
+  argv: readonly Uint8Array[],
+): Uint8Array[] {
+  // The marker goes in argv[1]: binfmt_misc interpreters (qemu-user) replace argv[0].
+  const words = ["pidone", TRAMPOLINE_MARKER, `report=${reportFd}`];
+  if (search) words.push("search");
+  if (steps.user) words.push(`groups=${steps.user.groups.join(",")}`, `gid=${steps.user.gid}`, `uid=${steps.user.uid}`);
+  if (steps.listenPid) words.push("listen-pid");
+  if (steps.takeTerminal) words.push("ctty");
+  if (steps.ignore?.length) words.push(`ignore=${steps.ignore.join(",")}`);
+  words.push("--");
+  return [...words.map((w) => new Uint8Array(Buffer.from(w, "latin1"))), file, ...argv];
+}
+
+const STEP_NAMES: Record<number, string> = {
+  1: "the trampoline's arguments",
+  2: "setgroups",
+  3: "setresgid",
+  4: "setresuid",
+  5: "TIOCSCTTY",
+  6: "execve",
+};
+const STEP_WARNING = 0x100;
+
+export interface TrampolineReport {
+  /** The system call that failed ("execve", "setresuid", ...). */
+  step: string;
+  errno: number;
+  /** The trampoline carried on (taking the terminal is best effort). */
+  warning: boolean;
+}
+
+/** The trampoline's reports: 8-byte records {u32 step, s32 errno}. */
+export function parseReports(bytes: Uint8Array): TrampolineReport[] {
+  const out: TrampolineReport[] = [];
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let at = 0; at + 8 <= bytes.length; at += 8) {
+    const step = v.getUint32(at, true);
+    out.push({ step: STEP_NAMES[step & 0xff] ?? `step ${step}`, errno: v.getInt32(at + 4, true), warning: (step & STEP_WARNING) !== 0 });
+  }
+  return out;
+}
