@@ -327,3 +327,24 @@ command = ["sh", "-c", "echo plain"]
     expect(linesOf(r.stdout, "s")).toEqual(["/dev/null"]);
   });
 });
+
+describe("switching user (single file)", () => {
+  test("a switched service gets HOME of its user, and its exec probe runs as that user too", async () => {
+    const { NATIVE } = await import("./fixtures/native-lib.ts");
+    if (!NATIVE) return; // the plain executable refuses `user` (tested in native-trampoline)
+    const file = config(`
+[services.svc]
+command = ["sh", "-c", "echo home=$HOME uid=$(id -u); exec sleep 100"]
+user = "31337:31338"
+ready = { exec = ["sh", "-c", "test $(id -u) = 31337"] }
+ready_timeout = 5
+[services.after]
+command = ["sh", "-c", "echo after-ran"]
+after = ["svc"]
+`);
+    const r = await run([...AS_PID1, PIDONE, "--grace", "1", "-c", file]);
+    expect(linesOf(r.stdout, "svc")).toEqual(["home=/ uid=31337"]);
+    expect(linesOf(r.stdout, "after")).toEqual(["after-ran"]);
+    expect(r.code).toBe(0);
+  });
+});

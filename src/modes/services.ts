@@ -129,9 +129,9 @@ export function runServices(
       startWhatCan();
       finishIfIdle();
     },
-    runProgram(argv, executable) {
+    runProgram(argv, executable, as) {
       return new Promise((resolve) => {
-        const r = launch(argv, { env: {}, cwd: null, executable }, ctx("null"));
+        const r = launch(argv, { env: as.env, cwd: as.cwd, user: as.user, executable }, ctx("null"));
         if (!r.ok) return resolve(127);
         owners.set(r.pid, (s) => resolve(exitCodeOf(s)));
       });

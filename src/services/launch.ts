@@ -29,6 +29,15 @@ export function mergeEnv(envp: readonly Uint8Array[], overrides: Readonly<Record
   return kept;
 }
 
+/** As gosu and su do: a switched user gets its own HOME, USER and LOGNAME (the service's env wins). */
+function userEnv(spec: { env: Readonly<Record<string, string>>; user?: ResolvedUser | null }): Record<string, string> {
+  const u = spec.user;
+  if (!u) return { ...spec.env };
+  const ids: Record<string, string> = { HOME: u.home };
+  if (u.name) ids.USER = ids.LOGNAME = u.name;
+  return { ...ids, ...spec.env };
+}
+
 export function launch(
   argv: readonly string[],
   spec: Pick<ServiceSpec, "env" | "cwd" | "executable"> & { user?: ResolvedUser | null },
@@ -52,7 +61,7 @@ export function launch(
       file: Buffer.from(file),
       search: !file.includes("/"),
       argv: argv.map((a) => new Uint8Array(Buffer.from(a))),
-      envp: mergeEnv(ctx.envp, spec.env),
+      envp: mergeEnv(ctx.envp, userEnv(spec)),
       newProcessGroup: true,
       foreground: false,
       sigmask: ctx.sigmask,

@@ -1,13 +1,16 @@
 // Readiness probes. Each retries until it succeeds or its deadline passes; probing is the
 // one place services mode wakes on a timer, and only until the service is ready.
 import { existsSync } from "node:fs";
-import type { ReadyProbe } from "../config/index.ts";
+import type { ReadyProbe, ServiceSpec } from "../config/index.ts";
+
+/** An exec probe runs as its service does: same environment, directory and user. */
+export type ProbeContext = Pick<ServiceSpec, "env" | "cwd" | "user">;
 
 const RETRY_MS = 100;
 
 export interface ProbeHooks {
   /** Runs the exec probe's program through pidone's own spawner; resolves with its exit code. */
-  runProgram(argv: readonly string[], executable: string | null): Promise<number>;
+  runProgram(argv: readonly string[], executable: string | null, as: ProbeContext): Promise<number>;
 }
 
 async function tcpOnce(host: string, port: number): Promise<boolean> {
@@ -39,7 +42,7 @@ async function httpOnce(url: string): Promise<boolean> {
   }
 }
 
-async function once(probe: ReadyProbe, hooks: ProbeHooks): Promise<boolean> {
+async function once(probe: ReadyProbe, hooks: ProbeHooks, as: ProbeContext): Promise<boolean> {
   switch (probe.kind) {
     case "tcp":
       return tcpOnce(probe.host, probe.port);
@@ -48,7 +51,7 @@ async function once(probe: ReadyProbe, hooks: ProbeHooks): Promise<boolean> {
     case "file":
       return existsSync(probe.path);
     case "exec":
-      return (await hooks.runProgram(probe.argv, probe.executable)) === 0;
+      return (await hooks.runProgram(probe.argv, probe.executable, as)) === 0;
   }
 }
 
@@ -74,11 +77,12 @@ export async function waitReady(
   timeoutMs: number,
   hooks: ProbeHooks,
   cancelled: () => boolean,
+  as: ProbeContext,
 ): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     if (cancelled()) return false;
-    if (await once(probe, hooks)) return !cancelled();
+    if (await once(probe, hooks, as)) return !cancelled();
     if (performance.now() + RETRY_MS > deadline) return false;
     await Bun.sleep(RETRY_MS);
   }

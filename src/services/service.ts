@@ -77,7 +77,7 @@ export class ServiceRunner {
     if (this.spec.oneshot && !this.spec.ready) return; // ready when it exits 0
     if (!this.spec.ready) return this.becomeReady();
     const pid = r.pid;
-    void waitReady(this.spec.ready, this.spec.readyTimeout * 1000, this.host, () => this.pid !== pid || this.state !== "starting").then(
+    void waitReady(this.spec.ready, this.spec.readyTimeout * 1000, this.host, () => this.pid !== pid || this.state !== "starting", this.spec).then(
       (ok) => {
         if (this.pid !== pid || this.state !== "starting") return;
         if (ok) return this.becomeReady();
