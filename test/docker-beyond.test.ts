@@ -66,6 +66,36 @@ describe.skipIf(!haveDocker)("in Docker", () => {
     expect(inspect.stdout.trim()).toBe("0");
   });
 
+  test("--wait-all: a daemon that forks keeps the container up until it exits; docker stop reaches it", async () => {
+    const name = uniq("waitall");
+    const r = await run([
+      "docker", "run", "-d", "--name", name, "--network", "none", IMAGE, "/pidone", "--wait-all", "--",
+      "sh", "-c", `setsid sh -c 'trap "exit 0" TERM; while :; do sleep 0.1; done' & exit 0`,
+    ]);
+    expect(r.code).toBe(0);
+    // The main program exited at once; the container is still running for the daemon.
+    await waitFor(async () => (await run(["docker", "exec", name, "cat", "/proc/1/task/1/children"])).stdout.trim() !== "", 20_000, "the daemon");
+    expect((await run(["docker", "inspect", "-f", "{{.State.Running}}", name])).stdout.trim()).toBe("true");
+    const stop = await run(["docker", "stop", "-t", "10", name], { timeoutMs: 30_000 });
+    expect(stop.code).toBe(0);
+    expect((await run(["docker", "inspect", "-f", "{{.State.ExitCode}}", name])).stdout.trim()).toBe("0");
+  });
+
+  test("-r TERM:QUIT: docker stop's SIGTERM reaches the program as SIGQUIT", async () => {
+    const name = uniq("rewrite");
+    const r = await run([
+      "docker", "run", "-d", "--name", name, "--network", "none", IMAGE, "/pidone", "-r", "TERM:QUIT", "--",
+      "sh", "-c", `trap 'echo got-QUIT; exit 0' QUIT; trap 'echo got-TERM; exit 1' TERM; echo ready; while :; do sleep 0.1; done`,
+    ]);
+    expect(r.code).toBe(0);
+    await waitFor(async () => (await run(["docker", "logs", name])).stdout.includes("ready"), 20_000, "the program");
+    expect((await run(["docker", "stop", "-t", "10", name], { timeoutMs: 30_000 })).code).toBe(0);
+    const logs = await run(["docker", "logs", name]);
+    expect(logs.stdout).toContain("got-QUIT");
+    expect(logs.stdout).not.toContain("got-TERM");
+    expect((await run(["docker", "inspect", "-f", "{{.State.ExitCode}}", name])).stdout.trim()).toBe("0");
+  });
+
   describe("Docker's --init with --init-path pointing at pidone", () => {
     const base = "/tmp/pidone-d2";
     const sock = `unix://${base}/docker.sock`;
