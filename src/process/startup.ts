@@ -2,9 +2,13 @@
 // stub recorded it at its first instruction, before the runtime existed (src/sys/native.ts);
 // otherwise it is reconstructed here, before our own code opens descriptors (evaluating
 // src/sys/libc.ts opens none).
-import { readdirSync, readlinkSync, readFileSync } from "node:fs";
+import type * as fs from "node:fs";
 import * as native from "../sys/native.ts";
-import { SIG_BLOCK, sigprocmask } from "../sys/libc.ts";
+import { SIG_BLOCK, readSmallFile, sigprocmask } from "../sys/libc.ts";
+
+// node:fs only where the stub could not answer (the plain executable): its first use
+// costs milliseconds of start-up.
+const nodeFs = (): typeof fs => require("node:fs");
 
 export interface Inheritance {
   /** Descriptors above 2 that our parent passed us (the runtime marked them close-on-exec). */
@@ -30,7 +34,7 @@ const STUB_MEMFD = "/memfd:pidone:";
 function inheritedFds(): number[] {
   let entries: string[];
   try {
-    entries = readdirSync("/proc/self/fd");
+    entries = nodeFs().readdirSync("/proc/self/fd");
   } catch {
     return []; // no /proc: nothing can be told apart, so pass nothing beyond 0-2
   }
@@ -40,7 +44,7 @@ function inheritedFds(): number[] {
     if (!(name > 2)) continue;
     let target: string;
     try {
-      target = readlinkSync(`/proc/self/fd/${name}`);
+      target = nodeFs().readlinkSync(`/proc/self/fd/${name}`);
     } catch {
       continue; // the directory descriptor readdirSync itself used, gone by now
     }
@@ -56,7 +60,8 @@ function inheritedFds(): number[] {
 
 function ignoredSignals(): number[] {
   try {
-    const line = readFileSync("/proc/self/status", "latin1")
+    const line = Buffer.from(readSmallFile("/proc/self/status") ?? [])
+      .toString("latin1")
       .split("\n")
       .find((l) => l.startsWith("SigIgn:"));
     if (!line) return [];
@@ -73,7 +78,8 @@ function ignoredSignals(): number[] {
 
 function cmdline(): Uint8Array[] | null {
   try {
-    const raw = readFileSync("/proc/self/cmdline");
+    const raw = readSmallFile("/proc/self/cmdline");
+    if (!raw) return null;
     const parts: Uint8Array[] = [];
     let start = 0;
     for (let i = 0; i < raw.length; i++) {

@@ -1,12 +1,15 @@
 // The processes pidone is responsible for, read from /proc, and signalled through pidfds
 // so that a pid reused between reading /proc and kill() is never hit.
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import type * as fs from "node:fs";
+
+// Loaded on first use: node:fs costs milliseconds of start-up that tini's mode never needs.
+const nodeFs = (): typeof fs => require("node:fs");
 import { close, getpid, pidfdOpen, pidfdSendSignal } from "../sys/libc.ts";
 
 /** /proc/PID/stat: the fields after the parenthesised command (which may contain spaces). */
 function statFields(pid: number): string[] | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    const stat = nodeFs().readFileSync(`/proc/${pid}/stat`, "latin1");
     return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
     return null;
@@ -30,9 +33,9 @@ export function isZombie(pid: number): boolean {
 /** The command line for a log line: argv joined with spaces, else the kernel's comm. */
 export function commandOf(pid: number): string {
   try {
-    const raw = readFileSync(`/proc/${pid}/cmdline`);
+    const raw = nodeFs().readFileSync(`/proc/${pid}/cmdline`);
     if (raw.length > 0) return raw.toString("utf8").replace(/\0+$/, "").replaceAll("\0", " ");
-    return `[${readFileSync(`/proc/${pid}/comm`, "utf8").trim()}]`;
+    return `[${nodeFs().readFileSync(`/proc/${pid}/comm`, "utf8").trim()}]`;
   } catch {
     return "?";
   }
@@ -44,7 +47,7 @@ export function commandOf(pid: number): string {
  */
 export function procIsOurs(): boolean {
   try {
-    return Number(readlinkSync("/proc/self")) === getpid();
+    return Number(nodeFs().readlinkSync("/proc/self")) === getpid();
   } catch {
     return false;
   }
@@ -54,13 +57,13 @@ export function childrenOf(pid: number): number[] {
   const out: number[] = [];
   let tasks: string[];
   try {
-    tasks = readdirSync(`/proc/${pid}/task`);
+    tasks = nodeFs().readdirSync(`/proc/${pid}/task`);
   } catch {
     return out;
   }
   for (const tid of tasks) {
     try {
-      const text = readFileSync(`/proc/${pid}/task/${tid}/children`, "latin1").trim();
+      const text = nodeFs().readFileSync(`/proc/${pid}/task/${tid}/children`, "latin1").trim();
       if (text) for (const c of text.split(" ")) out.push(Number(c));
     } catch {
       // the task ended while we read
@@ -89,7 +92,7 @@ export function descendantsOf(root: number): number[] {
 export function allOtherProcesses(): number[] {
   const self = getpid();
   try {
-    return readdirSync("/proc")
+    return nodeFs().readdirSync("/proc")
       .filter((n) => /^\d+$/.test(n))
       .map(Number)
       .filter((p) => p !== self);

@@ -1,5 +1,8 @@
 // Reading a daemon's pid file: one decimal pid, optionally followed by a newline.
-import { readFileSync } from "node:fs";
+import type * as fs from "node:fs";
+
+// Loaded on first use: node:fs costs milliseconds of start-up that tini's mode never needs.
+const nodeFs = (): typeof fs => require("node:fs");
 
 export type PidfileRead = { ok: true; pid: number } | { ok: false; reason: string };
 
@@ -13,7 +16,7 @@ export function parsePid(text: string): number | null {
 export function readPidfile(path: string): PidfileRead {
   let text: string;
   try {
-    text = readFileSync(path, "latin1");
+    text = nodeFs().readFileSync(path, "latin1");
   } catch {
     return { ok: false, reason: `${path} did not appear` };
   }

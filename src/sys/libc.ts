@@ -46,6 +46,7 @@ const symbols = {
   getauxval: { args: ["u64"], returns: "u64" },
   sigaction: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   read: { args: ["i32", "ptr", "u64"], returns: "i64" },
+  open: { args: ["ptr", "i32", "u32"], returns: "i32" },
   ioctl: { args: ["i32", "u64", "u64"], returns: "i32" },
   getsid: { args: ["i32"], returns: "i32" },
 } as const;
@@ -349,6 +350,40 @@ export function writeAll(fd: number, data: Uint8Array, timeoutMs: number): boole
 export function exit(code: number): never {
   c._exit(code);
   throw new Error("unreachable");
+}
+
+/**
+ * A whole small file (a /proc entry) through open/read/close: the first use of node:fs
+ * costs milliseconds of start-up, which tini's mode does not need to pay. Null when it
+ * cannot be read.
+ */
+export function readSmallFile(path: string): Uint8Array | null {
+  const fd = c.open(ptr(cString(path)), 0o2000000 /* O_RDONLY|O_CLOEXEC */, 0);
+  if (fd < 0) return null;
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const buf = new Uint8Array(4096);
+      const n = Number(c.read(fd, ptr(buf), 4096n));
+      if (n < 0) {
+        if (lastErrno() === errno.EINTR) continue;
+        return null;
+      }
+      if (n === 0) break;
+      chunks.push(buf.subarray(0, n));
+      total += n;
+    }
+  } finally {
+    c.close(fd);
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const ch of chunks) {
+    out.set(ch, off);
+    off += ch.length;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- environ
