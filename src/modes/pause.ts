@@ -4,21 +4,19 @@ import type { RunConfig } from "../cli/options.ts";
 import { log } from "../log/logger.ts";
 import { keepAlive } from "../process/loop.ts";
 import { reapAll } from "../process/reap.ts";
-import { checkReaping, registerSubreaper, setParentDeathSignal } from "../process/reaper.ts";
+import { setUpReaping } from "../process/reaper.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { listen, planSignals } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
 import { exit } from "../sys/libc.ts";
-import { TreeStop, detectReach } from "../supervisor/stop.ts";
+import { TreeStop } from "../supervisor/stop.ts";
 
 export function runPause(cfg: RunConfig, inherited: Inheritance): void {
-  if (cfg.pdeathsig) setParentDeathSignal(cfg.pdeathsig);
-  if (cfg.subreaper) registerSubreaper();
-  checkReaping();
+  setUpReaping(cfg);
 
   let stopping = false;
   const done = () => exit(0);
-  const stop = new TreeStop(cfg.graceSeconds * 1000, detectReach(), () => setTimeout(done, 2000));
+  const stop = new TreeStop(cfg.graceSeconds * 1000, done);
   const onReaped = (pid: number) => {
     log.debug(`Reaped child with pid: '${pid}'`);
     if (cfg.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);

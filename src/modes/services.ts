@@ -6,16 +6,16 @@ import { buildPlan, check, stopLevels, type ServicePlan, type ServiceSpec, type 
 import { log, print } from "../log/logger.ts";
 import { keepAlive } from "../process/loop.ts";
 import { reapAll, exitCodeOf, type ExitStatus } from "../process/reap.ts";
-import { checkReaping, registerSubreaper, setParentDeathSignal } from "../process/reaper.ts";
+import { setUpReaping } from "../process/reaper.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { launch, type LaunchContext } from "../services/launch.ts";
 import { OutputMux } from "../services/output.ts";
 import { ServiceRunner, type ServiceHost } from "../services/service.ts";
 import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
-import { signalName } from "../signals/table.ts";
+import { SIG, signalName } from "../signals/table.ts";
 import { exit, getpid, isatty } from "../sys/libc.ts";
 import { available as nativeHelper } from "../sys/native.ts";
-import { TreeStop, detectReach } from "../supervisor/stop.ts";
+import { TreeStop } from "../supervisor/stop.ts";
 
 /** pidone's own code for a configuration it cannot run (and for --check's verdict). */
 export const EXIT_CONFIG = 2;
@@ -56,9 +56,7 @@ export function runServices(
     log.fatal(`service ${needsUser.name}: \`user\` needs the native helper of the single-file pidone, which this build lacks`);
     exit(EXIT_CONFIG);
   }
-  if (cfg.pdeathsig) setParentDeathSignal(cfg.pdeathsig);
-  if (cfg.subreaper) registerSubreaper();
-  checkReaping();
+  setUpReaping(cfg);
 
   const format = plan.settings.logFormat;
   const mux =
@@ -168,7 +166,7 @@ export function runServices(
     }
   }
 
-  const treeStop = new TreeStop(plan.settings.grace * 1000, detectReach(), () => setTimeout(() => void finish(), 2000));
+  const treeStop = new TreeStop(plan.settings.grace * 1000, () => void finish());
   let stopStartedAt = 0;
   let levelsDone = false;
 
@@ -224,7 +222,7 @@ export function runServices(
   }
 
   listen(signalPlan, (sig) => {
-    if (sig === 17) {
+    if (sig === SIG.CHLD) {
       const noneLeft = reapAll(onReaped);
       if (stopping && levelsDone && noneLeft) void finish();
       return;

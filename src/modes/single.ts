@@ -8,7 +8,7 @@
 import type { RunConfig } from "../cli/options.ts";
 import { log } from "../log/logger.ts";
 import { decodeStatus, exitCodeOf, reapAll, reapAllRaw, type ExitStatus } from "../process/reap.ts";
-import { checkReaping, registerSubreaper, setParentDeathSignal } from "../process/reaper.ts";
+import { setUpReaping } from "../process/reaper.ts";
 import { releaseTerminal, spawnProgram } from "../process/spawn.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { descendantsOf, parentOf, processGroupOf } from "../process/tree.ts";
@@ -17,23 +17,16 @@ import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
 import { SyscallError, errno, exit, getpid, kill, strsignal } from "../sys/libc.ts";
 import { publishTarget } from "../sys/native.ts";
-import { TreeStop, detectReach } from "../supervisor/stop.ts";
+import { TreeStop } from "../supervisor/stop.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
-
-/** After the final SIGKILL, wait at most this long for the kernel to hand back the dead. */
-const AFTER_KILL_MS = 2000;
 
 export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly Uint8Array[]): void {
   const remap = (code: number) => (cfg.expectExit.has(code) ? 0 : code);
   const plan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals], cfg.setsid);
 
-  if (cfg.pdeathsig) setParentDeathSignal(cfg.pdeathsig);
-  if (cfg.subreaper) registerSubreaper();
-  checkReaping();
+  setUpReaping(cfg);
 
-  const stop = new TreeStop(cfg.graceSeconds * 1000, detectReach(), () =>
-    setTimeout(() => finish("the grace period ended"), AFTER_KILL_MS),
-  );
+  const stop = new TreeStop(cfg.graceSeconds * 1000, () => finish("the grace period ended"));
 
   let main: { pid: number; adopted: boolean } | null = null;
   // The native handler forwards to whatever main is now, without asking JavaScript.

@@ -11,6 +11,13 @@ import {
 } from "../sys/libc.ts";
 import { StartupError } from "../errors.ts";
 
+/** What every mode does first: -p, -s, and tini's warning when orphans would not reach us. */
+export function setUpReaping(cfg: { pdeathsig: number; subreaper: boolean }): void {
+  if (cfg.pdeathsig) setParentDeathSignal(cfg.pdeathsig);
+  if (cfg.subreaper) registerSubreaper();
+  checkReaping();
+}
+
 export function setParentDeathSignal(sig: number): void {
   try {
     prctl(PR_SET_PDEATHSIG, sig);

@@ -9,6 +9,9 @@ import { getpid, isChildSubreaper, kill } from "../sys/libc.ts";
 
 export type Reach = "pid1" | "subreaper" | null;
 
+/** After the final SIGKILL, wait at most this long for the kernel to hand back the dead. */
+const AFTER_KILL_MS = 2000;
+
 /** Which processes pidone is responsible for, and so may sweep. */
 export function detectReach(): Reach {
   if (getpid() === 1) return "pid1";
@@ -27,9 +30,12 @@ export class TreeStop {
 
   constructor(
     private readonly graceMs: number,
-    readonly reach: Reach,
-    /** Called after the final SIGKILL, so the mode can finish once all is reaped. */
+    /**
+     * Called AFTER_KILL_MS after the final SIGKILL: the mode finishes then even if the
+     * kernel has not handed back every dead process yet (one stuck in D state).
+     */
     private readonly afterKill: () => void,
+    readonly reach: Reach = detectReach(),
   ) {}
 
   /** Can this stop do anything beyond what tini does? */
@@ -83,6 +89,6 @@ export class TreeStop {
     } else {
       signalDescendants(SIG.KILL);
     }
-    this.afterKill();
+    setTimeout(this.afterKill, AFTER_KILL_MS);
   }
 }

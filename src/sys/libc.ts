@@ -8,9 +8,7 @@ const symbols = {
   strsignal: { args: ["i32"], returns: "ptr" },
   strlen: { args: ["ptr"], returns: "u64" },
   getpid: { args: [], returns: "i32" },
-  getppid: { args: [], returns: "i32" },
   kill: { args: ["i32", "i32"], returns: "i32" },
-  getpgid: { args: ["i32"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
   syscall: { args: ["i64", "i64", "i64", "i64", "i64"], returns: "i64" },
   waitpid: { args: ["i32", "ptr", "i32"], returns: "i32" },
@@ -183,16 +181,10 @@ export function sigset(signals: Iterable<number>): Uint8Array {
   for (const s of signals) set[(s - 1) >> 3]! |= 1 << ((s - 1) & 7);
   return set;
 }
-export function sigsetMembers(set: Uint8Array): number[] {
-  const out: number[] = [];
-  for (let s = 1; s <= 64; s++) if (set[(s - 1) >> 3]! & (1 << ((s - 1) & 7))) out.push(s);
-  return out;
-}
 
 // ---------------------------------------------------------------- process calls
 
 export const getpid = (): number => c.getpid();
-export const getppid = (): number => c.getppid();
 
 export function kill(pid: number, sig: number): void {
   check("kill", c.kill(pid, sig));
@@ -204,10 +196,6 @@ export function pipe(flags = O_CLOEXEC): [number, number] {
   const fds = new Int32Array(2);
   check("pipe2", c.pipe2(ptr(fds), flags));
   return [fds[0]!, fds[1]!];
-}
-
-export function getpgid(pid: number): number {
-  return check("getpgid", c.getpgid(pid));
 }
 
 export function close(fd: number): void {
@@ -247,19 +235,12 @@ export function waitpidRaw(pid: number, flags: number): number {
 }
 
 export type WaitResult = { pid: number; status: number } | null;
-const statusBuf = new Int32Array(1);
 export const WNOHANG = 1;
-/** waitpid(pid, &status, flags); null when WNOHANG found nothing; ECHILD is reported as null too. */
+/** waitpid(pid, &status, flags); null when WNOHANG found nothing; ECHILD is reported as "none". */
 export function waitpid(pid: number, flags: number): WaitResult | "none" {
-  for (;;) {
-    const r = c.waitpid(pid, ptr(statusBuf), flags);
-    if (r > 0) return { pid: r, status: statusBuf[0]! };
-    if (r === 0) return null;
-    const e = lastErrno();
-    if (e === errno.EINTR) continue;
-    if (e === errno.ECHILD) return "none";
-    throw new SyscallError("waitpid", e);
-  }
+  const r = waitpidRaw(pid, flags);
+  if (r < 0) return "none";
+  return r === 0 ? null : { pid: r, status: waitStatus[0]! };
 }
 
 export const PR_SET_PDEATHSIG = 1;
@@ -297,7 +278,8 @@ export const isatty = (fd: number): boolean => c.isatty(fd) === 1;
 const X_OK = 1;
 /** access(path, X_OK) == 0 */
 export function isExecutable(path: Uint8Array): boolean {
-  return c.access(ptr(cString(path)), X_OK) === 0;
+  const name = cString(path);
+  return c.access(ptr(name), X_OK) === 0;
 }
 
 export function tcgetpgrp(fd: number): number {
@@ -307,17 +289,9 @@ export function tcsetpgrp(fd: number, pgrp: number): void {
   check("tcsetpgrp", c.tcsetpgrp(fd, pgrp));
 }
 
-const F_GETFD = 1;
 const F_SETFD = 2;
 const FD_CLOEXEC = 1;
-const F_GETFL = 3;
 export const O_NONBLOCK = 0o4000;
-export function fdFlags(fd: number): number {
-  return check("fcntl", c.fcntl(fd, F_GETFD, 0n));
-}
-export function fileStatusFlags(fd: number): number {
-  return check("fcntl", c.fcntl(fd, F_GETFL, 0n));
-}
 
 // ---------------------------------------------------------------- output
 
@@ -358,7 +332,8 @@ export function exit(code: number): never {
  * cannot be read.
  */
 export function readSmallFile(path: string): Uint8Array | null {
-  const fd = c.open(ptr(cString(path)), 0o2000000 /* O_RDONLY|O_CLOEXEC */, 0);
+  const name = cString(path);
+  const fd = c.open(ptr(name), O_CLOEXEC /* | O_RDONLY */, 0);
   if (fd < 0) return null;
   const chunks: Uint8Array[] = [];
   let total = 0;
