@@ -3,12 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, symlinkSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
-import { AS_PID1, PIDONE, childrenOf, isRunning, killQuietly, run, start, tempDir, waitFor } from "./helpers.ts";
-
-/** The host pid of pidone running as PID 1 under `unshare --fork`. */
-async function pid1Of(unsharePid: number): Promise<number> {
-  return waitFor(async () => (await childrenOf(unsharePid))[0] ?? 0, 10_000, "pidone under unshare");
-}
+import { AS_PID1, PIDONE, childrenOf, isRunning, killQuietly, run, start, tempDir, waitFor, pid1Of } from "./helpers.ts";
 
 function script(dir: string, name: string, body: string): string {
   const p = join(dir, name);

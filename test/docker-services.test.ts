@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addSymlinks, buildScratchImage, dockerAvailable } from "./docker.ts";
-import { PIDONE, run, start, tempDir, waitFor, type RunResult, type Started } from "./helpers.ts";
+import { PIDONE, run, start, tempDir, waitFor, type RunResult, type Started, linesOf } from "./helpers.ts";
 
 const DOCKER = await dockerAvailable();
 if (!DOCKER) console.warn("docker-services.test.ts: no Docker engine answers `docker info`: the Docker tests are skipped");
@@ -58,15 +58,6 @@ function showStarted(p: Started): string {
 async function waitOutput(p: Started, cond: (stdout: string, stderr: string) => boolean, timeoutMs: number, what: string): Promise<void> {
   await waitFor(() => cond(p.stdout(), p.stderr()), timeoutMs, what).catch((e: Error) => {
     throw new Error(`${e.message}\n${showStarted(p)}`);
-  });
-}
-
-/** Lines a service printed, from prefixed output ("name | line", the name padded). */
-function linesOf(out: string, service: string): string[] {
-  const re = new RegExp(`^${service}\\s*\\| (.*)$`);
-  return out.split("\n").flatMap((l) => {
-    const m = re.exec(l);
-    return m ? [m[1]!] : [];
   });
 }
 

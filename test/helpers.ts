@@ -236,3 +236,17 @@ export async function waitForChildRunning(pid: number, comm: string, timeoutMs =
     return 0;
   }, timeoutMs, `a child of ${pid} running ${comm}`);
 }
+
+/** The host pid of pidone running as PID 1 under `unshare --fork` (unshare's only child). */
+export async function pid1Of(unsharePid: number, timeoutMs = 10_000): Promise<number> {
+  return waitFor(async () => (await childrenOf(unsharePid))[0] ?? 0, timeoutMs, "pidone under unshare");
+}
+
+/** The lines a service printed, from services mode's prefixed output ("name | line", the name padded). */
+export function linesOf(out: string, service: string): string[] {
+  const re = new RegExp(`^${service}\\s*\\| (.*)$`);
+  return out.split("\n").flatMap((l) => {
+    const m = re.exec(l);
+    return m ? [m[1]!] : [];
+  });
+}

@@ -7,7 +7,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AS_PID1, PIDONE, ROOT, childrenOf, run, start, tempDir, waitFor, waitForChildRunning } from "./helpers.ts";
+import { AS_PID1, PIDONE, ROOT, pid1Of, run, start, tempDir, waitForChildRunning } from "./helpers.ts";
 import { NATIVE, contextSwitches } from "./fixtures/native-lib.ts";
 
 setDefaultTimeout(60_000);
@@ -100,7 +100,7 @@ describe.skipIf(!NATIVE)("an idle pidone", () => {
   test("0 wake-ups in 10 s with a sleeping child, as PID 1 (context switches summed over every thread)", async () => {
     const p = start([...AS_PID1, PIDONE, "--", "sleep", "1000"]);
     try {
-      const pid1 = await waitFor(async () => (await childrenOf(p.proc.pid))[0] ?? 0, 15_000, "pidone under unshare");
+      const pid1 = await pid1Of(p.proc.pid, 15_000);
       await waitForChildRunning(pid1, "sleep");
       // A settling second for the start-up's own last steps, then the window.
       await Bun.sleep(1000);

@@ -2,26 +2,13 @@
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AS_PID1, PIDONE, childrenOf, run, start, tempDir, waitFor } from "./helpers.ts";
+import { AS_PID1, PIDONE, linesOf, pid1Of, run, start, tempDir } from "./helpers.ts";
 
 function config(text: string): string {
   const dir = tempDir();
   const file = join(dir, "services.toml");
   writeFileSync(file, text);
   return file;
-}
-
-async function pid1Of(unsharePid: number): Promise<number> {
-  return waitFor(async () => (await childrenOf(unsharePid))[0] ?? 0, 10_000, "pidone under unshare");
-}
-
-/** Lines a service printed, from prefixed output ("name | line"). */
-function linesOf(out: string, name: string): string[] {
-  const re = new RegExp(`^${name}\\s*\\| (.*)$`);
-  return out.split("\n").flatMap((l) => {
-    const m = re.exec(l);
-    return m ? [m[1]!] : [];
-  });
 }
 
 let port = 20000 + (process.pid % 5000);
