@@ -409,7 +409,8 @@ describe.skipIf(!DOCKER)("the install snippets (scripts/release-snippets.md)", (
     mkdirSync(d, { recursive: true });
     copyFileSync(join(context, "app"), join(d, "app"));
     writeFileSync(join(d, "Dockerfile"), text);
-    const r = await run(["docker", "build", "--network", "none", "--build-arg", "TARGETARCH=amd64", "-t", tag, d], {
+    // --no-cache: a cached RUN step prints nothing, and the checksum line is what we check.
+    const r = await run(["docker", "build", "--no-cache", "--network", "none", "--build-arg", "TARGETARCH=amd64", "-t", tag, d], {
       timeoutMs: 180_000,
       env: { DOCKER_BUILDKIT: "0" },
     });
