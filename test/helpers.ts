@@ -1,6 +1,6 @@
 // Shared by the integration tests: run dist/pidone for real, as PID 1 in a new PID
 // namespace or as a plain child, and wait on conditions with timeouts (never bare sleeps).
-import { existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -72,23 +72,12 @@ export function tempDir(prefix = "pidone-test-"): string {
 
 /** Children of a pid, from /proc (needs Linux >= 3.5 with CONFIG_PROC_CHILDREN). */
 export async function childrenOf(pid: number): Promise<number[]> {
-  // Per thread: the single file's runtime runs on a thread of its own, not the leader.
-  let tasks: string[];
   try {
-    tasks = readdirSync(`/proc/${pid}/task`);
+    const text = await Bun.file(`/proc/${pid}/task/${pid}/children`).text();
+    return text.trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
     return [];
   }
-  const out: number[] = [];
-  for (const t of tasks) {
-    try {
-      const text = await Bun.file(`/proc/${pid}/task/${t}/children`).text();
-      out.push(...text.trim().split(/\s+/).filter(Boolean).map(Number));
-    } catch {
-      // the thread or the process ended while we looked
-    }
-  }
-  return out;
 }
 
 /** All descendants of a pid, depth first. */

@@ -17,11 +17,9 @@
  *  - the runtime starts on a rebuilt stack whose environment holds its own settings and
  *    none of the variables meant for the application (BUN_*, LD_*, ...); argv and the
  *    strings themselves stay where the kernel put them (/proc/self/cmdline unchanged);
- *  - the runtime starts on a thread of its own; the thread the process started with
- *    stays here and takes pidone's signals with sigtimedwait, forwards each with kill()
- *    to the target pidone publishes and wakes pidone's event loop through a self-pipe
- *    (the shared area below, found through our own auxv entry AT_PIDONE); on_signal
- *    does the same for the signals that reach the runtime's thread;
+ *  - on_signal, an async-signal-safe handler pidone installs, forwards each signal with
+ *    kill() to the target pidone publishes here and wakes pidone's event loop through
+ *    a self-pipe (the shared area below, found through our own auxv entry AT_PIDONE);
  *  - started with TRAMPOLINE_MARKER as argv[1], the file never starts Bun: it performs
  *    what posix_spawn cannot (user switch, LISTEN_PID, taking a terminal) and execs.
  *
@@ -43,11 +41,9 @@ typedef long s64;
 #define NR_write 1
 #define NR_close 3
 #define NR_mmap 9
-#define NR_mprotect 10
 #define NR_rt_sigaction 13
 #define NR_rt_sigprocmask 14
 #define NR_ioctl 16
-#define NR_rt_sigtimedwait 128
 #define NR_pread64 17
 #define NR_getpid 39
 #define NR_sendfile 40
@@ -61,7 +57,6 @@ typedef long s64;
 #define NR_exit_group 231
 #define NR_openat 257
 #define NR_dup3 292
-#define NR_prlimit64 302
 #define NR_memfd_create 319
 
 static inline s64 syscall6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
@@ -103,31 +98,6 @@ __asm__(".section .text.entry,\"ax\",@progbits\n"
         "  jmp *%rax\n"
         ".previous\n");
 
-/*
- * s64 start_runtime(u64 flags, u64 *stack, u64 entry): clone(2) a thread that starts
- * at `entry` (ld.so's) with its stack pointer at `stack`, as a new process would: the
- * registers ld.so's _start reads are set here, %rdx = 0 (no atexit function). The
- * caller gets the thread id back. Assembly, because the new thread has none of the
- * caller's frame; `entry` rides in %r9, which clone neither reads nor changes.
- */
-__asm__(".text\n"
-        ".globl start_runtime\n"
-        ".type start_runtime,@function\n"
-        "start_runtime:\n"
-        "  mov %rdx, %r9\n"
-        "  mov $56, %eax\n"
-        "  xor %edx, %edx\n"
-        "  xor %r10d, %r10d\n"
-        "  xor %r8d, %r8d\n"
-        "  syscall\n"
-        "  test %rax, %rax\n"
-        "  jnz 1f\n"
-        "  xor %edx, %edx\n"
-        "  xor %ebp, %ebp\n"
-        "  jmp *%r9\n"
-        "1:\n"
-        "  ret\n");
-
 #elif defined(__aarch64__)
 #define NR_getdents64 61
 #define NR_dup3 24
@@ -142,15 +112,12 @@ __asm__(".text\n"
 #define NR_kill 129
 #define NR_rt_sigaction 134
 #define NR_rt_sigprocmask 135
-#define NR_rt_sigtimedwait 137
 #define NR_setresuid 147
 #define NR_setresgid 149
 #define NR_setgroups 159
 #define NR_getpid 172
 #define NR_execve 221
 #define NR_mmap 222
-#define NR_mprotect 226
-#define NR_prlimit64 261
 #define NR_memfd_create 279
 
 static inline s64 syscall6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
@@ -191,25 +158,6 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
         "  br x16\n"
         ".previous\n");
 
-/* start_runtime, as above: clone(flags, stack, 0, 0, 0); the new thread jumps to
- * `entry` (in x5, which clone leaves alone) with x0 = 0 (no atexit function). */
-__asm__(".text\n"
-        ".globl start_runtime\n"
-        ".type start_runtime,%function\n"
-        "start_runtime:\n"
-        "  mov x5, x2\n"
-        "  mov x8, #220\n"
-        "  mov x2, xzr\n"
-        "  mov x3, xzr\n"
-        "  mov x4, xzr\n"
-        "  svc #0\n"
-        "  cbnz x0, 1f\n"
-        "  mov x29, xzr\n"
-        "  mov x30, xzr\n"
-        "  br x5\n"
-        "1:\n"
-        "  ret\n");
-
 #else
 #error "the stub supports x86-64 and aarch64"
 #endif
@@ -221,7 +169,6 @@ __asm__(".text\n"
 #define O_RDONLY 0
 #define O_CLOEXEC 0x80000
 #define PROT_NONE 0
-#define PROT_READ 1
 #define PROT_WRITE 2
 #define MAP_PRIVATE 0x02
 #define MAP_FIXED 0x10
@@ -337,7 +284,7 @@ static const struct manifest *manifest(void) {
  * size). pidone writes target, pipe and action; on_signal reads them and writes count;
  * everything else is written once, here, before the runtime exists.
  */
-#define SHARED_MAGIC "pidone-native-2"
+#define SHARED_MAGIC "pidone-native-1"
 #define NSIG 65            /* signals 1..64; index 0 unused */
 #define MAX_FDS 256
 #define FDS_UNKNOWN 0xffffffffu
@@ -361,15 +308,13 @@ struct shared {
    * atomic add per delivery, so pidone reads both halves from one consistent word. */
   u32 count[68];
   s32 fds[MAX_FDS];  /* descriptors above 2 we were started with, ascending */
-  s32 waiter;        /* nonzero: the leader waits for signals, the runtime has a thread of its own */
 };
 _Static_assert(__builtin_offsetof(struct shared, mask) == 40, "_start writes the mask at pidone_shared+40");
 _Static_assert(__builtin_offsetof(struct shared, target) == 56, "src/sys/native.ts");
 _Static_assert(__builtin_offsetof(struct shared, action) == 64, "src/sys/native.ts");
 _Static_assert(__builtin_offsetof(struct shared, count) == 136, "src/sys/native.ts");
 _Static_assert(__builtin_offsetof(struct shared, fds) == 408, "src/sys/native.ts");
-_Static_assert(__builtin_offsetof(struct shared, waiter) == 1432, "src/sys/native.ts");
-_Static_assert(sizeof(struct shared) == 1440, "src/sys/native.ts");
+_Static_assert(sizeof(struct shared) == 1432, "src/sys/native.ts");
 
 __attribute__((used, aligned(64))) struct shared pidone_shared = {
     .magic = SHARED_MAGIC,
@@ -391,23 +336,21 @@ __attribute__((used, aligned(64))) struct shared pidone_shared = {
 #define UNBLOCKABLE (BIT(9) | BIT(19))
 __attribute__((used)) const u64 early_block = ~(RUNTIME_SIGNALS | UNBLOCKABLE);
 
-/* ------------------------------------------------------------------ signal intake */
+/* ------------------------------------------------------------------ the signal handler */
 
 /*
- * One delivery of `sig`: forward it with kill() to the target pidone published, count
- * it, and wake pidone's event loop through the self-pipe. Async-signal-safe by
- * construction (raw system calls, which leave errno alone; lock-free atomics; no state
- * of its own), so it serves both ways signals reach us: the waiter thread below, and
- * on_signal where there is no waiter.
+ * Installed by pidone (src/signals/intake.ts) for every signal it handles, with every
+ * handled signal in sa_mask. Async-signal-safe by construction: raw system calls (which
+ * leave errno alone), lock-free atomics, no state of its own. It may run on any thread
+ * that has the signal unblocked, concurrently with itself on another.
  *
  * The forward happens here rather than in JavaScript: a signal then costs one kill()
  * after delivery, not a trip through the event loop. If kill() fails (the target has
  * gone), the delivery is left to pidone, which reports it. A quiet signal, once
  * forwarded, does not even wake the event loop: on one CPU, pidone's bookkeeping would
- * otherwise compete with the child the signal was for. Before pidone made its pipe,
- * deliveries are only counted: it reads the counts when it starts listening.
+ * otherwise compete with the child the signal was for.
  */
-static void intake(s32 sig) {
+__attribute__((used)) void on_signal(int sig) {
   struct shared *s = &pidone_shared;
   if (sig < 1 || sig >= NSIG) return;
   u32 act = __atomic_load_n(&s->action[sig], __ATOMIC_ACQUIRE);
@@ -415,54 +358,15 @@ static void intake(s32 sig) {
   s32 target = __atomic_load_n(&s->target, __ATOMIC_ACQUIRE);
   u32 done = 0;
   if (out != ACT_QUEUE && target != 0) done = out == ACT_DROP || sys(NR_kill, target, out, 0, 0, 0, 0) == 0;
-  __atomic_fetch_add(&s->count[sig], 0x10000u + done, __ATOMIC_SEQ_CST);
+  __atomic_fetch_add(&s->count[sig], 0x10000u + done, __ATOMIC_RELEASE);
   if (done && (act & ACT_QUIET)) return;
-  s32 fd = __atomic_load_n(&s->pipe, __ATOMIC_SEQ_CST);
+  s32 fd = __atomic_load_n(&s->pipe, __ATOMIC_ACQUIRE);
   /* The byte only wakes the event loop; pidone reads the counts. A full pipe (EAGAIN)
    * already holds a wake-up. */
   if (fd >= 0) {
     u8 byte = (u8)sig;
     sys(NR_write, fd, &byte, 1, 0, 0, 0);
   }
-}
-
-/*
- * The waiter. Bun's event loop waits in epoll_pwait2 with an empty signal mask, so
- * while idle its thread accepts every signal, and a signal frame (state saved, handler,
- * sigreturn, the interrupted wait restarted) stands between the kill() on us and the
- * kill() on the child. The kernel hands a signal sent to a process to the thread it
- * was sent to, the thread group leader, whenever that thread accepts it. So the runtime
- * starts on a thread of its own (start_runtime) and the leader, the thread the process
- * was started with, stays here, asleep in sigtimedwait like tini's main loop: no
- * signal frame, no event loop, one kill() after the wake-up. Every other thread
- * inherits the first instruction's block; the runtime's thread and the signals it
- * raises at itself (SIGCHLD of the children it spawned) still reach on_signal.
- *
- * It runs nothing but this file's code: no TLS, no libc. It blocks every signal itself,
- * the runtime's included (SIGPWR, which JavaScriptCore handles with code that expects
- * one of its own threads, must never run here).
- */
-__attribute__((noreturn)) static void signal_waiter(void) {
-  u64 all = ~0UL;
-  sys(NR_rt_sigprocmask, SIG_SETMASK, &all, 0, 8, 0, 0);
-  u64 wait = early_block;
-  for (;;) {
-    s64 sig = sys(NR_rt_sigtimedwait, &wait, 0, 0, 8, 0, 0);
-    if (sig > 0) intake((s32)sig);
-  }
-}
-
-s64 start_runtime(u64 flags, u64 *stack, u64 entry);
-
-#define CLONE_THREAD_FLAGS 0x50f00 /* VM FS FILES SIGHAND THREAD SYSVSEM: a thread, as qemu-user requires */
-
-/*
- * The fallback, installed by pidone (src/signals/intake.ts) for every signal it handles,
- * with every handled signal in sa_mask, when there is no waiter. It may run on any
- * thread that has the signal unblocked, concurrently with itself on another.
- */
-__attribute__((used)) void on_signal(int sig) {
-  intake(sig);
 }
 
 /* ------------------------------------------------------------------ small helpers */
@@ -1006,25 +910,6 @@ static void load_libraries(const struct manifest *m, s32 self) {
 
 /* ------------------------------------------------------------------ start-up */
 
-/*
- * The stack of the runtime's thread: what a main thread would have had, RLIMIT_STACK
- * deep (8 MiB when unlimited), touched pages only. glibc tells the runtime how deep it
- * may go (pthread_getattr_np reads /proc/self/maps) down to the end of the mapping
- * below, hence the PROT_NONE page right under it. Returns its top, or 0.
- */
-#define RLIMIT_STACK 3
-#define MAP_NORESERVE 0x4000
-static u64 runtime_stack(u64 page) {
-  u64 limit[2] = {0, 0};
-  u64 size = 8UL << 20;
-  if (sys(NR_prlimit64, 0, RLIMIT_STACK, 0, limit, 0, 0) == 0 && limit[0] >= (1UL << 20) && limit[0] <= (256UL << 20))
-    size = limit[0] & ~(page - 1);
-  s64 base = sys(NR_mmap, 0, size + page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (base < 0) return 0;
-  if (sys(NR_mprotect, base + page, size, PROT_READ | PROT_WRITE, 0, 0, 0) < 0) return 0;
-  return (u64)base + page + size;
-}
-
 /* What stub_main found and stub_stack needs: the stub's own .bss. */
 static struct {
   u32 native; /* MANIFEST_NATIVE */
@@ -1037,14 +922,10 @@ static struct {
   u64 ldso;   /* ld.so's load base */
 } start;
 
-u64 stub_stack(u64 *to);
-
 /*
- * Runs on the kernel's stack, signals blocked. Becomes the trampoline, or loads ld.so
- * and the libraries and then, for pidone, starts the runtime on a thread of its own and
- * becomes the signal waiter; neither returns. Otherwise (another payload, or no thread)
- * returns the size of the stack the runtime will start on, here (a multiple of 16, the
- * ABI's alignment at process entry).
+ * Runs on the kernel's stack, signals blocked. Either becomes the trampoline and never
+ * returns, or loads ld.so and the libraries and returns the size of the stack the
+ * runtime will start on (a multiple of 16, the ABI's alignment at process entry).
  */
 __attribute__((used)) u64 stub_main(u64 *sp) {
   const struct manifest *m = manifest();
@@ -1099,17 +980,7 @@ __attribute__((used)) u64 stub_main(u64 *sp) {
   start.auxc = auxc;
   /* argc, argv + NULL, environment + NULL, auxv + AT_PIDONE + AT_NULL */
   u64 words = 1 + (argc + 1) + (envc + 1) + 2 * (auxc + 2);
-  u64 bytes = (words * 8 + 15) & ~15UL;
-  u64 top = runtime_stack(page);
-  if (top) {
-    u64 *to = (u64 *)(top - bytes);
-    if (start_runtime(CLONE_THREAD_FLAGS, to, stub_stack(to)) > 0) {
-      s->waiter = (s32)sys(NR_getpid, 0, 0, 0, 0, 0, 0);
-      signal_waiter();
-    }
-  }
-  /* No thread (clone refused): the runtime starts here, and pidone installs on_signal. */
-  return bytes;
+  return (words * 8 + 15) & ~15UL;
 }
 
 /*

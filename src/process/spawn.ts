@@ -21,10 +21,6 @@ import {
   isExecutable,
   pipe,
   readSome,
-  SIG_SETMASK,
-  SIG_UNBLOCK,
-  sigprocmask,
-  sigset,
   spawn,
   strerror,
   tcgetpgrp,
@@ -101,34 +97,25 @@ function socketsAreOurs(envp: readonly Uint8Array[]): boolean {
  * new session can have ours only once pidone's session lets go of it. Only a session
  * leader can do that (PID 1 under `docker run -t`; a program under a shell is not one).
  * Call before listen(): TIOCNOTTY sends SIGHUP and SIGCONT to the terminal's foreground
- * group, pidone's own, and those must be discarded rather than forwarded to the child
- * (dumb-init #136). The stub keeps them blocked on every thread but its waiter, which
- * would take them; ignored and unblocked on this thread while the ioctl runs, the
- * kernel drops them as they are sent (it keeps a blocked signal even when ignored).
- * Returns true when the child may take the terminal (with the native helper's
- * trampoline).
+ * group, pidone's own, and those are still blocked by the stub then, so they can be
+ * discarded rather than forwarded to the child (dumb-init #136). Returns true when the
+ * child may take the terminal (with the native helper's trampoline).
  */
 export function releaseTerminal(): boolean {
   if (!native.available || !holdsTerminal()) return false;
-  let leader = false;
   try {
-    leader = getsid(0) === getpid();
-  } catch {}
-  if (!leader) {
-    log.debug("--setsid: pidone does not lead its session, so its terminal cannot follow the child");
-    return false;
-  }
-  ignoreSignal(SIG.HUP);
-  ignoreSignal(SIG.CONT);
-  const before = sigprocmask(SIG_UNBLOCK, sigset([SIG.HUP, SIG.CONT]));
-  try {
+    if (getsid(0) !== getpid()) {
+      log.debug("--setsid: pidone does not lead its session, so its terminal cannot follow the child");
+      return false;
+    }
     ioctl(0, TIOCNOTTY);
   } catch (e) {
     log.warn(`--setsid: cannot give up the controlling terminal: ${(e as Error).message}`);
     return false;
-  } finally {
-    sigprocmask(SIG_SETMASK, before);
   }
+  // Setting SIG_IGN discards a pending signal; listen() installs the handlers after.
+  ignoreSignal(SIG.HUP);
+  ignoreSignal(SIG.CONT);
   return true;
 }
 

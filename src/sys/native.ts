@@ -17,14 +17,13 @@ import {
   sigprocmask,
   sigset,
   useOriginalEnviron,
-  writeSome,
 } from "./libc.ts";
 
 // ---------------------------------------------------------------- the shared area
 // struct shared in stub.c, field by field (the C side asserts the same offsets).
 const AT_PIDONE = 0x50494431;
-const MAGIC = "pidone-native-2";
-const SIZE = 1440;
+const MAGIC = "pidone-native-1";
+const SIZE = 1432;
 const AT = {
   size: 16,
   nfds: 20,
@@ -37,7 +36,6 @@ const AT = {
   action: 64,
   count: 136,
   fds: 408,
-  waiter: 1432,
 } as const;
 const FDS_UNKNOWN = 0xffffffff;
 const ACT_QUEUE = 0;
@@ -122,32 +120,27 @@ export function publishTarget(target: number | "queue"): void {
   if (shared) shared.i32[AT.target / 4] = target === "queue" ? 0 : target;
 }
 
-const WAKE = new Uint8Array(1);
-
 /** onSignal's second argument: true when on_signal already forwarded (or dropped) it. */
 export type NativeSignalHandler = (sig: number, forwarded: boolean) => void;
 
 /**
- * Calls `onSignal` once per delivery of `signals`, from the event loop. The stub's
- * waiter thread takes them with sigtimedwait (they stay blocked everywhere else) and has
- * counted every one since the first instruction; without a waiter (clone refused), this
- * installs on_signal and unblocks them on this thread, which delivers those pending
- * since then. SIGCHLD last in a batch: stop decisions come before what the reaping they
- * go with decides.
+ * Installs on_signal for `signals`, unblocks them on this thread, and calls `onSignal`
+ * once per delivery from the event loop. Signals that arrived since the first
+ * instruction are delivered by the unblocking itself. SIGCHLD last in a batch: stop
+ * decisions come before what the reaping they go with decides.
  */
 export function startIntake(signals: readonly number[], onSignal: NativeSignalHandler): void {
   const s = shared;
   if (!s) throw new Error("the native helper is not available");
   const [readEnd, writeEnd] = pipe(O_CLOEXEC | O_NONBLOCK);
-  // Sequentially consistent, as the stub's count-then-read-pipe: a delivery either sees
-  // the pipe or is counted before the drain below reads the counts.
-  Atomics.store(s.i32, AT.pipe / 4, writeEnd);
+  s.i32[AT.pipe / 4] = writeEnd;
   const seen = new Uint32Array(NSIG);
   const counts = s.u32.subarray(AT.count / 4, AT.count / 4 + NSIG);
+  seen.set(counts);
   const order = [...signals.filter((x) => x !== 17), ...signals.filter((x) => x === 17)];
   const drain = () => {
     for (const sig of order) {
-      const word = Atomics.load(counts, sig);
+      const word = counts[sig]!;
       const delta = (word - seen[sig]!) >>> 0;
       if (delta === 0) continue;
       seen[sig] = word;
@@ -166,27 +159,14 @@ export function startIntake(signals: readonly number[], onSignal: NativeSignalHa
       }
     }
   };
+  const mask = sigset(signals);
+  const handler = Number(s.view.getBigUint64(AT.handler, true));
+  for (const sig of signals) setSignalHandler(sig, handler, mask, SA_RESTART);
   void (async () => {
     // The bytes only wake us; the counts say what happened.
     for await (const _ of Bun.file(readEnd).stream()) drain();
   })();
-  // Installed with a waiter too: never SIG_IGN for what pidone handles (an ignored
-  // SIGCHLD would have the kernel reap pidone's children for it).
-  const mask = sigset(signals);
-  const handler = Number(s.view.getBigUint64(AT.handler, true));
-  for (const sig of signals) setSignalHandler(sig, handler, mask, SA_RESTART);
-  if (s.i32[AT.waiter / 4]) {
-    // What arrived before the pipe existed was only counted: one byte drains it from
-    // the loop, like any later delivery.
-    writeSome(writeEnd, WAKE, 0, 1);
-    return;
-  }
   sigprocmask(SIG_UNBLOCK, mask);
-}
-
-/** True when the stub's waiter thread takes pidone's signals (tests and the benchmark ask). */
-export function hasWaiter(): boolean {
-  return !!shared && shared.i32[AT.waiter / 4] !== 0;
 }
 
 // ---------------------------------------------------------------- the exec trampoline
