@@ -1,26 +1,14 @@
 // Docker test images, built locally (there is no registry): FROM scratch with pidone,
 // the shared libraries a plain (dynamic) build needs, and busybox-static for a shell.
-import { copyFileSync, mkdirSync, symlinkSync, writeFileSync, chmodSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Rootfs } from "../scripts/lib/rootfs.ts";
 import { PIDONE, run, tempDir } from "./helpers.ts";
+
+export { sharedLibraries } from "../scripts/lib/rootfs.ts";
 
 export async function dockerAvailable(): Promise<boolean> {
   return (await run(["docker", "info"], { timeoutMs: 20_000 })).code === 0;
-}
-
-/** Shared libraries (and the loader) a dynamic executable needs, from ldd. */
-export async function sharedLibraries(binary: string): Promise<string[]> {
-  // The packed single file has no PT_INTERP: it needs nothing from the image.
-  const head = await run(["readelf", "-lW", binary]);
-  if (head.code === 0 && !head.stdout.includes("INTERP")) return [];
-  const r = await run(["ldd", binary]);
-  if (r.code !== 0) return []; // static: nothing to add
-  const libs: string[] = [];
-  for (const line of r.stdout.split("\n")) {
-    const m = /=>\s*(\S+)\s*\(/.exec(line) ?? /^\s*(\/\S+)\s*\(/.exec(line);
-    if (m?.[1]) libs.push(m[1]);
-  }
-  return libs;
 }
 
 export interface ImageSpec {
@@ -39,27 +27,13 @@ export interface ImageSpec {
 /** Builds a FROM scratch image and returns its tag. */
 export async function buildScratchImage(spec: ImageSpec): Promise<string> {
   const ctx = tempDir("pidone-img-");
-  const root = join(ctx, "rootfs");
-  const put = (imagePath: string, hostPath: string) => {
-    const dest = join(root, imagePath);
-    mkdirSync(dirname(dest), { recursive: true });
-    copyFileSync(hostPath, dest);
-    chmodSync(dest, 0o755);
-  };
+  const root = new Rootfs(join(ctx, "rootfs"));
   const pidone = spec.pidone === undefined ? PIDONE : spec.pidone;
-  if (pidone) {
-    put("/pidone", pidone);
-    for (const lib of await sharedLibraries(pidone)) put(lib, lib);
-  }
+  if (pidone) root.putProgram("/pidone", pidone);
   if (spec.busybox !== false) {
-    put("/bin/busybox", "/bin/busybox");
-    for (const applet of ["sh", "sleep", "cat", "echo", "kill", "ls", "ps", "trap", "touch", "true", "false", "env", "test", "grep", "wc", "mkdir", "rm"]) {
-      symlinkSync("busybox", join(root, "bin", applet));
-    }
+    root.putBusybox(["sh", "sleep", "cat", "echo", "kill", "ls", "ps", "trap", "touch", "true", "false", "env", "test", "grep", "wc", "mkdir", "rm"]);
   }
-  for (const [imagePath, hostPath] of Object.entries(spec.files ?? {})) put(imagePath, hostPath);
-  mkdirSync(join(root, "tmp"), { recursive: true });
-  chmodSync(join(root, "tmp"), 0o1777);
+  for (const [imagePath, hostPath] of Object.entries(spec.files ?? {})) root.put(imagePath, hostPath);
   const lines = ["FROM scratch", "COPY rootfs/ /", ...(spec.extra ?? [])];
   if (spec.entrypoint) lines.push(`ENTRYPOINT ${JSON.stringify(spec.entrypoint)}`);
   writeFileSync(join(ctx, "Dockerfile"), lines.join("\n") + "\n");
@@ -81,12 +55,8 @@ export function dockerRun(args: string[], timeoutMs = 60_000) {
  */
 export async function addSymlinks(base: string, tag: string, links: Record<string, string>): Promise<string> {
   const ctx = tempDir("pidone-img-links-");
-  const root = join(ctx, "rootfs");
-  for (const [imagePath, target] of Object.entries(links)) {
-    const dest = join(root, imagePath);
-    mkdirSync(dirname(dest), { recursive: true });
-    symlinkSync(target, dest);
-  }
+  const root = new Rootfs(join(ctx, "rootfs"));
+  for (const [imagePath, target] of Object.entries(links)) root.link(imagePath, target);
   writeFileSync(join(ctx, "Dockerfile"), `FROM ${base}\nCOPY rootfs/ /\n`);
   const r = await run(["docker", "build", "-q", "--network", "none", "-t", tag, ctx], { timeoutMs: 120_000, env: { DOCKER_BUILDKIT: "0" } });
   rmSync(ctx, { recursive: true, force: true });

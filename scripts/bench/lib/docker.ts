@@ -2,9 +2,10 @@
 // handler: an init that forwards SIGTERM stops it at once; with no init, sleep is PID 1,
 // the kernel drops SIGTERM, and Docker waits the full 10 s before SIGKILL.
 // One FROM scratch image carries every init and the shared libraries each one needs.
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { Rootfs } from "../../lib/rootfs.ts";
 import { capture, sleep } from "./proc.ts";
 import { newMetric, type MetricResult, type Subject } from "./types.ts";
 
@@ -12,30 +13,12 @@ const IMAGE = "pidone-bench:latest";
 const DOCKER_ENV = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", DOCKER_BUILDKIT: "0" };
 const docker = (args: string[], timeoutMs = 60_000) => capture(["docker", ...args], { env: DOCKER_ENV, timeoutMs });
 
-async function sharedLibraries(bin: string): Promise<string[]> {
-  const r = await capture(["ldd", bin], { timeoutMs: 10_000 });
-  if (r.code !== 0) return [];
-  return [...r.stdout.matchAll(/(?:=>\s*|^\s*)(\/\S+)\s*\(/gm)].map((m) => m[1]!);
-}
-
 async function buildImage(subjects: readonly Subject[]): Promise<void> {
   const ctx = mkdtempSync(join(tmpdir(), "pidone-bench-img-"));
   try {
-    const root = join(ctx, "rootfs");
-    const put = (imagePath: string, hostPath: string) => {
-      const dest = join(root, imagePath);
-      mkdirSync(dirname(dest), { recursive: true });
-      copyFileSync(hostPath, dest);
-      chmodSync(dest, 0o755);
-    };
-    for (const s of subjects) {
-      if (!s.bin) continue;
-      put(`/inits/${s.id}`, s.bin);
-      for (const lib of await sharedLibraries(s.bin)) put(lib, lib);
-    }
-    put("/bin/busybox", "/bin/busybox");
-    symlinkSync("busybox", join(root, "bin/sleep"));
-    mkdirSync(join(root, "tmp"), { recursive: true });
+    const root = new Rootfs(join(ctx, "rootfs"));
+    for (const s of subjects) if (s.bin) root.putProgram(`/inits/${s.id}`, s.bin);
+    root.putBusybox(["sleep"]);
     writeFileSync(join(ctx, "Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n");
     const r = await docker(["build", "-q", "-t", IMAGE, ctx], 300_000);
     if (r.code !== 0) throw new Error(`docker build failed:\n${r.stderr}${r.stdout}`);

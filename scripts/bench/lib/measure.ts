@@ -2,6 +2,7 @@
 // starting subject rotating each round (A B C, B C A, ...), so that load from elsewhere on
 // the machine falls on all of them alike. The C helpers hold the clock; this file only
 // arranges the command lines and reads their answers.
+import { sharedLibraries } from "../../lib/rootfs.ts";
 import { capture, mustRun, parseFields, parseSeries } from "./proc.ts";
 import { newMetric, type Family, type MetricResult, type Subject, type Tools } from "./types.ts";
 
@@ -157,10 +158,8 @@ export async function measureSize(subjects: readonly Subject[]): Promise<MetricR
   for (const s of taking(subjects, "size")) {
     if (!s.bin) continue;
     m.series[s.id] = [statSync(s.bin).size / 1e6];
-    const ldd = await capture(["ldd", s.bin], { timeoutMs: 10_000 });
-    const libs = ldd.code === 0 ? ldd.stdout.split("\n").filter((l) => /=>\s*\/|^\s*\//.test(l)).length : 0;
-    m.extra[s.id] = { bytes: statSync(s.bin).size, sharedLibraries: libs };
+    m.extra[s.id] = { bytes: statSync(s.bin).size, sharedLibraries: sharedLibraries(s.bin).length };
   }
-  m.notes.push("sharedLibraries: what a FROM scratch image must carry besides the file (from ldd)");
+  m.notes.push("sharedLibraries: what a FROM scratch image must carry besides the file, loader included (ldd; none without PT_INTERP)");
   return m;
 }
