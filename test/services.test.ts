@@ -253,6 +253,41 @@ signals = ["USR1"]
     expect(await p.exit()).toBe(0);
     expect(p.stdout()).not.toContain("b-hup");
   });
+
+  test("each delivery reaches each taker once: one taker (forwarded natively), two takers, and a restarted taker", async () => {
+    const file = config(`
+[services.a]
+command = "trap 'echo a-usr1; exit 0' USR1; trap 'exit 0' TERM; echo a-up; while :; do sleep 0.05; done"
+shell = true
+restart = "always"
+signals = ["USR1"]
+[services.b]
+command = "trap 'echo b-usr2' USR2; trap 'exit 0' TERM; echo b-up; while :; do sleep 0.05; done"
+shell = true
+signals = ["USR2"]
+[services.c]
+command = "trap 'echo c-usr2' USR2; trap 'exit 0' TERM; echo c-up; while :; do sleep 0.05; done"
+shell = true
+signals = ["USR2"]
+`);
+    const p = start([...AS_PID1, PIDONE, "-c", file]);
+    const pid1 = await pid1Of(p.proc.pid);
+    const count = (line: string) => p.stdout().split("\n").filter((l) => l.endsWith(`| ${line}`)).length;
+    const until = (line: string, n: number) => p.waitStdout(() => count(line) >= n);
+    await Promise.all([until("a-up", 1), until("b-up", 1), until("c-up", 1)]);
+    process.kill(pid1, "SIGUSR1");
+    await until("a-usr1", 1);
+    await until("a-up", 2); // restarted: a new pid, a new process group
+    process.kill(pid1, "SIGUSR1");
+    await until("a-usr1", 2);
+    for (const n of [1, 2]) {
+      process.kill(pid1, "SIGUSR2");
+      await Promise.all([until("b-usr2", n), until("c-usr2", n)]);
+    }
+    process.kill(pid1, "SIGTERM");
+    expect(await p.exit()).toBe(0);
+    expect([count("a-usr1"), count("b-usr2"), count("c-usr2")]).toEqual([2, 2, 2]);
+  }, 30_000);
 });
 
 describe("output", () => {

@@ -283,10 +283,11 @@ static const struct manifest *manifest(void) {
 /*
  * One page of state pidone and this file share for the life of the process (the
  * writable stub segment; src/sys/native.ts mirrors the layout and checks magic and
- * size). pidone writes target, pipe and action; on_signal reads them and writes count;
+ * size). pidone writes target, sig_target, pipe and action; on_signal reads them and
+ * writes count;
  * everything else is written once, here, before the runtime exists.
  */
-#define SHARED_MAGIC "pidone-native-1"
+#define SHARED_MAGIC "pidone-native-2"
 #define NSIG 65            /* signals 1..64; index 0 unused */
 #define MAX_FDS 256
 #define FDS_UNKNOWN 0xffffffffu
@@ -310,13 +311,17 @@ struct shared {
    * atomic add per delivery, so pidone reads both halves from one consistent word. */
   u32 count[68];
   s32 fds[MAX_FDS];  /* descriptors above 2 we were started with, ascending */
+  /* Per signal, a target that overrides `target` when nonzero: in services mode, the one
+   * service that takes that signal, so its forward needs no JavaScript either. */
+  s32 sig_target[68];
 };
 _Static_assert(__builtin_offsetof(struct shared, mask) == 40, "_start writes the mask at pidone_shared+40");
 _Static_assert(__builtin_offsetof(struct shared, target) == 56, "src/sys/native.ts");
 _Static_assert(__builtin_offsetof(struct shared, action) == 64, "src/sys/native.ts");
 _Static_assert(__builtin_offsetof(struct shared, count) == 136, "src/sys/native.ts");
 _Static_assert(__builtin_offsetof(struct shared, fds) == 408, "src/sys/native.ts");
-_Static_assert(sizeof(struct shared) == 1432, "src/sys/native.ts");
+_Static_assert(__builtin_offsetof(struct shared, sig_target) == 1432, "src/sys/native.ts");
+_Static_assert(sizeof(struct shared) == 1704, "src/sys/native.ts");
 
 __attribute__((used, aligned(64))) struct shared pidone_shared = {
     .magic = SHARED_MAGIC,
@@ -361,7 +366,8 @@ __attribute__((used)) void on_signal(int sig) {
   if (sig < 1 || sig >= NSIG) return;
   u32 act = __atomic_load_n(&s->action[sig], __ATOMIC_ACQUIRE);
   u32 out = act & ~ACT_QUIET;
-  s32 target = __atomic_load_n(&s->target, __ATOMIC_ACQUIRE);
+  s32 target = __atomic_load_n(&s->sig_target[sig], __ATOMIC_ACQUIRE);
+  if (!target) target = __atomic_load_n(&s->target, __ATOMIC_ACQUIRE);
   u32 done = 0;
   if (out != ACT_QUEUE && target != 0) done = out == ACT_DROP || sys(NR_kill, target, out, 0, 0, 0, 0) == 0;
   if (done && out != ACT_DROP) sys(NR_sched_yield, 0, 0, 0, 0, 0, 0);

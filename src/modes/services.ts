@@ -14,7 +14,7 @@ import { ServiceRunner, type ServiceHost } from "../services/service.ts";
 import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
 import { exit, getpid, isatty } from "../sys/libc.ts";
-import { available as nativeHelper } from "../sys/native.ts";
+import { available as nativeHelper, publishSignalTarget } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
 
 /** pidone's own code for a configuration it cannot run (and for --check's verdict). */
@@ -112,6 +112,7 @@ export function runServices(
     },
     track(pid, svc) {
       owners.set(pid, (status) => svc.exited(status));
+      publishTargets();
     },
     event,
     readied() {
@@ -218,25 +219,52 @@ export function runServices(
     if (owner) {
       owners.delete(pid);
       owner(status);
+      publishTargets();
     } else if (cfg.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);
   }
 
-  listen(signalPlan, (sig) => {
-    if (sig === SIG.CHLD) {
-      const noneLeft = reapAll(onReaped);
-      if (stopping && levelsDone && noneLeft) void finish();
-      return;
+  function takes(r: ServiceRunner, sig: number): boolean {
+    return r.spec.signals === "all" || r.spec.signals.includes(sig);
+  }
+  function outputOf(sig: number): number {
+    return cfg.rewrite.get(sig) ?? sig;
+  }
+
+  /**
+   * A signal that exactly one running service takes is forwarded by the native handler
+   * itself, as in tini's mode: no trip through the event loop, which a flood of service
+   * output keeps busy. Republished whenever a service starts or ends.
+   */
+  function publishTargets() {
+    if (!nativeHelper) return;
+    for (const sig of signalPlan.forwarded) {
+      if (cfg.stopSignals.has(sig)) continue;
+      const takers = runners.filter((r) => r.running && takes(r, sig));
+      publishSignalTarget(sig, (takers.length === 1 && takers[0]!.signalTarget()) || "queue");
     }
-    if (cfg.stopSignals.has(sig)) {
-      void beginStop(`received ${signalName(sig)}`);
-      return;
-    }
-    const out = cfg.rewrite.get(sig) ?? sig;
-    if (out === 0) return;
-    for (const r of runners) {
-      if (r.spec.signals === "all" || r.spec.signals.includes(sig)) r.signalGroup(out);
-    }
-  });
+  }
+
+  listen(
+    signalPlan,
+    (sig, forwarded) => {
+      if (sig === SIG.CHLD) {
+        const noneLeft = reapAll(onReaped);
+        if (stopping && levelsDone && noneLeft) void finish();
+        return;
+      }
+      if (cfg.stopSignals.has(sig)) {
+        void beginStop(`received ${signalName(sig)}`);
+        return;
+      }
+      if (forwarded) return;
+      const out = outputOf(sig);
+      if (out === 0) return;
+      for (const r of runners) if (takes(r, sig)) r.signalGroup(out);
+    },
+    // Stop signals start the ordered stop: JavaScript's alone.
+    (sig) => (cfg.stopSignals.has(sig) ? "queue" : outputOf(sig)),
+    (sig) => cfg.stopSignals.has(sig),
+  );
 
   log.debug(`pidone ${getpid()}: ${runners.length} services`);
   startWhatCan();

@@ -165,11 +165,16 @@ export class ServiceRunner {
     this.host.ended(this, failed && code === 0 ? 1 : code);
   }
 
+  /** Where its signals go: its process group (-pgid), or an adopted daemon's own pid; null when not running. */
+  signalTarget(): number | null {
+    if (this.pid === null) return null;
+    return processGroupOf(this.pid) === this.pid ? -this.pid : this.pid;
+  }
+
   /** Sends `sig` to the service's process group (an adopted daemon: to its own group). */
   signalGroup(sig: number): void {
-    if (this.pid === null) return;
-    const pid = this.pid;
-    const target = processGroupOf(pid) === pid ? -pid : pid;
+    const target = this.signalTarget();
+    if (target === null) return;
     try {
       kill(target, sig);
     } catch {

@@ -63,16 +63,17 @@ export type SignalHandler = (sig: number, forwarded: boolean) => void;
  * plan, and unblocks the caught ones on this thread (our parent, or the stub, may have
  * blocked them; the child still gets the original mask).
  *
- * `forwardAs` (single mode) tells the native handler what to send for each forwarded
- * signal once a target is published (native.publishTarget): the signal itself, a
- * rewrite, or 0 to drop it. Without it every signal is queued for `onSignal` alone.
+ * `forwardAs` tells the native handler what to send for each forwarded signal once a
+ * target is published (native.publishTarget, publishSignalTarget): the signal itself, a
+ * rewrite, 0 to drop it, or "queue" to leave it to `onSignal`. Without it every signal
+ * is queued for `onSignal` alone.
  * `urgent`: signals whose onSignal must run right away even when the handler forwarded
  * them (stop decisions, logging); the others reach it the next time the loop wakes.
  */
 export function listen(
   plan: SignalPlan,
   onSignal: SignalHandler,
-  forwardAs?: (sig: number) => number,
+  forwardAs?: (sig: number) => number | "queue",
   urgent: (sig: number) => boolean = () => true,
 ): void {
   for (const s of plan.ignoredHere) ignoreSignal(s);

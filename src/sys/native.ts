@@ -22,8 +22,8 @@ import {
 // ---------------------------------------------------------------- the shared area
 // struct shared in stub.c, field by field (the C side asserts the same offsets).
 const AT_PIDONE = 0x50494431;
-const MAGIC = "pidone-native-1";
-const SIZE = 1432;
+const MAGIC = "pidone-native-2";
+const SIZE = 1704;
 const AT = {
   size: 16,
   nfds: 20,
@@ -36,6 +36,7 @@ const AT = {
   action: 64,
   count: 136,
   fds: 408,
+  sigTarget: 1432,
 } as const;
 const FDS_UNKNOWN = 0xffffffff;
 const ACT_QUEUE = 0;
@@ -118,6 +119,14 @@ export function setForwarding(sig: number, as: number | "queue" | "drop", quiet 
  */
 export function publishTarget(target: number | "queue"): void {
   if (shared) shared.i32[AT.target / 4] = target === "queue" ? 0 : target;
+}
+
+/**
+ * A target for `sig` alone, overriding publishTarget's (services mode: the one service
+ * that takes `sig`), or "queue" to fall back to it.
+ */
+export function publishSignalTarget(sig: number, target: number | "queue"): void {
+  if (shared) shared.i32[AT.sigTarget / 4 + sig] = target === "queue" ? 0 : target;
 }
 
 /** onSignal's second argument: true when on_signal already forwarded (or dropped) it. */
