@@ -4,9 +4,10 @@
 //   bun scripts/build.ts [--target bun-linux-x64-baseline] [--outfile dist/pidone]
 import { $ } from "bun";
 import { copyFileSync, mkdirSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import pkg from "../package.json" with { type: "json" };
+import { COMPILE_FLAGS } from "./compile-flags.ts";
 import { packFile } from "./pack/index.ts";
 
 const { values } = parseArgs({
@@ -25,20 +26,17 @@ async function gitCommit(): Promise<string> {
 
 const outfile = values.outfile!;
 const plain = `${outfile}-glibc`;
-mkdirSync(new URL(`../${outfile}`, import.meta.url).pathname.replace(/\/[^/]*$/, ""), { recursive: true });
+mkdirSync(dirname(resolve(root, outfile)), { recursive: true });
 const flags = [
   "build",
-  "--compile",
-  // A compiled Bun program would otherwise read .env and bunfig.toml from whatever
-  // directory the container starts in, and hand those variables to the child.
-  "--no-compile-autoload-dotenv",
-  "--no-compile-autoload-bunfig",
-  "--minify",
-  "--bytecode",
+  ...COMPILE_FLAGS,
   `--define=PIDONE_VERSION=${JSON.stringify(pkg.version)}`,
   `--define=PIDONE_GIT=${JSON.stringify(await gitCommit())}`,
   ...(values.target ? [`--target=${values.target}`] : []),
   "src/main.ts",
+  // The service output's worker thread (src/services/output.ts loads it from the
+  // executable's own file system; without it the output runs on the main thread).
+  "src/services/output-worker.ts",
   "--outfile",
   plain,
 ];

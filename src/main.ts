@@ -24,22 +24,29 @@ function guard(where: string, e: unknown): void {
   log.error(`internal error in ${where}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
 }
 
-async function main(): Promise<void> {
+/**
+ * Installed once the mode has started its work: until then nothing runs from the event
+ * loop, and an exception on the way (synchronous, inside main) ends in main's catch.
+ * Off the path to the first spawn, which these two calls would lengthen.
+ */
+function keepSupervising(): void {
   process.on("uncaughtException", (e) => guard("event handler", e));
   process.on("unhandledRejection", (e) => guard("promise", e));
+}
 
+async function main(): Promise<void> {
   const envp = readEnviron();
   const argv = inheritance.argv ?? ["pidone", ...process.argv.slice(2)].map((a) => new Uint8Array(Buffer.from(a)));
   const env = environment(envp);
   const decision = decide(argv, env);
-  const name = Buffer.from(argv[0] ?? "pidone").toString();
+  const name = () => Buffer.from(argv[0] ?? "pidone").toString();
 
   switch (decision.kind) {
     case "version":
       print(1, `${VERSION_LINE}\n`);
       return exit(0);
     case "help":
-      print(1, await (await import("./cli/help.ts")).renderHelp(1, name));
+      print(1, await (await import("./cli/help.ts")).renderHelp(1, name()));
       return exit(0);
     case "license":
       print(1, (await import("./cli/help.ts")).LICENSE_TEXT);
@@ -47,17 +54,22 @@ async function main(): Promise<void> {
     case "usage-error":
       if (decision.message) print(2, `${decision.message}\n`);
       if (decision.fatal) log.fatal(decision.fatal);
-      print(2, await (await import("./cli/help.ts")).renderHelp(2, name));
+      print(2, await (await import("./cli/help.ts")).renderHelp(2, name()));
       return exit(EXIT.FAILURE);
     case "run":
       setVerbosity(decision.verbosity);
       // Only tini's mode is loaded up front: the others cost start-up time it never needs.
       if (decision.check) return (await import("./modes/services.ts")).runCheck(decision, env);
       if (decision.services.length || decision.configFiles.length) {
-        return (await import("./modes/services.ts")).runServices(decision, inheritance, envp, env);
-      }
-      if (decision.pause) return (await import("./modes/pause.ts")).runPause(decision, inheritance);
-      return runSingle(decision, inheritance, envp);
+        (await import("./modes/services.ts")).runServices(decision, inheritance, envp, env);
+      } else if (decision.pause) (await import("./modes/pause.ts")).runPause(decision, inheritance);
+      else runSingle(decision, inheritance, envp);
+      keepSupervising();
+      // Started (scripts/build.ts scales the JIT's thresholds for the start): what runs
+      // from now on may run often (reaping, forwarding, service output) and should be
+      // compiled as usual.
+      Bun.unsafe.setJITPolicy(1);
+      return;
   }
 }
 

@@ -21,8 +21,8 @@ const built = await prepare(say);
 const work = mkdtempSync(join(tmpdir(), "pidone-breakdown-"));
 // The step programs import consola and citty: let them resolve from the project.
 symlinkSync(join(ROOT, "node_modules"), join(work, "node_modules"));
-const compile = (entry: string, out: string) =>
-  mustRun([process.execPath, "build", ...buildFlags(), entry, "--outfile", out], { cwd: ROOT, timeoutMs: 180_000 });
+const compile = (entry: string, out: string, extra: string[] = []) =>
+  mustRun([process.execPath, "build", ...buildFlags(), ...extra, entry, "--outfile", out], { cwd: ROOT, timeoutMs: 180_000 });
 const med = (xs: number[]) => summarize(xs)?.median ?? NaN;
 
 try {

@@ -1,8 +1,8 @@
 // The one table of pidone's options: citty's definitions render the help, and the
 // option grammar derives each option's arity from them (boolean: 0, string: 1), so a
-// new option can never swallow PROGRAM by accident.
-import { defineCommand, type ArgsDef } from "citty";
-import { VERSION } from "../version.ts";
+// new option can never swallow PROGRAM by accident. Only the help loads citty itself
+// (help.ts): the table is plain data, and tini's path never renders the help.
+import type { ArgsDef } from "citty";
 
 export const args = {
   help: { type: "boolean", alias: ["h"], description: "Show this help message and exit." },
@@ -98,15 +98,6 @@ export const args = {
 } as const satisfies ArgsDef;
 
 export type OptionName = Exclude<keyof typeof args, "program">;
-
-export const command = defineCommand({
-  meta: {
-    name: "pidone",
-    version: VERSION,
-    description: "Execute a program under the supervision of a valid init process",
-  },
-  args,
-});
 
 export const ENVIRONMENT_HELP = [
   ["PIDONE_GRACE", "Default for --grace."],

@@ -18,13 +18,19 @@ interface Spec {
   takesValue: boolean;
 }
 
-const longSpecs = new Map<string, Spec>();
-const shortSpecs = new Map<string, Spec>();
-for (const [name, def] of Object.entries(args)) {
-  if (def.type === "positional") continue;
-  const spec: Spec = { name: name as OptionName, takesValue: def.type === "string" };
-  longSpecs.set(name, spec);
-  for (const a of ("alias" in def ? def.alias : []) as readonly string[]) shortSpecs.set(a, spec);
+// Built on the first option: `pidone PROGRAM` (tini's usual form) never needs them.
+let specs: { long: Map<string, Spec>; short: Map<string, Spec> } | null = null;
+function optionSpecs(): { long: Map<string, Spec>; short: Map<string, Spec> } {
+  if (specs) return specs;
+  const long = new Map<string, Spec>();
+  const short = new Map<string, Spec>();
+  for (const [name, def] of Object.entries(args)) {
+    if (def.type === "positional") continue;
+    const spec: Spec = { name: name as OptionName, takesValue: def.type === "string" };
+    long.set(name, spec);
+    for (const a of ("alias" in def ? def.alias : []) as readonly string[]) short.set(a, spec);
+  }
+  return (specs = { long, short });
 }
 
 /** Parses argv[1..] (argv[0] is the program name, used in messages). */
@@ -39,6 +45,7 @@ export function parseGrammar(argv: readonly string[]): GrammarResult {
       break;
     }
     if (!tok.startsWith("-") || tok === "-") break;
+    const { long: longSpecs, short: shortSpecs } = optionSpecs();
 
     if (tok.startsWith("--")) {
       const eq = tok.indexOf("=");

@@ -1,9 +1,19 @@
 // Help and usage, rendered by citty from the one option table, plus tini's
 // environment-variable section.
-import { renderUsage } from "citty";
-import { command, ENVIRONMENT_HELP } from "./definition.ts";
+import { defineCommand, renderUsage } from "citty";
+import { args, ENVIRONMENT_HELP } from "./definition.ts";
 import { isatty } from "../sys/libc.ts";
+import { VERSION } from "../version.ts";
 import license from "../../LICENSE" with { type: "text" };
+
+export const command = defineCommand({
+  meta: {
+    name: "pidone",
+    version: VERSION,
+    description: "Execute a program under the supervision of a valid init process",
+  },
+  args,
+});
 
 export const LICENSE_TEXT: string = license;
 

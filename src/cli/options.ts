@@ -71,7 +71,8 @@ function basename(bytes: Uint8Array): string {
 
 export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, string>): Decision {
   // Option tokens are ASCII; latin1 keeps every byte of a value without failing.
-  const text = argv.map((a) => Buffer.from(a).toString("latin1"));
+  const text: string[] = [];
+  for (const a of argv) text.push(Buffer.from(a).toString("latin1"));
   const g = parseGrammar(text);
   if (!g.ok) return { kind: "usage-error", message: g.message };
 

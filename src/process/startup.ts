@@ -2,13 +2,8 @@
 // stub recorded it at its first instruction, before the runtime existed (src/sys/native.ts);
 // otherwise it is reconstructed here, before our own code opens descriptors (evaluating
 // src/sys/libc.ts opens none).
-import type * as fs from "node:fs";
 import * as native from "../sys/native.ts";
-import { SIG_BLOCK, readSmallFile, sigprocmask } from "../sys/libc.ts";
-
-// node:fs only where the stub could not answer (the plain executable): its first use
-// costs milliseconds of start-up.
-const nodeFs = (): typeof fs => require("node:fs");
+import { SIG_BLOCK, listDirectory, readLink, readSmallFile, sigprocmask } from "../sys/libc.ts";
 
 export interface Inheritance {
   /** Descriptors above 2 that our parent passed us (the runtime marked them close-on-exec). */
@@ -31,23 +26,17 @@ const RUNTIME_FDS = ["anon_inode:[eventpoll]", "anon_inode:[eventfd]"];
 // memfds named "pidone:<soname>" (fds 1000..1003, or the lowest free ones): ours, not inherited.
 const STUB_MEMFD = "/memfd:pidone:";
 
+// Without the stub (the plain executable): /proc/self/fd, through libc (node:fs's first
+// use costs milliseconds of start-up).
 function inheritedFds(): number[] {
-  let entries: string[];
-  try {
-    entries = nodeFs().readdirSync("/proc/self/fd");
-  } catch {
-    return []; // no /proc: nothing can be told apart, so pass nothing beyond 0-2
-  }
+  const entries = listDirectory("/proc/self/fd");
+  if (!entries) return []; // no /proc: nothing can be told apart, so pass nothing beyond 0-2
   const runtimeSeen = new Set<string>();
   const fds: number[] = [];
   for (const name of entries.map(Number).sort((a, b) => a - b)) {
     if (!(name > 2)) continue;
-    let target: string;
-    try {
-      target = nodeFs().readlinkSync(`/proc/self/fd/${name}`);
-    } catch {
-      continue; // the directory descriptor readdirSync itself used, gone by now
-    }
+    const target = readLink(`/proc/self/fd/${name}`);
+    if (target === null) continue; // the directory descriptor the listing itself used, gone by now
     if (target.startsWith(STUB_MEMFD)) continue;
     if (RUNTIME_FDS.includes(target) && !runtimeSeen.has(target)) {
       runtimeSeen.add(target);

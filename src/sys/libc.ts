@@ -5,34 +5,24 @@ import { dlopen, ptr, read, toArrayBuffer, CString, type Pointer } from "bun:ffi
 const symbols = {
   __errno_location: { args: [], returns: "ptr" },
   strerror: { args: ["i32"], returns: "ptr" },
-  strsignal: { args: ["i32"], returns: "ptr" },
   strlen: { args: ["ptr"], returns: "u64" },
   getpid: { args: [], returns: "i32" },
   kill: { args: ["i32", "i32"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
-  syscall: { args: ["i64", "i64", "i64", "i64", "i64"], returns: "i64" },
   waitpid: { args: ["i32", "ptr", "i32"], returns: "i32" },
   prctl: { args: ["i32", "u64", "u64", "u64", "u64"], returns: "i32" },
   signal: { args: ["i32", "ptr"], returns: "ptr" },
   pthread_sigmask: { args: ["i32", "ptr", "ptr"], returns: "i32" },
-  isatty: { args: ["i32"], returns: "i32" },
-  access: { args: ["ptr", "i32"], returns: "i32" },
   tcgetpgrp: { args: ["i32"], returns: "i32" },
-  tcsetpgrp: { args: ["i32", "i32"], returns: "i32" },
   write: { args: ["i32", "ptr", "u64"], returns: "i64" },
   poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
-  fcntl: { args: ["i32", "i32", "u64"], returns: "i32" },
   _exit: { args: ["i32"], returns: "void" },
-  dlopen: { args: ["ptr", "i32"], returns: "ptr" },
   dlsym: { args: ["ptr", "ptr"], returns: "ptr" },
   posix_spawn: { args: ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   posix_spawnp: { args: ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   posix_spawn_file_actions_init: { args: ["ptr"], returns: "i32" },
   posix_spawn_file_actions_destroy: { args: ["ptr"], returns: "i32" },
   posix_spawn_file_actions_adddup2: { args: ["ptr", "i32", "i32"], returns: "i32" },
-  posix_spawn_file_actions_addopen: { args: ["ptr", "i32", "ptr", "i32", "u32"], returns: "i32" },
-  posix_spawn_file_actions_addclose: { args: ["ptr", "i32"], returns: "i32" },
-  posix_spawn_file_actions_addchdir_np: { args: ["ptr", "ptr"], returns: "i32" },
   pipe2: { args: ["ptr", "i32"], returns: "i32" },
   posix_spawnattr_init: { args: ["ptr"], returns: "i32" },
   posix_spawnattr_destroy: { args: ["ptr"], returns: "i32" },
@@ -45,11 +35,34 @@ const symbols = {
   sigaction: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   read: { args: ["i32", "ptr", "u64"], returns: "i64" },
   open: { args: ["ptr", "i32", "u32"], returns: "i32" },
-  ioctl: { args: ["i32", "u64", "u64"], returns: "i32" },
-  getsid: { args: ["i32"], returns: "i32" },
 } as const;
 
-// glibc only (2.35+); musl has no equivalent, so it is opened separately and may be absent.
+// Bound on first use. bun:ffi's dlopen compiles a trampoline for every symbol it binds,
+// on PID 1's start-up path; tini's mode never calls these (services, --setsid, errors do).
+const laterSymbols = {
+  strsignal: { args: ["i32"], returns: "ptr" },
+  syscall: { args: ["i64", "i64", "i64", "i64", "i64"], returns: "i64" },
+  isatty: { args: ["i32"], returns: "i32" },
+  access: { args: ["ptr", "i32"], returns: "i32" },
+  tcsetpgrp: { args: ["i32", "i32"], returns: "i32" },
+  fcntl: { args: ["i32", "i32", "u64"], returns: "i32" },
+  dlopen: { args: ["ptr", "i32"], returns: "ptr" },
+  posix_spawn_file_actions_addopen: { args: ["ptr", "i32", "ptr", "i32", "u32"], returns: "i32" },
+  posix_spawn_file_actions_addclose: { args: ["ptr", "i32"], returns: "i32" },
+  posix_spawn_file_actions_addchdir_np: { args: ["ptr", "ptr"], returns: "i32" },
+  ioctl: { args: ["i32", "u64", "u64"], returns: "i32" },
+  getsid: { args: ["i32"], returns: "i32" },
+  // the plain executable's /proc/self/fd listing (src/process/startup.ts)
+  opendir: { args: ["ptr"], returns: "ptr" },
+  readdir: { args: ["ptr"], returns: "ptr" },
+  closedir: { args: ["ptr"], returns: "i32" },
+  readlink: { args: ["ptr", "ptr", "u64"], returns: "i64" },
+  // the whole syscall(2): pwritev2 takes six arguments
+  syscall6: { args: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], returns: "i64" },
+} as const;
+
+// glibc only (2.35+); musl has no equivalent, so it is bound on first use, and only
+// once dlsym has found it.
 const optionalSymbols = {
   posix_spawn_file_actions_addtcsetpgrp_np: { args: ["ptr", "i32"], returns: "i32" },
 } as const;
@@ -76,16 +89,17 @@ function openLibc() {
 const { name: libcName, lib } = openLibc();
 const c = lib.symbols;
 
-function openOptional() {
-  try {
-    return dlopen(libcName, optionalSymbols).symbols;
-  } catch {
-    return null;
-  }
-}
-const optional = openOptional();
+const bindLater = () => {
+  const { syscall6, ...rest } = laterSymbols;
+  return { ...dlopen(libcName, rest).symbols, syscall6: dlopen(libcName, { syscall: syscall6 }).symbols.syscall };
+};
+let laterLib: ReturnType<typeof bindLater> | null = null;
+const later = () => (laterLib ??= bindLater());
 
-export const hasTcsetpgrpFileAction = optional !== null;
+// RTLD_DEFAULT (a null handle, glibc and musl alike): the global scope, where libc is.
+export const hasTcsetpgrpFileAction = c.dlsym(null, ptr(cString("posix_spawn_file_actions_addtcsetpgrp_np"))) !== null;
+let optionalLib: ReturnType<typeof dlopen<typeof optionalSymbols>>["symbols"] | null = null;
+const optional = () => (optionalLib ??= dlopen(libcName, optionalSymbols).symbols);
 
 // ---------------------------------------------------------------- errors
 
@@ -128,7 +142,7 @@ export function strerror(code: number): string {
 
 /** The C library's description of a signal, as tini prints it ("Terminated"). */
 export function strsignal(sig: number): string {
-  const p = c.strsignal(sig);
+  const p = later().strsignal(sig);
   return p ? new CString(p as Pointer).toString() : `signal ${sig}`;
 }
 
@@ -140,10 +154,13 @@ function check(syscall: string, result: number): number {
 
 // ---------------------------------------------------------------- C data helpers
 
+// Plain typed arrays, not Buffer.alloc: each of Bun's Buffer functions costs a fraction
+// of a millisecond the first time it runs, and these run on the way to the first spawn.
+
 /** NUL-terminated copy of a byte string, kept alive by the caller. */
-export function cString(bytes: Uint8Array | string): Buffer {
+export function cString(bytes: Uint8Array | string): Uint8Array {
   const b = typeof bytes === "string" ? Buffer.from(bytes) : bytes;
-  const out = Buffer.alloc(b.length + 1);
+  const out = new Uint8Array(b.length + 1);
   out.set(b, 0);
   return out;
 }
@@ -153,20 +170,20 @@ export function cString(bytes: Uint8Array | string): Buffer {
  * backing memory; keep it referenced until the call that uses it returns.
  */
 export class CStringArray {
-  private readonly storage: Buffer;
+  private readonly storage: Uint8Array;
   readonly pointers: BigUint64Array;
   constructor(items: readonly Uint8Array[]) {
     let total = 0;
     for (const it of items) total += it.length + 1;
-    this.storage = Buffer.alloc(Math.max(total, 1));
+    this.storage = new Uint8Array(Math.max(total, 1));
     this.pointers = new BigUint64Array(items.length + 1);
     const base = BigInt(ptr(this.storage));
     let off = 0;
-    items.forEach((it, i) => {
-      this.storage.set(it, off);
+    for (let i = 0; i < items.length; i++) {
+      this.storage.set(items[i]!, off);
       this.pointers[i] = base + BigInt(off);
-      off += it.length + 1;
-    });
+      off += items[i]!.length + 1;
+    }
   }
   get address(): Pointer {
     return ptr(this.pointers);
@@ -209,11 +226,11 @@ const SYS_pidfd_open = 434;
 
 /** A descriptor that names exactly one process, immune to pid reuse (Linux 5.3). */
 export function pidfdOpen(pid: number): number {
-  return check("pidfd_open", Number(c.syscall(BigInt(SYS_pidfd_open), BigInt(pid), 0n, 0n, 0n)));
+  return check("pidfd_open", Number(later().syscall(BigInt(SYS_pidfd_open), BigInt(pid), 0n, 0n, 0n)));
 }
 
 export function pidfdSendSignal(pidfd: number, sig: number): void {
-  check("pidfd_send_signal", Number(c.syscall(BigInt(SYS_pidfd_send_signal), BigInt(pidfd), BigInt(sig), 0n, 0n)));
+  check("pidfd_send_signal", Number(later().syscall(BigInt(SYS_pidfd_send_signal), BigInt(pidfd), BigInt(sig), 0n, 0n)));
 }
 
 /**
@@ -273,20 +290,20 @@ export function sigprocmask(how: number, set: Uint8Array | null): Uint8Array {
   return old;
 }
 
-export const isatty = (fd: number): boolean => c.isatty(fd) === 1;
+export const isatty = (fd: number): boolean => later().isatty(fd) === 1;
 
 const X_OK = 1;
 /** access(path, X_OK) == 0 */
 export function isExecutable(path: Uint8Array): boolean {
   const name = cString(path);
-  return c.access(ptr(name), X_OK) === 0;
+  return later().access(ptr(name), X_OK) === 0;
 }
 
 export function tcgetpgrp(fd: number): number {
   return check("tcgetpgrp", c.tcgetpgrp(fd));
 }
 export function tcsetpgrp(fd: number, pgrp: number): void {
-  check("tcsetpgrp", c.tcsetpgrp(fd, pgrp));
+  check("tcsetpgrp", later().tcsetpgrp(fd, pgrp));
 }
 
 const F_SETFD = 2;
@@ -361,6 +378,34 @@ export function readSmallFile(path: string): Uint8Array | null {
   return out;
 }
 
+/**
+ * The names in a directory, "." and ".." left out; null when it cannot be opened.
+ * Through libc rather than node:fs, whose first use costs milliseconds of start-up.
+ */
+export function listDirectory(path: string): string[] | null {
+  const l = later();
+  const dir = l.opendir(ptr(cString(path)));
+  if (!dir) return null;
+  const names: string[] = [];
+  try {
+    for (let entry = l.readdir(dir); entry; entry = l.readdir(dir)) {
+      // struct dirent, 64-bit glibc and musl alike: d_ino, d_off, d_reclen (2), d_type (1), d_name
+      const name = new CString(entry as Pointer, 19).toString();
+      if (name !== "." && name !== "..") names.push(name);
+    }
+  } finally {
+    l.closedir(dir);
+  }
+  return names;
+}
+
+/** readlink(2) as a UTF-8 string; null when it fails. */
+export function readLink(path: string): string | null {
+  const buf = new Uint8Array(4096);
+  const n = Number(later().readlink(ptr(cString(path)), ptr(buf), BigInt(buf.length)));
+  return n < 0 ? null : Buffer.from(buf.buffer, 0, n).toString();
+}
+
 // ---------------------------------------------------------------- environ
 
 const RTLD_NOW = 2;
@@ -375,7 +420,7 @@ export function useOriginalEnviron(address: number): void {
 /** The process environment as libc holds it, byte for byte (process.env is lossy UTF-8). */
 export function readEnviron(): Uint8Array[] {
   if (originalEnviron !== null) return readCStringArray(originalEnviron);
-  const self = c.dlopen(null, RTLD_NOW);
+  const self = later().dlopen(null, RTLD_NOW);
   if (!self) throw new Error("dlopen(NULL) failed");
   const name = cString("environ");
   const sym = c.dlsym(self, ptr(name));
@@ -473,7 +518,7 @@ export function spawn(req: SpawnRequest): number {
       if (r === errno.EBADF) clearHere.push(fd);
       else rc("posix_spawn_file_actions_adddup2", r);
     }
-    const keep: Buffer[] = []; // paths must outlive the spawn call
+    const keep: Uint8Array[] = []; // paths must outlive the spawn call
     for (const a of req.actions ?? []) {
       if (a.kind === "dup2") {
         rc("posix_spawn_file_actions_adddup2", c.posix_spawn_file_actions_adddup2(ptr(actions), a.from, a.to));
@@ -482,18 +527,18 @@ export function spawn(req: SpawnRequest): number {
         keep.push(path);
         rc(
           "posix_spawn_file_actions_addopen",
-          c.posix_spawn_file_actions_addopen(ptr(actions), a.fd, ptr(path), a.flags, a.mode ?? 0),
+          later().posix_spawn_file_actions_addopen(ptr(actions), a.fd, ptr(path), a.flags, a.mode ?? 0),
         );
       } else {
         const path = cString(a.path);
         keep.push(path);
-        rc("posix_spawn_file_actions_addchdir_np", c.posix_spawn_file_actions_addchdir_np(ptr(actions), ptr(path)));
+        rc("posix_spawn_file_actions_addchdir_np", later().posix_spawn_file_actions_addchdir_np(ptr(actions), ptr(path)));
       }
     }
-    if (req.foreground && optional) {
+    if (req.foreground && hasTcsetpgrpFileAction) {
       rc(
         "posix_spawn_file_actions_addtcsetpgrp_np",
-        optional.posix_spawn_file_actions_addtcsetpgrp_np(ptr(actions), 0),
+        optional().posix_spawn_file_actions_addtcsetpgrp_np(ptr(actions), 0),
       );
     }
     const pidOut = new Int32Array(1);
@@ -501,11 +546,11 @@ export function spawn(req: SpawnRequest): number {
     const argv = new CStringArray(req.argv);
     const envp = new CStringArray(req.envp);
     const fn = req.search ? c.posix_spawnp : c.posix_spawn;
-    for (const fd of clearHere) c.fcntl(fd, F_SETFD, 0n);
+    for (const fd of clearHere) later().fcntl(fd, F_SETFD, 0n);
     // posix_spawn returns after the child has exec'd (CLONE_VFORK), so the flag can go
     // straight back: no later spawn inherits these by accident.
     const r = fn(ptr(pidOut), ptr(file), ptr(actions), ptr(attr), argv.address, envp.address);
-    for (const fd of clearHere) c.fcntl(fd, F_SETFD, BigInt(FD_CLOEXEC));
+    for (const fd of clearHere) later().fcntl(fd, F_SETFD, BigInt(FD_CLOEXEC));
     keep.length = 0;
     if (r !== 0) throw new SyscallError(req.search ? "posix_spawnp" : "posix_spawn", r);
     return pidOut[0]!;
@@ -574,19 +619,29 @@ export function readSome(fd: number, buf: Uint8Array): number {
   return n < 0 ? -lastErrno() : n;
 }
 
+export const POLLIN = 1;
+/**
+ * poll(2) over `count` entries of `fds`, a struct pollfd array as Int32Array pairs: [fd,
+ * events | revents << 16]. Blocks up to timeoutMs (-1: no limit). The count ready, or -errno.
+ */
+export function pollFds(fds: Int32Array, count: number, timeoutMs: number): number {
+  const r = c.poll(ptr(fds), BigInt(count), timeoutMs);
+  return r < 0 ? -lastErrno() : r;
+}
+
 export const TIOCNOTTY = 0x5422;
 export function ioctl(fd: number, request: number, arg = 0): void {
-  check("ioctl", c.ioctl(fd, BigInt(request), BigInt(arg)));
+  check("ioctl", later().ioctl(fd, BigInt(request), BigInt(arg)));
 }
 
 export function getsid(pid: number): number {
-  return check("getsid", c.getsid(pid));
+  return check("getsid", later().getsid(pid));
 }
 
 const F_SETPIPE_SZ = 1031;
 /** fcntl(F_SETPIPE_SZ): the pipe's capacity (rounded up to pages by the kernel); returns the new size. */
 export function setPipeSize(fd: number, bytes: number): number {
-  return check("fcntl", c.fcntl(fd, F_SETPIPE_SZ, BigInt(bytes)));
+  return check("fcntl", later().fcntl(fd, F_SETPIPE_SZ, BigInt(bytes)));
 }
 
 // pwritev2(RWF_NOWAIT): a write that returns EAGAIN (or a short count) instead of waiting,
@@ -596,15 +651,12 @@ export function setPipeSize(fd: number, bytes: number): number {
 // in two halves (only the low one counts on 64-bit); -1 means "at the file position".
 const SYS_pwritev2 = process.arch === "arm64" ? 287 : 328;
 const RWF_NOWAIT = 0x8;
-const syscall6 = dlopen(libcName, {
-  syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], returns: "i64" },
-}).symbols.syscall;
 const nowaitIov = new BigUint64Array(2); // struct iovec { void *base; size_t len; }
 /** write(2) of data[offset, offset+length) that never waits: the count written, or -errno (-EAGAIN: full). */
 export function writeNoWait(fd: number, data: Uint8Array, offset: number, length: number): number {
   nowaitIov[0] = BigInt(ptr(data, offset));
   nowaitIov[1] = BigInt(length);
-  const n = Number(syscall6(BigInt(SYS_pwritev2), BigInt(fd), BigInt(ptr(nowaitIov)), 1n, -1n, 0n, BigInt(RWF_NOWAIT)));
+  const n = Number(later().syscall6(BigInt(SYS_pwritev2), BigInt(fd), BigInt(ptr(nowaitIov)), 1n, -1n, 0n, BigInt(RWF_NOWAIT)));
   return n < 0 ? -lastErrno() : n;
 }
 
@@ -613,7 +665,7 @@ const FIONREAD = 0x541b;
 const unreadOut = new Int32Array(1);
 /** A pipe's capacity and the bytes in it not yet read (either end; ioctl FIONREAD). */
 export function pipeFill(fd: number): { capacity: number; unread: number } {
-  const capacity = check("fcntl", c.fcntl(fd, F_GETPIPE_SZ, 0n));
-  check("ioctl", c.ioctl(fd, BigInt(FIONREAD), BigInt(ptr(unreadOut))));
+  const capacity = check("fcntl", later().fcntl(fd, F_GETPIPE_SZ, 0n));
+  check("ioctl", later().ioctl(fd, BigInt(FIONREAD), BigInt(ptr(unreadOut))));
   return { capacity, unread: unreadOut[0]! };
 }

@@ -4,6 +4,7 @@
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { COMPILE_FLAGS } from "../../compile-flags.ts";
 import { capture, mustRun } from "./proc.ts";
 
 export const ROOT = new URL("../../..", import.meta.url).pathname.replace(/\/$/, "");
@@ -39,11 +40,9 @@ export async function ensurePackages(docker: boolean, say: (s: string) => void):
  * pidone's compile flags, read from scripts/build.ts so the floors can never drift from
  * them (the --define values and the target are pidone's alone).
  */
+/** pidone's `bun build` flags (scripts/compile-flags.ts), for the floors. */
 export function buildFlags(): string[] {
-  const text = readFileSync(join(ROOT, "scripts/build.ts"), "utf8");
-  const flags = [...text.matchAll(/"(--[a-z][a-z0-9-]*)"/g)].map((m) => m[1]!).filter((f) => f !== "--outfile");
-  if (!flags.includes("--compile")) throw new Error("scripts/build.ts: could not find its bun build flags");
-  return flags;
+  return [...COMPILE_FLAGS];
 }
 
 export interface Built {
