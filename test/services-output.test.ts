@@ -302,6 +302,42 @@ describe("json format", () => {
     }
   });
 
+  test("long lines (past the regular-expression scan's threshold) are escaped and replaced exactly as short ones", () => {
+    // Every kind of byte, long runs of plain text between them, lines of 500 to 5,000 bytes.
+    const pieces = ["plain text ", '"', "\\", "\t", "\u0001", "\u001f", "\u00e9", "\u20ac", "\u{1F600}", "\u007f"];
+    const invalid = [[0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xe2, 0x82], [0x80]];
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const fmt = new JsonFormatter("web", "stdout");
+    for (let round = 0; round < 60; round++) {
+      const parts: Buffer[] = [];
+      const target = 500 + rand(4500);
+      let len = 0;
+      while (len < target) {
+        const p =
+          round % 3 === 0 && rand(20) === 0
+            ? Buffer.from(invalid[rand(invalid.length)]!)
+            : Buffer.from(rand(4) === 0 ? pieces[rand(pieces.length)]! : "x".repeat(1 + rand(300)));
+        parts.push(p);
+        len += p.length;
+      }
+      const bytes = Buffer.concat(parts);
+      const out: LineTarget = { buf: Buffer.alloc(bytes.length * 8 + 256), len: 0, room() {} };
+      fmt.line(out, bytes, 0, bytes.length, false);
+      const obj = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(out.buf.subarray(0, out.len)));
+      expect(obj.line).toBe(new TextDecoder().decode(bytes));
+      if (obj.line_base64 !== undefined) expect(Buffer.from(obj.line_base64, "base64")).toEqual(bytes);
+      else expect(Buffer.from(obj.line)).toEqual(bytes);
+      // The block path (whole lines, already checked to be UTF-8) agrees with the single-line path.
+      if (obj.line_base64 === undefined && !bytes.includes(10)) {
+        const block: LineTarget = { buf: Buffer.alloc(bytes.length * 8 + 256), len: 0, room() {} };
+        const withNl = Buffer.concat([bytes, Buffer.from("\n")]);
+        fmt.lines(block, withNl, 0, withNl.length);
+        expect(block.buf.subarray(0, block.len)).toEqual(out.buf.subarray(0, out.len));
+      }
+    }
+  });
+
   test("pidone's events are JSON lines too, and fields never override ts, service or message", async () => {
     const out = capture();
     const mux = muxTo(out, null, { format: "json" });
@@ -464,6 +500,66 @@ describe("a stuck output", () => {
     const got = linesOf(await out.finish());
     got.forEach((l, i) => expect(l).toBe(`web    | line ${i}`));
     expect(got.length + dropped.droppedLines).toBe(COUNT);
+  }, 60_000);
+});
+
+describe("where the mux runs", () => {
+  test("it runs in its worker by default; written counts what reached the output", async () => {
+    const out = capture();
+    const mux = muxTo(out, null, { names: ["web"] });
+    expect(await mux.started()).toBe("worker");
+    const pid = service(mux, "web", fileWith("one\ntwo\n"));
+    expect(await reaped(pid)).toBe(0);
+    await mux.outputEnded("web");
+    await mux.drain(5_000);
+    expect(mux.written).toBe("web    | one\nweb    | two\n".length);
+    expect((await out.finish()).toString()).toBe("web    | one\nweb    | two\n");
+  });
+
+  test("on the main thread (no worker) the output is the same, line for line", async () => {
+    const parts: string[] = [];
+    for (let i = 0; i < 50_000; i++) parts.push(`${i} ${"z".repeat(i % 90)}\n`);
+    const outs: string[] = [];
+    for (const thread of ["worker", "main"] as const) {
+      const out = capture();
+      const mux = muxTo(out, null, { names: ["web"], thread });
+      expect(await mux.started()).toBe(thread);
+      const pid = service(mux, "web", fileWith(`${parts.join("")}tail without newline`));
+      expect(await reaped(pid)).toBe(0);
+      await mux.drain(10_000);
+      outs.push((await out.finish()).toString());
+    }
+    expect(outs[1]).toBe(outs[0]!);
+    const lines = outs[0]!.split("\n");
+    expect(lines.filter((l) => l.startsWith("web    | ")).length).toBe(50_001);
+    expect(outs[0]!.endsWith("web    | tail without newline\n")).toBe(true);
+  }, 60_000);
+
+  test("while the worker floods a stuck output, the main thread's event loop is free", async () => {
+    const out = capture({ start: false });
+    const mux = muxTo(out, null, { names: ["web"] });
+    const parts: string[] = [];
+    for (let i = 0; i < 100_000; i++) parts.push(`line ${i}\n`);
+    const pid = service(mux, "web", fileWith(parts.join("")));
+    let worst = 0;
+    let last = performance.now();
+    let ticks = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+      ticks++;
+    }, 2);
+    try {
+      await waitFor(() => ticks >= 50, 10_000, "the event loop to keep turning");
+    } finally {
+      clearInterval(timer);
+    }
+    expect(worst).toBeLessThan(1_000); // generous: nothing on this thread waits for the output
+    out.resume();
+    expect(await reaped(pid)).toBe(0);
+    expect(await mux.drain(10_000)).toEqual({ droppedLines: 0, droppedBytes: 0 });
+    expect(linesOf(await out.finish()).length).toBe(100_000);
   }, 60_000);
 });
 

@@ -21,11 +21,20 @@
 // queued the sink reports itself `blocked`; the multiplexer then stops reading the
 // services' pipes, so the services block in their own writes (backpressure) while our
 // event loop keeps turning.
+//
+// In the output worker (output-worker.ts) nothing may wait on timers while the thread
+// sleeps in poll(2): with `external` retries the sink only records when it wants to be
+// flushed again (`retryIn`), and the worker's poll timeout honours it.
 import { fstatSync } from "node:fs";
 import { errno, getauxval, isatty, pipeFill, pollWritable, writeNoWait, writeSome } from "../sys/libc.ts";
 
-/** Formatted lines are batched in buffers of this size (a line longer than that gets its own). */
-const BUFFER_BYTES = 256 * 1024;
+/**
+ * Formatted lines are batched in buffers of this size (a line longer than that gets its own).
+ * Room for the worst case of one JSON line of 64 KiB (every byte a \u00XX escape: ~390 KiB,
+ * ~480 KiB with its base64 copy): smaller, each such line allocated a buffer of its own
+ * (page faults on fresh memory: JSON of 64 KiB lines ran at half the speed).
+ */
+const BUFFER_BYTES = 512 * 1024;
 /** Above this much queued output the services feeding this sink are paused... */
 const HIGH_WATER = 1024 * 1024;
 /** ...and below this they are read again. */
@@ -101,10 +110,14 @@ export class OutputSink {
   readonly dropped: Dropped = { lines: 0, bytes: 0 };
   written = 0;
 
-  /** `polled`: never RWF_NOWAIT, as on kernels before 6.x (for tests). */
+  /** When an external retry is due (performance.now() time), or null. */
+  private dueAt: number | null = null;
+
+  /** `polled`: never RWF_NOWAIT, as on kernels before 6.x (for tests). `external`: see above. */
   constructor(
     readonly fd: number,
     polled = false,
+    private readonly external = false,
   ) {
     this.kind = kindOf(fd);
     if (polled && this.kind === "pipe") this.kind = "polled";
@@ -140,6 +153,7 @@ export class OutputSink {
 
   /** Writes what can be written now without blocking; schedules a retry for the rest. */
   flush(): void {
+    this.dueAt = null;
     if (this.gone || this.discarding) this.dropAll();
     const before = this.written;
     for (;;) {
@@ -166,11 +180,17 @@ export class OutputSink {
     if (this.pending <= LOW_WATER) this.wake();
   }
 
+  /** External retries: ms until flush() wants to run again (0: now), or null when nothing waits. */
+  retryIn(now: number): number | null {
+    return this.dueAt === null ? null : Math.max(0, this.dueAt - now);
+  }
+
   /** From now on nothing more is written: what is queued, and whatever comes later, is dropped. */
   discard(): void {
     this.discarding = true;
     this.retry?.cancel();
     this.retry = null;
+    this.dueAt = null;
     this.flush();
   }
 
@@ -259,6 +279,12 @@ export class OutputSink {
   }
 
   private scheduleRetry(): void {
+    if (this.external) {
+      const n = this.retries++;
+      const delay = n < IMMEDIATE_RETRIES ? 0 : Math.min(2 ** (n - IMMEDIATE_RETRIES), RETRY_MAX_MS);
+      this.dueAt = performance.now() + delay;
+      return;
+    }
     if (this.retry) return;
     const run = () => {
       this.retry = null;
