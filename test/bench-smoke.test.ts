@@ -1,5 +1,6 @@
 // The benchmark must never rot: its smoke mode (few iterations, small counts, no Docker)
-// runs end to end and reports every init and floor. No budget is enforced here: timings
+// runs end to end and reports every init and floor, and metric 8 (log throughput and
+// signal latency under the log flood, at 1% of the workload). No budget is enforced here: timings
 // belong to the benchmark, and a shared CI machine would make them flaky.
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -15,9 +16,16 @@ const EXPECTED: Record<string, string[]> = {
   "dumb-init": ["startup", "signal-pinned", "exit", "storm", "drain", "idle-cpu", "size"],
   catatonit: ["startup", "signal-pinned", "exit", "storm", "drain", "idle-rssfile", "size"],
   pidone: ["startup", "signal-pinned", "signal-unpinned", "exit", "storm", "drain", "idle-vmrss", "idle-wakeups", "size"],
-  "bun-forwarder": ["startup", "signal-pinned", "exit", "drain", "idle-vmrss", "size"],
+  "bun-forwarder": ["startup", "signal-pinned", "exit", "drain", "idle-vmrss", "size", "signal-flood"],
   "bun-empty": ["startup", "size"],
   none: ["startup", "signal-pinned", "exit"],
+  // Metric 8: the floors cat and a bare Bun reader, pidone's output worker and its fallback.
+  cat: ["logs-short", "logs-long"],
+  "bun-read": ["logs-short", "logs-long"],
+  "pidone-prefix": ["logs-short", "logs-long", "signal-flood"],
+  "pidone-json": ["logs-short", "logs-long", "signal-flood"],
+  "pidone-prefix-main": ["logs-short", "logs-long"],
+  "pidone-json-main": ["logs-short", "logs-long"],
 };
 
 interface Doc {
@@ -51,6 +59,7 @@ describe("benchmark smoke mode", () => {
       for (const label of ["tini", "tini-static", "dumb-init", "catatonit", "pidone", "Bun forwarder", "empty Bun", "no init"]) {
         expect(header!).toContain(label);
       }
+      expect(stdout).toContain("| metric 8 (median");
       expect(stdout).toContain("### Budgets");
       expect(readFileSync(join(out, "latest.md"), "utf8")).toContain("| metric (median");
 
@@ -70,7 +79,7 @@ describe("benchmark smoke mode", () => {
         }
       }
       // Every budget is judged (or marked not measured); none is enforced here.
-      expect(doc.budgets.pidone.map((b) => b.id)).toEqual(["startup", "signal", "exit", "reaping", "idle", "docker-stop", "logs"]);
+      expect(doc.budgets.pidone.map((b) => b.id)).toEqual(["startup", "signal", "exit", "reaping", "idle", "docker-stop", "logs", "signal-flood"]);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -10,17 +10,35 @@
 //  - "bun-read": the runtime's floor: a fresh Bun process reading the producers' pipes
 //    with Bun.file(fd).stream() (as the multiplexer does) and discarding the bytes;
 //  - "prefix", "json": the producers' pipes read by an OutputMux writing to OUT, run in a
-//    fresh Bun process (so its CPU time is the mux's alone, start-up excluded).
+//    fresh Bun process (so its CPU time is the mux's alone, start-up excluded; its output
+//    worker's thread included);
+//  - "prefix-main", "json-main": the same with the mux on the main thread (thread: "main",
+//    Bun's pipe reader: what runs when the worker cannot start).
 // OUT is /dev/null unless given. Wall time runs from the producers' spawn to the last byte out.
+//
+//   bun scripts/bench/log-throughput.ts --signals [--signal-count N] [--rounds R] [--pidone LABEL=PATH ...]
+//
+// Signal forwarding latency under that flood (the budget: <= 2x the minimal forwarder's
+// latency under the same flood). siglat (c/siglat.c) sends SIGUSR1, one at a time, and
+// its child stamps the time its handler ran. Subjects, run one after the other, R rounds:
+//  - "forwarder+flood": the Bun forwarder floor running `siglat child`, while the same two
+//    producers (`cat` of the short-line files, in a loop) flood /dev/null through `cat`;
+//  - "pidone-prefix+flood", "pidone-json+flood": dist/pidone in services mode with three
+//    services: the two producers (signals = [], their output multiplexed to /dev/null) and
+//    `siglat child`, whose stamps go straight to the driver through /proc/PIDONE/fd/3;
+//  - the same without the producers ("quiet"), for reference.
 import { closeSync, existsSync, mkdirSync, openSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { close, pipe, setPipeSize } from "../../src/sys/libc.ts";
+import { BENCH_ENV, capture, parseSeries } from "./lib/proc.ts";
+import { prepare, type Built } from "./lib/prepare.ts";
+import { summarize } from "./lib/stats.ts";
 
 export type LogWorkload = "short" | "long";
-export type LogSubject = "cat" | "bun-read" | "prefix" | "json";
-const SUBJECTS: readonly LogSubject[] = ["cat", "bun-read", "prefix", "json"];
+export type LogSubject = "cat" | "bun-read" | "prefix" | "json" | "prefix-main" | "json-main";
+export const SUBJECTS: readonly LogSubject[] = ["cat", "bun-read", "prefix", "json", "prefix-main", "json-main"];
 
 export interface LogThroughputOptions {
   subject: LogSubject;
@@ -147,10 +165,12 @@ async function runChild(subject: Exclude<LogSubject, "cat">, out: string, files:
   const { OutputMux } = await import("../../src/services/output.ts");
   const outFd = openSync(out, "w");
   const names = files.map((_, i) => `svc${i}`);
+  const format = subject.startsWith("json") ? "json" : "prefix";
+  const thread = subject.endsWith("-main") ? "main" : "worker";
   const mux =
-    subject === "bun-read"
-      ? null
-      : new OutputMux({ format: subject, names, color: false, stdoutFd: outFd, stderrFd: outFd });
+    subject === "bun-read" ? null : new OutputMux({ format, thread, names, color: false, stdoutFd: outFd, stderrFd: outFd });
+  // The worker starts on its own thread: measure from when it runs.
+  if (mux) await mux.started();
   const lag = sampleLoopLag();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -194,6 +214,114 @@ function result(
   };
 }
 
+export type FloodSubject = "forwarder" | "pidone-prefix" | "pidone-json";
+export interface FloodLatencyOptions {
+  /** SIGUSR1 per subject and round. */
+  signals?: number;
+  rounds?: number;
+  /** Also measure every subject without the flood. */
+  quiet?: boolean;
+  /** The pidones to measure, by label; default { pidone: what prepare() finds (dist/pidone) }. */
+  pidones?: Record<string, string>;
+  /** The producers' files are the "short" workload's at this scale; default 1. */
+  scale?: number;
+  /** What prepare() made, when the caller has it already (run.ts); default: prepare() here. */
+  built?: Built;
+  say?: (s: string) => void;
+}
+export interface FloodLatencyResult {
+  subject: FloodSubject;
+  /** Which pidone (a key of `pidones`); "" for the forwarder. */
+  label: string;
+  flood: boolean;
+  /** Latencies in µs, every round. */
+  latUs: number[];
+  lost: number;
+  extra: number;
+}
+
+/** The producers of the "short" workload, each a shell looping `cat FILE` forever. */
+const loopCat = (file: string) => `while :; do cat '${file}'; done`;
+
+function servicesConfig(dir: string, format: "prefix" | "json", flood: boolean, siglat: string, files: string[]): string {
+  const lines = ["[settings]", `log_format = "${format}"`, "grace = 2", ""];
+  if (flood) {
+    files.forEach((f, i) => {
+      lines.push(`[services.flood${i}]`, `command = "${loopCat(f)}"`, "shell = true", "signals = []", "");
+    });
+  }
+  lines.push("[services.sig]", `command = "exec '${siglat}' child > \\"$SIGLAT_OUT\\""`, "shell = true", 'signals = ["USR1"]', "");
+  const path = join(dir, `services-${format}-${flood ? "flood" : "quiet"}.toml`);
+  writeFileSync(path, lines.join("\n"));
+  return path;
+}
+
+/** Latency of SIGUSR1 through the init to `siglat child`, under the log flood or not. */
+export async function measureFloodLatency(opts: FloodLatencyOptions = {}): Promise<FloodLatencyResult[]> {
+  const say = opts.say ?? (() => {});
+  const signals = opts.signals ?? 400;
+  const rounds = opts.rounds ?? 3;
+  const built = opts.built ?? (await prepare(say));
+  const { files } = workloadFiles("short", opts.scale ?? 1);
+  const dir = built.work;
+  const pidones = opts.pidones ?? { pidone: built.pidone };
+  type Run = { subject: FloodSubject; label: string; flood: boolean };
+  const runs: Run[] = [];
+  for (const flood of opts.quiet ? [true, false] : [true]) {
+    runs.push({ subject: "forwarder", label: "", flood });
+    for (const label of Object.keys(pidones)) {
+      for (const subject of ["pidone-prefix", "pidone-json"] as const) runs.push({ subject, label, flood });
+    }
+  }
+  const results = runs.map((r) => ({ ...r, latUs: [] as number[], lost: 0, extra: 0 }));
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < results.length; k++) {
+      const res = results[(round + k) % results.length]!;
+      let init: string[];
+      let producers: { stop(): Promise<void> } | null = null;
+      if (res.subject === "forwarder") {
+        init = [built.bunForwarder, built.siglat, "child"];
+        if (res.flood) producers = floodDevNull(files);
+      } else {
+        const format = res.subject === "pidone-prefix" ? "prefix" : "json";
+        const conf = servicesConfig(dir, format, res.flood, built.siglat, files);
+        // The init's stdout and stderr go to /dev/null (as the throughput runs' OUT); fd 3
+        // keeps the driver's pipe, which the `sig` service opens through /proc.
+        const script = 'exec 3>&1 >/dev/null 2>&1; SIGLAT_OUT=/proc/$$/fd/3 exec "$0" -c "$1"';
+        init = ["sh", "-c", script, pidones[res.label]!, conf];
+      }
+      try {
+        const out = await capture([built.siglat, "drive", String(signals), "100", ...init], { timeoutMs: 300_000 });
+        if (out.code !== 0) throw new Error(`siglat drive failed (${out.code}): ${out.stderr.slice(-1000)}`);
+        const series = parseSeries(out.stdout);
+        res.latUs.push(...(series.get("lat")?.get(0) ?? []).map((ns) => ns / 1e3));
+        res.lost += series.get("lost")?.get(0)?.[0] ?? signals;
+        res.extra += series.get("extra")?.get(0)?.[0] ?? 0;
+      } finally {
+        await producers?.stop();
+      }
+    }
+  }
+  return results;
+}
+
+/** The same producers as pidone's flood services, into one pipe read by `cat > /dev/null`. */
+function floodDevNull(files: string[]): { stop(): Promise<void> } {
+  const [r, w] = pipe();
+  const sink = Bun.spawn(["cat"], { stdin: r, stdout: "ignore", env: BENCH_ENV });
+  const producers = files.map((f) => Bun.spawn(["sh", "-c", loopCat(f)], { stdout: w, env: BENCH_ENV }));
+  close(r);
+  close(w);
+  return {
+    async stop() {
+      for (const p of producers) p.kill("SIGKILL");
+      await Promise.all(producers.map((p) => p.exited));
+      // The loops' last `cat` may outlive its shell for a moment; cat sees EOF once they end.
+      await sink.exited;
+    },
+  };
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
@@ -211,14 +339,41 @@ async function main(): Promise<void> {
       runs: { type: "string", default: "5" },
       scale: { type: "string", default: "1" },
       out: { type: "string" },
+      signals: { type: "boolean", default: false },
+      "signal-count": { type: "string", default: "400" },
+      rounds: { type: "string", default: "3" },
+      pidone: { type: "string", multiple: true },
     },
   });
+  if (values.signals) {
+    const results = await measureFloodLatency({
+      signals: Number(values["signal-count"]),
+      rounds: Number(values.rounds),
+      quiet: true,
+      pidones: values.pidone?.length
+        ? Object.fromEntries(values.pidone.map((v, i) => (v.includes("=") ? v.split("=", 2) : [`pidone${i}`, v])))
+        : undefined,
+      say: (s) => process.stderr.write(`[bench] ${s}\n`),
+    });
+    const floor = results.find((r) => r.subject === "forwarder" && r.flood)!;
+    const floorMedian = summarize(floor.latUs)?.median ?? NaN;
+    console.log(`| subject | build | flood | n | median µs | p90 µs | p99 µs | max µs | lost | × forwarder+flood (median) |`);
+    console.log(`|---|---|---|---|---|---|---|---|---|---|`);
+    for (const r of results) {
+      const s = summarize(r.latUs);
+      if (!s) continue;
+      console.log(
+        `| ${r.subject} | ${r.label} | ${r.flood ? "yes" : "no"} | ${s.n} | ${s.median.toFixed(0)} | ${s.p90.toFixed(0)} | ${s.p99.toFixed(0)} | ${s.max.toFixed(0)} | ${r.lost} | ${(s.median / floorMedian).toFixed(2)} |`,
+      );
+    }
+    return;
+  }
   const runs = Number(values.runs);
   const scale = Number(values.scale);
   console.log(`| workload | subject | MB/s | lines/s | CPU ms/MB | × cat | 1 ms timer gap p50/p99/max |`);
   console.log(`|---|---|---|---|---|---|---|`);
   for (const workload of ["short", "long"] as const) {
-    const all: Record<LogSubject, LogThroughputResult[]> = { cat: [], "bun-read": [], prefix: [], json: [] };
+    const all = Object.fromEntries(SUBJECTS.map((s) => [s, [] as LogThroughputResult[]])) as Record<LogSubject, LogThroughputResult[]>;
     // Interleaved, so load on this shared machine falls on every subject alike.
     for (let i = 0; i < runs; i++) {
       for (const subject of SUBJECTS) {

@@ -106,13 +106,73 @@ export function judgeBudgets(metrics: readonly MetricSummary[], subject = PIDONE
       detail: ok ? `${formatValue(p, "s")} vs tini ${formatValue(t, "s")} (${(p / t).toFixed(2)}×)` : "not measured (run with --docker)",
     });
   }
-  out.push({
-    id: "logs",
-    text: "prefixed and JSON log throughput ≥ 0.5× cat; signal latency under the flood ≤ 2× a minimal forwarder's",
-    met: null,
-    detail: "not measured: needs services (issue 6); see measureLogThroughput in scripts/bench/lib/logs.ts",
-  });
+  out.push(...logBudgets(get, who));
   return out;
+}
+
+/**
+ * Metric 8. Throughput: prefixed and JSON output (the multiplexer's worker thread, as
+ * pidone runs it) ≥ 0.5× cat on both workloads. Under the flood: the median signal latency
+ * of pidone's services mode, prefixed and JSON, ≤ 2× the Bun forwarder's under the same flood.
+ * Both measure dist/pidone's code (throughput: its multiplexer module; latency: dist/pidone),
+ * so they are judged for "pidone" only.
+ */
+function logBudgets(get: (id: string) => MetricSummary | undefined, who: string): Budget[] {
+  const med = (m: MetricSummary | undefined, s: string) => m?.results[s]?.summary.median;
+  const elsewhere = who !== PIDONE ? `not measured for ${who}: metric 8 measures dist/pidone's code (see the pidone budgets)` : null;
+  const workloads = [get("logs-short"), get("logs-long")];
+  const parts: string[] = [];
+  let tput: boolean | null = elsewhere ? null : true;
+  for (const m of workloads) {
+    const cat = med(m, "cat");
+    const name = m?.id === "logs-long" ? "long lines" : "short lines";
+    if (!m || cat === undefined) {
+      tput = null;
+      continue;
+    }
+    const cells = (["pidone-prefix", "pidone-json"] as const).map((id) => {
+      const v = med(m, id);
+      if (v === undefined) {
+        tput = null;
+        return `${id.slice(7)} –`;
+      }
+      if (tput !== null && v < 0.5 * cat) tput = false;
+      return `${id.slice(7)} ${formatValue(v, m.unit)} (${(v / cat).toFixed(2)}×)`;
+    });
+    parts.push(`${name}: ${cells.join(", ")} vs cat ${formatValue(cat, m.unit)}`);
+  }
+  if (workloads.some((m) => !m)) tput = null;
+  const fl = get("signal-flood");
+  const fw = med(fl, "bun-forwarder");
+  let lat: boolean | null = elsewhere || fw === undefined ? null : true;
+  const latParts = (["pidone-prefix", "pidone-json"] as const).map((id) => {
+    const v = med(fl, id);
+    if (v === undefined || fw === undefined) {
+      lat = null;
+      return `${id.slice(7)} –`;
+    }
+    if (lat !== null && v > 2 * fw) lat = false;
+    return `${id.slice(7)} ${formatValue(v, "µs")} (${(v / fw).toFixed(2)}×, p99 ${formatValue(fl!.results[id]!.summary.p99, "µs")})`;
+  });
+  const notMeasured = "not measured (run without --no-logs, or with --only logs)";
+  return [
+    {
+      id: "logs",
+      text: "prefixed and JSON log throughput ≥ 0.5× cat, on both workloads",
+      met: tput,
+      detail: elsewhere ?? (parts.length === 2 ? parts.join("; ") : notMeasured),
+    },
+    {
+      id: "signal-flood",
+      text: "signal latency under the log flood (median) ≤ 2× the Bun forwarder's under the same flood, prefixed and JSON",
+      met: lat,
+      detail:
+        elsewhere ??
+        (fw === undefined
+          ? notMeasured
+          : `${latParts.join(", ")} vs forwarder ${formatValue(fw, "µs")} (p99 ${formatValue(fl!.results["bun-forwarder"]!.summary.p99, "µs")}; limit ${formatValue(2 * fw, "µs")})`),
+    },
+  ];
 }
 
 export function budgetLines(budgets: readonly Budget[]): string {

@@ -13,10 +13,13 @@ export type MetricId =
   | "idle-cpu"
   | "idle-wakeups"
   | "docker-stop"
-  | "size";
+  | "size"
+  | "logs-short"
+  | "logs-long"
+  | "signal-flood";
 
 /** What a subject takes part in (a floor takes part only where it means something). */
-export type Family = "startup" | "signal" | "exit" | "reaping" | "idle" | "docker" | "size";
+export type Family = "startup" | "signal" | "exit" | "reaping" | "idle" | "docker" | "size" | "logs";
 
 export interface Subject {
   id: string;
@@ -27,6 +30,8 @@ export interface Subject {
   prefix: string[];
   /** Runs on its own, without a child (the empty Bun program). */
   standalone?: boolean;
+  /** What it is, when it is not an init run with a child (metric 8's subjects). */
+  note?: string;
   families: ReadonlySet<Family>;
 }
 
@@ -35,6 +40,11 @@ export interface MetricResult {
   title: string;
   unit: string;
   better: "lower" | "higher";
+  /**
+   * The subject the ratios are taken against: tini unless the metric has no tini (metric 8:
+   * cat for throughput, the Bun forwarder for latency under the flood).
+   */
+  baseline?: string;
   /** subject id -> measurements, in `unit` */
   series: Record<string, number[]>;
   /** subject id -> named side figures (lost signals, peak zombies, ...) */
@@ -42,8 +52,14 @@ export interface MetricResult {
   notes: string[];
 }
 
-export function newMetric(id: MetricId, title: string, unit: string, better: "lower" | "higher" = "lower"): MetricResult {
-  return { id, title, unit, better, series: {}, extra: {}, notes: [] };
+export function newMetric(
+  id: MetricId,
+  title: string,
+  unit: string,
+  better: "lower" | "higher" = "lower",
+  baseline?: string,
+): MetricResult {
+  return { id, title, unit, better, ...(baseline ? { baseline } : {}), series: {}, extra: {}, notes: [] };
 }
 
 export interface Tools {
