@@ -24,6 +24,7 @@ import {
   spawn,
   strerror,
   tcgetpgrp,
+  tcgetpgrpRaw,
   tcsetpgrp,
   waitpid,
   type SpawnRequest,
@@ -75,12 +76,9 @@ function searchPath(name: Uint8Array, envp: readonly Uint8Array[]): Uint8Array |
 
 /** Is fd 0 our controlling terminal? Only then may the child take the foreground. */
 function holdsTerminal(): boolean {
-  try {
-    tcgetpgrp(0);
-    return true;
-  } catch {
-    return false;
-  }
+  // The raw call: a failure is the common case (no terminal), and a SyscallError with
+  // its message costs start-up time for nothing.
+  return tcgetpgrpRaw(0) >= 0;
 }
 
 /**

@@ -302,6 +302,10 @@ export function isExecutable(path: Uint8Array): boolean {
 export function tcgetpgrp(fd: number): number {
   return check("tcgetpgrp", c.tcgetpgrp(fd));
 }
+/** tcgetpgrp(3) without the error: -1 when `fd` is no terminal of ours. */
+export function tcgetpgrpRaw(fd: number): number {
+  return c.tcgetpgrp(fd);
+}
 export function tcsetpgrp(fd: number, pgrp: number): void {
   check("tcsetpgrp", later().tcsetpgrp(fd, pgrp));
 }

@@ -95,7 +95,9 @@ export function inheritedFds(): number[] | null {
   if (!shared) return null;
   const n = shared.view.getUint32(AT.nfds, true);
   if (n === FDS_UNKNOWN) return null;
-  return Array.from(shared.i32.subarray(AT.fds / 4, AT.fds / 4 + n));
+  const fds: number[] = [];
+  for (let i = 0; i < n; i++) fds.push(shared.i32[AT.fds / 4 + i]!);
+  return fds;
 }
 
 // ---------------------------------------------------------------- signal intake
