@@ -27,7 +27,7 @@
 //    services: the two producers (signals = [], their output multiplexed to /dev/null) and
 //    `siglat child`, whose stamps go straight to the driver through /proc/PIDONE/fd/3;
 //  - the same without the producers ("quiet"), for reference.
-import { closeSync, existsSync, mkdirSync, openSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -274,35 +274,44 @@ export async function measureFloodLatency(opts: FloodLatencyOptions = {}): Promi
     }
   }
   const results = runs.map((r) => ({ ...r, latUs: [] as number[], lost: 0, extra: 0 }));
-  for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < results.length; k++) {
-      const res = results[(round + k) % results.length]!;
-      let init: string[];
-      let producers: { stop(): Promise<void> } | null = null;
-      if (res.subject === "forwarder") {
-        init = [built.bunForwarder, built.siglat, "child"];
-        if (res.flood) producers = floodDevNull(files);
-      } else {
-        const format = res.subject === "pidone-prefix" ? "prefix" : "json";
-        const conf = servicesConfig(dir, format, res.flood, built.siglat, files);
-        // The init's stdout and stderr go to /dev/null (as the throughput runs' OUT); fd 3
-        // keeps the driver's pipe, which the `sig` service opens through /proc.
-        const script = 'exec 3>&1 >/dev/null 2>&1; SIGLAT_OUT=/proc/$$/fd/3 exec "$0" -c "$1"';
-        init = ["sh", "-c", script, pidones[res.label]!, conf];
-      }
-      try {
-        const out = await capture([built.siglat, "drive", String(signals), "100", ...init], { timeoutMs: 300_000 });
-        if (out.code !== 0) throw new Error(`siglat drive failed (${out.code}): ${out.stderr.slice(-1000)}`);
-        const series = parseSeries(out.stdout);
-        res.latUs.push(...(series.get("lat")?.get(0) ?? []).map((ns) => ns / 1e3));
-        res.lost += series.get("lost")?.get(0)?.[0] ?? signals;
-        res.extra += series.get("extra")?.get(0)?.[0] ?? 0;
-      } finally {
-        await producers?.stop();
+  try {
+    await floodRounds();
+  } finally {
+    // Ours to remove only when we made it (run.ts passes its own and removes it).
+    if (!opts.built) rmSync(built.work, { recursive: true, force: true });
+  }
+  return results;
+
+  async function floodRounds(): Promise<void> {
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < results.length; k++) {
+        const res = results[(round + k) % results.length]!;
+        let init: string[];
+        let producers: { stop(): Promise<void> } | null = null;
+        if (res.subject === "forwarder") {
+          init = [built.bunForwarder, built.siglat, "child"];
+          if (res.flood) producers = floodDevNull(files);
+        } else {
+          const format = res.subject === "pidone-prefix" ? "prefix" : "json";
+          const conf = servicesConfig(dir, format, res.flood, built.siglat, files);
+          // The init's stdout and stderr go to /dev/null (as the throughput runs' OUT); fd 3
+          // keeps the driver's pipe, which the `sig` service opens through /proc.
+          const script = 'exec 3>&1 >/dev/null 2>&1; SIGLAT_OUT=/proc/$$/fd/3 exec "$0" -c "$1"';
+          init = ["sh", "-c", script, pidones[res.label]!, conf];
+        }
+        try {
+          const out = await capture([built.siglat, "drive", String(signals), "100", ...init], { timeoutMs: 300_000 });
+          if (out.code !== 0) throw new Error(`siglat drive failed (${out.code}): ${out.stderr.slice(-1000)}`);
+          const series = parseSeries(out.stdout);
+          res.latUs.push(...(series.get("lat")?.get(0) ?? []).map((ns) => ns / 1e3));
+          res.lost += series.get("lost")?.get(0)?.[0] ?? signals;
+          res.extra += series.get("extra")?.get(0)?.[0] ?? 0;
+        } finally {
+          await producers?.stop();
+        }
       }
     }
   }
-  return results;
 }
 
 /** The same producers as pidone's flood services, into one pipe read by `cat > /dev/null`. */
