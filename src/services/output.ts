@@ -21,6 +21,7 @@
 //
 // Writing: see output-sink.ts (batched, never blocking on fd 1/2).
 import { O_CLOEXEC, O_NONBLOCK, POLLIN, close, errno, pipe, pollFds, readSome, setPipeSize, writeSome } from "../sys/libc.ts";
+import { log } from "../log/logger.ts";
 import {
   JsonFormatter,
   MAX_LINE,
@@ -474,6 +475,8 @@ export type FromWorker = { t: "ready" } | { t: "ended"; id: number } | ({ t: "dr
 /** The shared counters: messages posted (main) and handled (worker), then bytes written. */
 export const SHARED_BYTES = 16;
 const WAKE = new Uint8Array([1]);
+/** How long past its deadline drain() waits for the worker's answer. */
+const DRAIN_REPLY_SLACK_MS = 1000;
 
 // In the compiled executable the worker is its own entry point of `bun build --compile`
 // (scripts/build.ts), stored beside main.ts in the executable's file system; from source
@@ -514,7 +517,7 @@ export class OutputMux {
       const worker = new Worker(WORKER_ENTRY, { smol: true });
       this.worker = worker;
       worker.addEventListener("message", (e: MessageEvent<FromWorker>) => this.onWorker(e.data));
-      worker.addEventListener("error", () => this.workerFailed());
+      worker.addEventListener("error", (e) => this.workerFailed(e));
       this.post({ t: "init", opts, wakeFd: this.wake[0], shared: this.shared });
     } catch {
       this.workerFailed();
@@ -559,7 +562,13 @@ export class OutputMux {
   async drain(ms: number): Promise<Drained> {
     const reply = new Promise<Drained>((resolve) => (this.drainedReply = resolve));
     this.post({ t: "drain", ms });
-    const dropped = await reply;
+    // A worker that died after it started never answers: pidone must still exit.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const unanswered = new Promise<Drained>((resolve) => {
+      timer = setTimeout(() => resolve({ droppedLines: 0, droppedBytes: 0 }), ms + DRAIN_REPLY_SLACK_MS);
+    });
+    const dropped = await Promise.race([reply, unanswered]);
+    clearTimeout(timer);
     this.closed = true;
     if (this.worker) {
       this.post({ t: "stop" });
@@ -609,8 +618,13 @@ export class OutputMux {
   }
 
   /** No worker (it could not start): the same core on this thread, with everything sent so far. */
-  private workerFailed(): void {
-    if (this.local || this.backlog === null) return; // running already: nothing to replay
+  private workerFailed(e?: ErrorEvent): void {
+    if (this.local) return;
+    if (this.backlog === null) {
+      // It ran and died: what it owned (the pipes, the queues) went with it.
+      log.error(`the service output thread failed: ${e?.message ?? "unknown error"}; service output is lost from now on`);
+      return;
+    }
     const sent = this.backlog;
     this.backlog = null;
     void this.worker?.terminate();
