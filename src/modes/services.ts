@@ -13,7 +13,7 @@ import { OutputMux } from "../services/output.ts";
 import { ServiceRunner, type ServiceHost } from "../services/service.ts";
 import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
-import { exit, getpid, isatty } from "../sys/libc.ts";
+import { exit, getpid, isatty, yieldCpu } from "../sys/libc.ts";
 import { available as nativeHelper, publishSignalTarget } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
 
@@ -260,6 +260,7 @@ export function runServices(
       const out = outputOf(sig);
       if (out === 0) return;
       for (const r of runners) if (takes(r, sig)) r.signalGroup(out);
+      yieldCpu();
     },
     // Stop signals start the ordered stop: JavaScript's alone.
     (sig) => (cfg.stopSignals.has(sig) ? "queue" : outputOf(sig)),

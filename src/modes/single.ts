@@ -15,7 +15,7 @@ import { descendantsOf, parentOf, processGroupOf } from "../process/tree.ts";
 import { keepAlive } from "../process/loop.ts";
 import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
-import { SyscallError, errno, exit, getpid, kill, strsignal } from "../sys/libc.ts";
+import { SyscallError, errno, exit, getpid, kill, strsignal, yieldCpu } from "../sys/libc.ts";
 import { publishTarget } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
@@ -169,6 +169,7 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
       if (log.level >= 4) log.debug(`Passing signal: '${strsignal(out)}'`);
       try {
         kill(cfg.processGroup || cfg.setsid ? -main.pid : main.pid, out);
+        yieldCpu();
       } catch (e) {
         if (e instanceof SyscallError && e.errno === errno.ESRCH) log.warn("Child was dead when forwarding signal");
         else log.error(`Unexpected error when forwarding signal: '${(e as Error).message}'`);

@@ -8,6 +8,7 @@ const symbols = {
   strlen: { args: ["ptr"], returns: "u64" },
   getpid: { args: [], returns: "i32" },
   kill: { args: ["i32", "i32"], returns: "i32" },
+  sched_yield: { args: [], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
   waitpid: { args: ["i32", "ptr", "i32"], returns: "i32" },
   prctl: { args: ["i32", "u64", "u64", "u64", "u64"], returns: "i32" },
@@ -202,6 +203,15 @@ export function sigset(signals: Iterable<number>): Uint8Array {
 // ---------------------------------------------------------------- process calls
 
 export const getpid = (): number => c.getpid();
+
+/**
+ * sched_yield(2) after forwarding a signal: the CPU goes to the process the signal woke
+ * (on a busy or single CPU it would otherwise wait for pidone's own bookkeeping; on an
+ * idle machine it stays on this CPU instead of waking another). Never fails.
+ */
+export function yieldCpu(): void {
+  c.sched_yield();
+}
 
 export function kill(pid: number, sig: number): void {
   check("kill", c.kill(pid, sig));
