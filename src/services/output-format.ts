@@ -195,7 +195,7 @@ function escapeByte(buf: Buffer, o: number, b: number): number {
  */
 function escapeInto(buf: Buffer, o: number, src: Buffer, start: number, end: number, table: Uint8Array): number {
   if (end - start >= LONG_TEXT) return escapeLong(buf, o, src, start, end, table);
-  let invalid = false;
+  replaced = false;
   let i = start;
   while (i < end) {
     // Copy the run of bytes that need nothing, then deal with the one that stopped it.
@@ -203,25 +203,35 @@ function escapeInto(buf: Buffer, o: number, src: Buffer, start: number, end: num
     while (j < end && table[src[j]!] === 0) j++;
     o = copy(buf, o, src, i, j);
     if (j === end) break;
-    const b = src[j]!;
-    if (table[b] === 1) {
-      o = escapeByte(buf, o, b);
-      i = j + 1;
-    } else {
-      const len = utf8Sequence(src, j, end);
-      if (len > 0) {
-        o = copy(buf, o, src, j, j + len);
-        i = j + len;
-      } else {
-        invalid = true;
-        buf[o++] = 0xef; // U+FFFD
-        buf[o++] = 0xbf;
-        buf[o++] = 0xbd;
-        i = j - len;
-      }
-    }
+    o = special(buf, o, src, j, end, table);
+    i = after;
   }
-  return invalid ? -o : o;
+  return replaced ? -o : o;
+}
+
+// What special() leaves for its caller: where scanning resumes, and whether invalid UTF-8
+// was replaced (module state: no object per call on the hot path).
+let after = 0;
+let replaced = false;
+
+/** The byte at `j` needs something: an escape, a whole UTF-8 sequence, or U+FFFD. */
+function special(buf: Buffer, o: number, src: Buffer, j: number, end: number, table: Uint8Array): number {
+  const b = src[j]!;
+  if (table[b] === 1) {
+    after = j + 1;
+    return escapeByte(buf, o, b);
+  }
+  const len = utf8Sequence(src, j, end);
+  if (len > 0) {
+    after = j + len;
+    return copy(buf, o, src, j, j + len);
+  }
+  replaced = true;
+  buf[o++] = 0xef; // U+FFFD
+  buf[o++] = 0xbf;
+  buf[o++] = 0xbd;
+  after = j - len;
+  return o;
 }
 
 // Long text is scanned by the regular expression engine over a latin1 copy (one byte, one
@@ -234,7 +244,7 @@ const NEEDS_LOOK = /[\x00-\x1f"\\\x80-\xff]/g;
 function escapeLong(buf: Buffer, o: number, src: Buffer, start: number, end: number, table: Uint8Array): number {
   const text = src.toString("latin1", start, end);
   const re = table === VALID_TEXT ? NEEDS_ESCAPE : NEEDS_LOOK;
-  let invalid = false;
+  replaced = false;
   let i = start;
   re.lastIndex = 0;
   for (;;) {
@@ -242,26 +252,11 @@ function escapeLong(buf: Buffer, o: number, src: Buffer, start: number, end: num
     const j = m ? start + m.index : end;
     o = copy(buf, o, src, i, j);
     if (j === end) break;
-    const b = src[j]!;
-    if (table[b] === 1) {
-      o = escapeByte(buf, o, b);
-      i = j + 1;
-    } else {
-      const len = utf8Sequence(src, j, end);
-      if (len > 0) {
-        o = copy(buf, o, src, j, j + len);
-        i = j + len;
-      } else {
-        invalid = true;
-        buf[o++] = 0xef; // U+FFFD
-        buf[o++] = 0xbf;
-        buf[o++] = 0xbd;
-        i = j - len;
-      }
-    }
+    o = special(buf, o, src, j, end, table);
+    i = after;
     re.lastIndex = i - start;
   }
-  return invalid ? -o : o;
+  return replaced ? -o : o;
 }
 
 /** Worst case of one formatted line: every byte a \u00XX escape, plus the base64 copy unless `valid`. */
