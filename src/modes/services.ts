@@ -111,7 +111,10 @@ export function runServices(
       return { ok: true, pid: r.pid };
     },
     track(pid, svc) {
-      owners.set(pid, (status) => svc.exited(status));
+      owners.set(pid, (status) => {
+        svc.exited(status);
+        publishTargets();
+      });
       publishTargets();
     },
     event,
@@ -219,7 +222,6 @@ export function runServices(
     if (owner) {
       owners.delete(pid);
       owner(status);
-      publishTargets();
     } else if (cfg.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);
   }
 
@@ -237,10 +239,12 @@ export function runServices(
    */
   function publishTargets() {
     if (!nativeHelper) return;
+    // One /proc read per running service, not one per signal.
+    const running = runners.filter((r) => r.running).map((r) => ({ r, target: r.signalTarget() }));
     for (const sig of signalPlan.forwarded) {
       if (cfg.stopSignals.has(sig)) continue;
-      const takers = runners.filter((r) => r.running && takes(r, sig));
-      publishSignalTarget(sig, (takers.length === 1 && takers[0]!.signalTarget()) || "queue");
+      const takers = running.filter(({ r }) => takes(r, sig));
+      publishSignalTarget(sig, (takers.length === 1 && takers[0]!.target) || "queue");
     }
   }
 
@@ -259,8 +263,9 @@ export function runServices(
       if (forwarded) return;
       const out = outputOf(sig);
       if (out === 0) return;
-      for (const r of runners) if (takes(r, sig)) r.signalGroup(out);
-      yieldCpu();
+      const taking = runners.filter((r) => r.running && takes(r, sig));
+      for (const r of taking) r.signalGroup(out);
+      if (taking.length) yieldCpu();
     },
     // Stop signals start the ordered stop: JavaScript's alone.
     (sig) => (cfg.stopSignals.has(sig) ? "queue" : outputOf(sig)),
