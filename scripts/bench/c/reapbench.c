@@ -133,6 +133,20 @@ static int maker_storm(int n, int timeout_s) {
   return left == 0 ? 0 : 1;
 }
 
+/* The state letter of a /proc stat file; 0 when it cannot be read (the task is gone),
+ * '?' when it has no state after the command. */
+static char stat_state(const char *path) {
+  char stat[512];
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return 0;
+  ssize_t k = read(fd, stat, sizeof stat - 1);
+  close(fd);
+  if (k <= 0) return 0;
+  stat[k] = 0;
+  char *rp = strrchr(stat, ')');
+  return rp && rp[1] && rp[2] ? rp[2] : '?';
+}
+
 static int all_zombies(int want) {
   static pid_t pids[1 << 16];
   int n = children("/proc", 1, pids, 1 << 16, buf);
@@ -140,16 +154,10 @@ static int all_zombies(int want) {
   pid_t self = getpid();
   for (int i = 0; i < n && i < (1 << 16); i++) {
     if (pids[i] == self) continue;
-    char path[64], stat[512];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", pids[i]);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) continue;
-    ssize_t k = read(fd, stat, sizeof stat - 1);
-    close(fd);
-    if (k <= 0) continue;
-    stat[k] = 0;
-    char *rp = strrchr(stat, ')');
-    if (!rp || rp[2] != 'Z') return 0;
+    char state = stat_state(path);
+    if (state && state != 'Z') return 0;
   }
   return 1;
 }
@@ -207,7 +215,7 @@ static pid_t start_pid1(char **cmd, int *to_maker, int *from_maker) {
 }
 
 static int all_stopped(pid_t pid) {
-  char path[320], stat[512];
+  char path[320];
   snprintf(path, sizeof path, "/proc/%d/task", pid);
   DIR *d = opendir(path);
   if (!d) return 0;
@@ -216,14 +224,8 @@ static int all_stopped(pid_t pid) {
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.') continue;
     snprintf(path, sizeof path, "/proc/%d/task/%s/stat", pid, e->d_name);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) continue;
-    ssize_t k = read(fd, stat, sizeof stat - 1);
-    close(fd);
-    if (k <= 0) continue;
-    stat[k] = 0;
-    char *rp = strrchr(stat, ')');
-    if (!rp || rp[2] != 'T') ok = 0;
+    char state = stat_state(path);
+    if (state && state != 'T') ok = 0;
   }
   closedir(d);
   return ok;
