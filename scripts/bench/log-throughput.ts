@@ -331,9 +331,10 @@ function floodDevNull(files: string[]): { stop(): Promise<void> } {
   };
 }
 
-function median(xs: number[]): number {
+/** The middle value (upper middle of an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
 }
 
 async function main(): Promise<void> {

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import {
   measureFloodLatency,
   measureLogThroughput,
+  median,
   SUBJECTS,
   type FloodSubject,
   type LogSubject,
@@ -66,10 +67,6 @@ const LOG_ID: Record<LogSubject, string> = {
 };
 const FLOOD_ID: Record<FloodSubject, string> = { forwarder: FORWARDER, "pidone-prefix": "pidone-prefix", "pidone-json": "pidone-json" };
 
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
-};
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
 async function throughput(workload: LogWorkload, plan: LogsPlan, say: (s: string) => void): Promise<MetricResult> {
