@@ -1,6 +1,6 @@
 // argv (bytes) + environment → what pidone should do. Pure: no I/O, no exits.
 import { parseGrammar } from "./grammar.ts";
-import { PDEATHSIG_NAMES, SIG, parseSignal } from "../signals/table.ts";
+import { SIG, parseSignal, pdeathsigByName } from "../signals/table.ts";
 
 export interface RunConfig {
   kind: "run";
@@ -122,8 +122,8 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
         cfg.processGroup = true;
         break;
       case "pdeathsig": {
-        const sig = PDEATHSIG_NAMES.get(opt.value!);
-        if (sig === undefined) return { kind: "usage-error", fatal: `Not a valid option for -p: ${opt.value}` };
+        const sig = pdeathsigByName(opt.value!);
+        if (sig === null) return { kind: "usage-error", fatal: `Not a valid option for -p: ${opt.value}` };
         cfg.pdeathsig = sig;
         break;
       }

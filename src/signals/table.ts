@@ -11,9 +11,8 @@ export type SignalName = keyof typeof SIG;
 export const SIGRTMIN = 34;
 export const SIGRTMAX = 64;
 
-const NAME_BY_NUMBER = new Map<number, string>(
-  Object.entries(SIG).map(([name, n]) => [n, `SIG${name}`]),
-);
+// The tables below are built on first use: each built-in's first call costs start-up time.
+let nameByNumber: Map<number, string> | null = null;
 
 /** Signals tini forwards to the child (SIGCHLD drives reaping instead). */
 export const FORWARDED: readonly number[] = [
@@ -29,17 +28,22 @@ export const UNCATCHABLE_FROM_JS: readonly number[] = [SIG.STKFLT];
 // A loop, not Array.from: each built-in's first use costs start-up time (~0.3 ms here).
 for (let s = SIGRTMIN; s <= SIGRTMAX; s++) (UNCATCHABLE_FROM_JS as number[]).push(s);
 
+const PDEATHSIG_SPELLINGS: readonly SignalName[] = [
+  "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+  "PIPE", "ALRM", "TERM", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU",
+  "XFSZ", "VTALRM", "PROF", "WINCH", "SYS",
+];
+
 /** tini's -p vocabulary: exactly these SIGxxx spellings. */
-export const PDEATHSIG_NAMES: ReadonlyMap<string, number> = new Map(
-  [
-    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
-    "PIPE", "ALRM", "TERM", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU",
-    "XFSZ", "VTALRM", "PROF", "WINCH", "SYS",
-  ].map((n) => [`SIG${n}`, SIG[n as SignalName]]),
-);
+export function pdeathsigByName(text: string): number | null {
+  if (!text.startsWith("SIG")) return null;
+  const bare = text.slice(3) as SignalName;
+  return PDEATHSIG_SPELLINGS.includes(bare) ? SIG[bare] : null;
+}
 
 export function signalName(n: number): string {
-  const name = NAME_BY_NUMBER.get(n);
+  nameByNumber ??= new Map(Object.entries(SIG).map(([name, num]) => [num, `SIG${name}`]));
+  const name = nameByNumber.get(n);
   if (name) return name;
   if (n >= SIGRTMIN && n <= SIGRTMAX) return n === SIGRTMIN ? "SIGRTMIN" : `SIGRTMIN+${n - SIGRTMIN}`;
   return `signal ${n}`;
