@@ -56,9 +56,9 @@ export const MEMFD_PREFIX = "pidone:";
 /**
  * src/sys/native.ts's magic string (the shared area's, in stub.c too): a payload whose
  * bytes hold it takes over from the stub's native helper, so the stub may block signals
- * and rebuild the environment for it. test/native-helper.test.ts checks the three agree.
+ * and rebuild the environment for it. test/native-reaping.test.ts checks the three agree.
  */
-export const NATIVE_MARKER = "pidone-native-2";
+export const NATIVE_MARKER = "pidone-native-3";
 
 export interface PackInput {
   /** Bun's executable. */

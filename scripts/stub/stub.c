@@ -49,6 +49,7 @@ typedef long s64;
 #define NR_getpid 39
 #define NR_sendfile 40
 #define NR_execve 59
+#define NR_wait4 61
 #define NR_kill 62
 #define NR_fcntl 72
 #define NR_setgroups 116
@@ -119,6 +120,7 @@ __asm__(".section .text.entry,\"ax\",@progbits\n"
 #define NR_sched_yield 124
 #define NR_getpid 172
 #define NR_execve 221
+#define NR_wait4 260
 #define NR_mmap 222
 #define NR_memfd_create 279
 
@@ -188,6 +190,8 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 #define MFD_ALLOW_SEALING 2
 #define MFD_NOEXEC_SEAL 8
 #define SIG_SETMASK 2
+#define SIGCHLD 17
+#define WNOHANG 1
 #define TIOCSCTTY 0x540E
 #define ENOENT 2
 #define ENOEXEC 8
@@ -283,11 +287,11 @@ static const struct manifest *manifest(void) {
 /*
  * One page of state pidone and this file share for the life of the process (the
  * writable stub segment; src/sys/native.ts mirrors the layout and checks magic and
- * size). pidone writes target, sig_target, pipe and action; on_signal reads them and
- * writes count;
- * everything else is written once, here, before the runtime exists.
+ * size). pidone writes target, sig_target, pipe, action, reap and watch; on_signal
+ * reads them and writes count, reaped, watch and the watched record; everything else is
+ * written once, here, before the runtime exists.
  */
-#define SHARED_MAGIC "pidone-native-2"
+#define SHARED_MAGIC "pidone-native-3"
 #define NSIG 65            /* signals 1..64; index 0 unused */
 #define MAX_FDS 256
 #define FDS_UNKNOWN 0xffffffffu
@@ -314,6 +318,20 @@ struct shared {
   /* Per signal, a target that overrides `target` when nonzero: in services mode, the one
    * service that takes that signal, so its forward needs no JavaScript either. */
   s32 sig_target[68];
+  /* Nonzero: on SIGCHLD, on_signal reaps every ended child itself (reap_children). Set
+   * by pidone only when it needs no status but the watched pid's, and only after it has
+   * published `watch`. */
+  s32 reap;
+  /* The pid whose status pidone needs (its main child), 0 for none. on_signal sets it
+   * back to 0 when it reaps that pid and fills in the record below. */
+  s32 watch;
+  /* The record: the watched pid once reaped here (0: none to take), and its raw wait
+   * status. status is written first, watched_pid last with release ordering. */
+  s32 watched_pid;
+  s32 watched_status;
+  /* Children reaped here in all (wraps), for tests and diagnostics. */
+  u32 reaped;
+  u32 pad;
 };
 _Static_assert(__builtin_offsetof(struct shared, mask) == 40, "_start writes the mask at pidone_shared+40");
 _Static_assert(__builtin_offsetof(struct shared, target) == 56, "src/sys/native.ts");
@@ -321,7 +339,10 @@ _Static_assert(__builtin_offsetof(struct shared, action) == 64, "src/sys/native.
 _Static_assert(__builtin_offsetof(struct shared, count) == 136, "src/sys/native.ts");
 _Static_assert(__builtin_offsetof(struct shared, fds) == 408, "src/sys/native.ts");
 _Static_assert(__builtin_offsetof(struct shared, sig_target) == 1432, "src/sys/native.ts");
-_Static_assert(sizeof(struct shared) == 1704, "src/sys/native.ts");
+_Static_assert(__builtin_offsetof(struct shared, reap) == 1704, "src/sys/native.ts");
+_Static_assert(__builtin_offsetof(struct shared, watched_pid) == 1712, "src/sys/native.ts");
+_Static_assert(__builtin_offsetof(struct shared, reaped) == 1720, "src/sys/native.ts");
+_Static_assert(sizeof(struct shared) == 1728, "src/sys/native.ts");
 
 __attribute__((used, aligned(64))) struct shared pidone_shared = {
     .magic = SHARED_MAGIC,
@@ -359,11 +380,52 @@ __attribute__((used)) const u64 early_block = ~(RUNTIME_SIGNALS | UNBLOCKABLE);
  * interrupted epoll_pwait2, the event loop) would otherwise run first; on an idle
  * machine it also keeps the child on this CPU instead of waking another (measured:
  * median 0.96x tini's latency pinned to one CPU, instead of 1.03x; about a third of
- * tini's unpinned). A quiet signal, once forwarded, does not even wake the event loop.
+ * tini's unpinned). A quiet signal, once forwarded, does not even wake the event loop;
+ * nor does a SIGCHLD once reaped here, unless pidone has something to learn from it
+ * (reap_children).
  */
+/*
+ * tini's loop, run where the signal lands: every child that has ended, until wait4 says
+ * none has (0) or none is left (-ECHILD). pidone's JavaScript would spend one event-loop
+ * turn and one FFI call per zombie.
+ *
+ * Races, all settled by the kernel handing each zombie to exactly one waiter: this loop
+ * may run on two threads at once, and next to pidone's own waitpid(-1) loop; whoever
+ * gets the watched pid records it (only one wait4 call can return it), everybody else
+ * never sees it. The compare-and-swap on watch makes the record a one-shot per
+ * publication even if the pid were reused meanwhile, so a later record cannot overwrite
+ * one pidone has not taken yet. The record is complete (release) before count is
+ * incremented and the byte written, so the wake-up that follows always finds it.
+ *
+ * Returns whether pidone must wake up: for the record, or because no child is left
+ * (its draining ends on its own waitpid's ECHILD). Otherwise some child still runs, and
+ * its exit brings another SIGCHLD: by induction, the last exit is answered by an ECHILD
+ * here or in pidone's own loop. A storm of orphans then costs pidone no event-loop turn
+ * per exit, only this loop, as in tini.
+ */
+static int reap_children(struct shared *s) {
+  int wake = 0;
+  for (;;) {
+    s32 status = 0;
+    s64 pid = sys(NR_wait4, -1, &status, WNOHANG, 0, 0, 0);
+    if (pid < 0) return 1;
+    if (pid == 0) return wake;
+    __atomic_fetch_add(&s->reaped, 1, __ATOMIC_RELAXED);
+    s32 expected = (s32)pid;
+    if (__atomic_compare_exchange_n(&s->watch, &expected, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+      __atomic_store_n(&s->watched_status, status, __ATOMIC_RELAXED);
+      __atomic_store_n(&s->watched_pid, (s32)pid, __ATOMIC_RELEASE);
+      wake = 1;
+    }
+  }
+}
+
 __attribute__((used)) void on_signal(int sig) {
   struct shared *s = &pidone_shared;
   if (sig < 1 || sig >= NSIG) return;
+  /* Before the count and the byte: pidone, woken, must find the record and, when this
+   * was the last child, wait4's ECHILD. */
+  int quiet = sig == SIGCHLD && __atomic_load_n(&s->reap, __ATOMIC_ACQUIRE) && !reap_children(s);
   u32 act = __atomic_load_n(&s->action[sig], __ATOMIC_ACQUIRE);
   u32 out = act & ~ACT_QUIET;
   s32 target = __atomic_load_n(&s->sig_target[sig], __ATOMIC_ACQUIRE);
@@ -372,7 +434,7 @@ __attribute__((used)) void on_signal(int sig) {
   if (out != ACT_QUEUE && target != 0) done = out == ACT_DROP || sys(NR_kill, target, out, 0, 0, 0, 0) == 0;
   if (done && out != ACT_DROP) sys(NR_sched_yield, 0, 0, 0, 0, 0, 0);
   __atomic_fetch_add(&s->count[sig], 0x10000u + done, __ATOMIC_RELEASE);
-  if (done && (act & ACT_QUIET)) return;
+  if ((done && (act & ACT_QUIET)) || quiet) return;
   s32 fd = __atomic_load_n(&s->pipe, __ATOMIC_ACQUIRE);
   /* The byte only wakes the event loop; pidone reads the counts. A full pipe (EAGAIN)
    * already holds a wake-up. */

@@ -4,11 +4,12 @@ import type { RunConfig } from "../cli/options.ts";
 import { log } from "../log/logger.ts";
 import { keepAlive } from "../process/loop.ts";
 import { reapAll } from "../process/reap.ts";
-import { setUpReaping } from "../process/reaper.ts";
+import { mayReapNatively, setUpReaping } from "../process/reaper.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { listen, planSignals } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
 import { exit } from "../sys/libc.ts";
+import { watchChild } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
 
 export function runPause(cfg: RunConfig, inherited: Inheritance): void {
@@ -22,6 +23,8 @@ export function runPause(cfg: RunConfig, inherited: Inheritance): void {
     if (cfg.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);
   };
 
+  // No status matters here: the handler may reap everything itself (nothing to watch).
+  watchChild(0, mayReapNatively(cfg));
   listen(planSignals(new Set(inherited.ignored), [...cfg.stopSignals]), (sig) => {
     if (sig === SIG.CHLD) {
       const noneLeft = reapAll(onReaped);

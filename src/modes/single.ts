@@ -8,7 +8,7 @@
 import type { RunConfig } from "../cli/options.ts";
 import { log } from "../log/logger.ts";
 import { decodeStatus, exitCodeOf, reapAll, reapAllRaw, type ExitStatus } from "../process/reap.ts";
-import { setUpReaping } from "../process/reaper.ts";
+import { mayReapNatively, setUpReaping } from "../process/reaper.ts";
 import { releaseTerminal, spawnProgram } from "../process/spawn.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { descendantsOf, parentOf, processGroupOf } from "../process/tree.ts";
@@ -16,7 +16,7 @@ import { keepAlive } from "../process/loop.ts";
 import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
 import { SyscallError, errno, exit, getpid, kill, strsignal, yieldCpu } from "../sys/libc.ts";
-import { publishTarget } from "../sys/native.ts";
+import { publishTarget, watchChild } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
 
@@ -29,10 +29,16 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
   const stop = new TreeStop(cfg.graceSeconds * 1000, () => finish("the grace period ended"));
 
   let main: { pid: number; adopted: boolean } | null = null;
-  // The native handler forwards to whatever main is now, without asking JavaScript.
+  const reapNatively = mayReapNatively(cfg);
+  // The native handler forwards to whatever main is now, without asking JavaScript; it
+  // also reaps (tini's loop, in C) once it knows which status to keep for us. Reaping
+  // starts here, after spawnProgram: the watch is in place before the handler may reap
+  // (a main that ended sooner is found by our own waitpid loop), and spawnProgram's own
+  // waitpid(pid) for a failed trampoline never races the handler.
   const setMain = (m: { pid: number; adopted: boolean } | null) => {
     main = m;
     publishTarget(m ? (cfg.processGroup || cfg.setsid ? -m.pid : m.pid) : "queue");
+    watchChild(m ? m.pid : 0, reapNatively);
   };
   let phase: "running" | "adopting" | "draining" = "running";
   let exitCode = 0;

@@ -1,6 +1,7 @@
 // Reaping: every SIGCHLD may stand for many exits (the kernel coalesces them), so
 // collect with waitpid(-1, WNOHANG) until nothing is left.
 import { waitpidRaw, waitStatus, WNOHANG } from "../sys/libc.ts";
+import { takeWatched } from "../sys/native.ts";
 
 export type ExitStatus = { exited: true; code: number } | { exited: false; signal: number };
 
@@ -26,8 +27,14 @@ export function reapAll(onReaped: (pid: number, status: ExitStatus) => void): bo
 /**
  * The same without decoding: a backlog of thousands of zombies should cost one FFI call
  * each and no allocation (decode only the statuses you need).
+ *
+ * Where the single file's signal handler reaps (native.watchChild), it has taken the
+ * zombies already and kept only the watched child's status: that comes first, through
+ * the same callback. The loop still runs: it reaps what the handler has not (it may not
+ * have run yet for the latest exits), and only its ECHILD tells "no child left".
  */
 export function reapAllRaw(onReaped: (pid: number, rawStatus: number) => void): boolean {
+  takeWatched(onReaped);
   for (;;) {
     const pid = waitpidRaw(-1, WNOHANG);
     if (pid === 0) return false;

@@ -11,6 +11,17 @@ import {
 } from "../sys/libc.ts";
 import { StartupError } from "../errors.ts";
 
+/**
+ * May the single file's signal handler reap every child itself (native.watchChild)?
+ * It keeps the status of one watched child only, so not where pidone needs the others:
+ * --wait-all (the first failure of any process decides the exit code), -w and debug
+ * logging (each reaped pid is named), and --pidfile (a daemon adopted later could be
+ * reaped before it is watched, its exit then lost).
+ */
+export function mayReapNatively(cfg: { waitAll: boolean; warnOnReap: boolean; pidfile: string | null }): boolean {
+  return !cfg.waitAll && !cfg.warnOnReap && !cfg.pidfile && log.level < 4;
+}
+
 /** What every mode does first: -p, -s, and tini's warning when orphans would not reach us. */
 export function setUpReaping(cfg: { pdeathsig: number; subreaper: boolean }): void {
   if (cfg.pdeathsig) setParentDeathSignal(cfg.pdeathsig);

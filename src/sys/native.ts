@@ -22,8 +22,8 @@ import {
 // ---------------------------------------------------------------- the shared area
 // struct shared in stub.c, field by field (the C side asserts the same offsets).
 const AT_PIDONE = 0x50494431;
-const MAGIC = "pidone-native-2";
-const SIZE = 1704;
+const MAGIC = "pidone-native-3";
+const SIZE = 1728;
 const AT = {
   size: 16,
   nfds: 20,
@@ -37,6 +37,11 @@ const AT = {
   count: 136,
   fds: 408,
   sigTarget: 1432,
+  reap: 1704,
+  watch: 1708,
+  watchedPid: 1712,
+  watchedStatus: 1716,
+  reaped: 1720,
 } as const;
 const FDS_UNKNOWN = 0xffffffff;
 const ACT_QUEUE = 0;
@@ -151,13 +156,18 @@ export function startIntake(signals: readonly number[], onSignal: NativeSignalHa
   const order = [...signals.filter((x) => x !== 17), ...signals.filter((x) => x === 17)];
   const drain = () => {
     for (const sig of order) {
-      const word = counts[sig]!;
+      // Acquire (Atomics is sequentially consistent): a count seen here comes with
+      // everything on_signal wrote before it, such as the watched record (takeWatched).
+      const word = Atomics.load(counts, sig);
       const delta = (word - seen[sig]!) >>> 0;
       if (delta === 0) continue;
       seen[sig] = word;
       // deliveries << 16 | forwarded ones, as deltas (exact below 65535 per batch)
-      const deliveries = Math.floor(delta / 0x10000);
+      let deliveries = Math.floor(delta / 0x10000);
       const forwarded = delta % 0x10000;
+      // The handler reaped for each of them already: one look is as good as thousands
+      // (the kernel coalesces SIGCHLD anyway; a storm of orphans sends one per exit).
+      if (sig === SIGCHLD && deliveries > 1 && reapingNatively()) deliveries = 1;
       for (let i = 0; i < deliveries; i++) {
         try {
           onSignal(sig, i < forwarded);
@@ -178,6 +188,57 @@ export function startIntake(signals: readonly number[], onSignal: NativeSignalHa
     for await (const _ of Bun.file(readEnd).stream()) drain();
   })();
   sigprocmask(SIG_UNBLOCK, mask);
+}
+
+// ---------------------------------------------------------------- reaping
+
+const SIGCHLD = 17;
+
+/**
+ * The child whose exit status pidone needs (its main program), or 0 for none; with
+ * `reap`, also lets on_signal reap every child itself on SIGCHLD, tini's way, from then
+ * on (there is no turning it off: a handler already running on another thread could not
+ * be told in time). Only for callers that need no status but this one's: not --wait-all,
+ * -w, debug logging, --pidfile or services. Later calls only move the watch.
+ *
+ * The watch is stored before reaping is enabled, and the caller publishes it right
+ * after spawning, before the event loop runs: until then the handler reaps nothing, and
+ * a main child that ended meanwhile is left to pidone's own waitpid loop.
+ */
+export function watchChild(pid: number, reap: boolean): void {
+  const s = shared;
+  if (!s) return;
+  Atomics.store(s.i32, AT.watch / 4, pid);
+  if (reap) Atomics.store(s.i32, AT.reap / 4, 1);
+}
+
+/** True once on_signal reaps (watchChild with `reap`). */
+export function reapingNatively(): boolean {
+  return shared !== null && Atomics.load(shared.i32, AT.reap / 4) !== 0;
+}
+
+/**
+ * Hands over the watched child's status if on_signal reaped it, once: call it before
+ * pidone's own waitpid loop on every SIGCHLD. Returns whether there was one.
+ *
+ * The handler writes the record at most once per watchChild (it clears the watch as it
+ * reaps), and pidone moves the watch only after taking the record, so this read and
+ * clear needs no compare-and-swap.
+ */
+export function takeWatched(onReaped: (pid: number, rawStatus: number) => void): boolean {
+  const s = shared;
+  if (!s) return false;
+  const pid = Atomics.load(s.i32, AT.watchedPid / 4);
+  if (pid === 0) return false;
+  const status = Atomics.load(s.i32, AT.watchedStatus / 4);
+  Atomics.store(s.i32, AT.watchedPid / 4, 0);
+  onReaped(pid, status);
+  return true;
+}
+
+/** How many children on_signal has reaped (mod 2^32), or null without the stub. */
+export function nativelyReaped(): number | null {
+  return shared ? Atomics.load(shared.u32, AT.reaped / 4) : null;
 }
 
 // ---------------------------------------------------------------- the exec trampoline
