@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import pkg from "../package.json" with { type: "json" };
 import { COMPILE_FLAGS } from "./compile-flags.ts";
 import { packFile } from "./pack/index.ts";
+import { NATIVE_MARKER } from "./pack/pack.ts";
 
 const { values } = parseArgs({
   options: {
@@ -43,7 +44,11 @@ const flags = [
 const r = Bun.spawnSync([process.execPath, ...flags], { cwd: root, stdout: "inherit", stderr: "inherit" });
 if (r.exitCode !== 0) process.exit(r.exitCode ?? 1);
 try {
-  packFile(resolve(root, plain), resolve(root, outfile));
+  const packed = packFile(resolve(root, plain), resolve(root, outfile));
+  // pidone's payload always carries src/sys/native.ts's magic: if the packer did not find
+  // it, the stub and native.ts disagree on the shared area's version, and the single
+  // file would quietly run without its native helper.
+  if (!packed.native) throw new Error(`${outfile}: the payload lacks the stub's magic ${NATIVE_MARKER}: stub.c, src/sys/native.ts and scripts/pack/pack.ts must agree`);
 } catch (e) {
   // Without a C compiler the stub cannot be built: keep a working dist/pidone (the plain
   // executable, which runs on this glibc machine) and say what is missing.
