@@ -16,7 +16,7 @@ import { keepAlive } from "../process/loop.ts";
 import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
 import { SyscallError, errno, exit, getpid, kill, strsignal, yieldCpu } from "../sys/libc.ts";
-import { publishTarget, watchChild } from "../sys/native.ts";
+import { available as nativeAvailable, publishTarget, watchChild } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
 
@@ -189,25 +189,31 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
   // Before listen(): giving up the terminal raises SIGHUP and SIGCONT that must not be forwarded.
   const takeTerminal = cfg.setsid && releaseTerminal();
 
-  listen(
-    plan,
-    (sig, forwarded) => {
-      if (sig === SIG.CHLD) {
-        if (log.level >= 4) log.debug("Received SIGCHLD");
-        afterReap(reapAllRaw(onReapedRaw));
-        return;
-      }
-      if (cfg.stopSignals.has(sig)) stop.trigger(`received ${signalName(sig)}`);
-      if (!forwarded) return forward(sig);
-      if (log.level < 4) return;
-      const out = outputOf(sig);
-      if (out === 0) log.debug(`Dropping signal: '${strsignal(sig)}'`);
-      else log.debug(`Passing signal: '${strsignal(out)}'`);
-    },
-    outputOf,
-    // Stop signals start the grace clock now; a forward alone needs no JavaScript.
-    (sig) => cfg.stopSignals.has(sig) || log.level >= 4,
-  );
+  const startListening = () =>
+    listen(
+      plan,
+      (sig, forwarded) => {
+        if (sig === SIG.CHLD) {
+          if (log.level >= 4) log.debug("Received SIGCHLD");
+          afterReap(reapAllRaw(onReapedRaw));
+          return;
+        }
+        if (cfg.stopSignals.has(sig)) stop.trigger(`received ${signalName(sig)}`);
+        if (!forwarded) return forward(sig);
+        if (log.level < 4) return;
+        const out = outputOf(sig);
+        if (out === 0) log.debug(`Dropping signal: '${strsignal(sig)}'`);
+        else log.debug(`Passing signal: '${strsignal(out)}'`);
+      },
+      outputOf,
+      // Stop signals start the grace clock now; a forward alone needs no JavaScript.
+      (sig) => cfg.stopSignals.has(sig) || log.level >= 4,
+    );
+  // In the single file every signal has been blocked since the stub's first instruction:
+  // what arrives before listen() waits, pending, so the child may start first and its
+  // exec overlap our set-up. Without the stub, the runtime's other threads would take a
+  // signal at its default action (SIGTERM would end us): listen first.
+  if (!nativeAvailable) startListening();
 
   const outcome = spawnProgram(cfg.program, {
     envp,
@@ -222,6 +228,7 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
     exit(remap(outcome.code));
   }
   setMain({ pid: outcome.pid, adopted: false });
+  if (nativeAvailable) startListening();
   log.info(`Spawned child process '${Buffer.from(cfg.program[0]!).toString()}' with pid '${outcome.pid}'`);
   keepAlive();
 }
