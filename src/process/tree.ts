@@ -4,7 +4,7 @@ import type * as fs from "node:fs";
 
 // Loaded on first use: node:fs costs milliseconds of start-up that tini's mode never needs.
 const nodeFs = (): typeof fs => require("node:fs");
-import { close, getpid, pidfdOpen, pidfdSendSignal } from "../sys/libc.ts";
+import { close, getpid, pidfdOpen, pidfdSendSignal, readLink } from "../sys/libc.ts";
 
 /** /proc/PID/stat: the fields after the parenthesised command (which may contain spaces). */
 function statFields(pid: number): string[] | null {
@@ -46,11 +46,10 @@ export function commandOf(pid: number): string {
  * every pid we read there would name a different process.
  */
 export function procIsOurs(): boolean {
-  try {
-    return Number(nodeFs().readlinkSync("/proc/self")) === getpid();
-  } catch {
-    return false;
-  }
+  // Through libc: as a subreaper this runs before the spawn, where node:fs would cost
+  // milliseconds.
+  const self = readLink("/proc/self");
+  return self !== null && Number(self) === getpid();
 }
 
 export function childrenOf(pid: number): number[] {
