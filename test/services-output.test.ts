@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { OutputMux, type OutputOptions } from "../src/services/output.ts";
-import { JsonFormatter, type LineTarget } from "../src/services/output-format.ts";
+import { JsonFormatter, PrefixFormatter, prefixBytes, type LineTarget } from "../src/services/output-format.ts";
 import { close, pipe, sigset, spawn, waitpid, WNOHANG } from "../src/sys/libc.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 
@@ -382,6 +382,73 @@ describe("every line length", () => {
       .split("\n")
       .map((l) => JSON.parse(l).line);
     expect(got).toEqual(lines);
+  });
+});
+
+describe("the formatters' word-at-a-time loops", () => {
+  // They read and write four or eight bytes at a time and look for the newline (and, in
+  // JSON, the bytes to escape) in whole words: every special byte at every position in a
+  // word, lines of every length around SHORT_LINE (128), blocks ending anywhere near the end
+  // of their buffer, and output buffers that fill up mid-block must all give exact bytes.
+  const pieces = ["a", "bc", "def", '"', "\\", "\t", "\n", "\u0001", "\u001f", "\u007f", "\u00e9", "\u20ac", "\u{1F600}", " "];
+  let seed = 11;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const randomLine = () => {
+    const target = [rand(12), rand(140), 120 + rand(16), rand(400)][rand(4)]!;
+    let line = "";
+    while (Buffer.byteLength(line) < target) line += rand(3) === 0 ? pieces[rand(pieces.length)]! : "x".repeat(1 + rand(9));
+    return line.replaceAll("\n", "");
+  };
+  /** A LineTarget that hands out small buffers, so that blocks span several of them. */
+  const smallTarget = () => {
+    const done: Buffer[] = [];
+    const t = {
+      buf: Buffer.alloc(4096, 0xee),
+      len: 0,
+      room(n: number) {
+        if (t.buf.length - t.len >= n) return;
+        done.push(Buffer.from(t.buf.subarray(0, t.len)));
+        t.buf = Buffer.alloc(Math.max(4096, n), 0xee);
+        t.len = 0;
+      },
+      bytes: () => Buffer.concat([...done, t.buf.subarray(0, t.len)]),
+    };
+    return t;
+  };
+  /** The block inside a larger buffer (at an odd offset of its memory): `before` newlines ahead of it, `after` bytes of text behind it. */
+  const embed = (block: Buffer, before: number, after: number) => {
+    const whole = Buffer.alloc(3 + before + block.length + after, 0x79);
+    whole.fill(0x0a, 0, 3 + before);
+    block.copy(whole, 3 + before);
+    return whole.subarray(3);
+  };
+
+  test("prefix and JSON of random lines are byte for byte what a plain reference gives", () => {
+    const ms = Date.UTC(2024, 4, 1, 12, 34, 56, 789);
+    for (let round = 0; round < 150; round++) {
+      const lines = Array.from({ length: 1 + rand(60) }, randomLine);
+      const block = Buffer.from(lines.map((l) => `${l}\n`).join(""));
+      const before = rand(9);
+      const after = rand(3) === 0 ? 0 : rand(150);
+      const src = embed(block, before, after);
+      // Short names and one whose JSON head is longer than 96 bytes (another path).
+      const name = ["web", "a\"b", "s\u00e9rvice-\u20ac", "a-service-name-long-enough-for-a-long-json-head"][round % 4]!;
+
+      const prefix = prefixBytes(name, 8, round % 2 ? round % 10 : null);
+      const p = smallTarget();
+      new PrefixFormatter(prefix).lines(p, src, before, before + block.length);
+      expect(p.bytes()).toEqual(Buffer.concat(lines.map((l) => Buffer.concat([prefix, Buffer.from(`${l}\n`)]))));
+
+      const fmt = new JsonFormatter(name, "stdout");
+      fmt.stamp(ms);
+      const j = smallTarget();
+      fmt.lines(j, src, before, before + block.length);
+      const ts = new Date(ms).toISOString();
+      const expected = lines
+        .map((l) => `{"ts":"${ts}","service":${JSON.stringify(name)},"stream":"stdout","line":${JSON.stringify(l)}}\n`)
+        .join("");
+      expect(j.bytes().toString()).toBe(expected);
+    }
   });
 });
 
