@@ -11,7 +11,7 @@ export type SignalName = keyof typeof SIG;
 export const SIGRTMIN = 34;
 export const SIGRTMAX = 64;
 
-// The tables below are built on first use: each built-in's first call costs start-up time.
+// signalName's table, built on first use: each built-in's first call costs start-up time.
 let nameByNumber: Map<number, string> | null = null;
 
 /** Signals tini forwards to the child (SIGCHLD drives reaping instead). */
