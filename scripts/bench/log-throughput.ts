@@ -12,6 +12,9 @@
 //  - "prefix", "json": the producers' pipes read by an OutputMux writing to OUT, run in a
 //    fresh Bun process (so its CPU time is the mux's alone, start-up excluded; its output
 //    worker's thread included);
+//  - "prefix-warm", "json-warm": the same mux, timed on a second pass after an untimed
+//    first one, once the JIT has compiled the hot loops (the floor under the cold figure:
+//    what one process's JIT warm-up, paid once in its life, takes out of a 2-second burst);
 //  - "prefix-main", "json-main": the same with the mux on the main thread (thread: "main",
 //    Bun's pipe reader: what runs when the worker cannot start).
 // OUT is /dev/null unless given. Wall time runs from the producers' spawn to the last byte out.
@@ -37,8 +40,8 @@ import { prepare, type Built } from "./lib/prepare.ts";
 import { summarize } from "./lib/stats.ts";
 
 export type LogWorkload = "short" | "long";
-export type LogSubject = "cat" | "bun-read" | "prefix" | "json" | "prefix-main" | "json-main";
-export const SUBJECTS: readonly LogSubject[] = ["cat", "bun-read", "prefix", "json", "prefix-main", "json-main"];
+export type LogSubject = "cat" | "bun-read" | "prefix" | "json" | "prefix-warm" | "json-warm" | "prefix-main" | "json-main";
+export const SUBJECTS: readonly LogSubject[] = ["cat", "bun-read", "prefix", "json", "prefix-warm", "json-warm", "prefix-main", "json-main"];
 
 export interface LogThroughputOptions {
   subject: LogSubject;
@@ -171,6 +174,16 @@ async function runChild(subject: Exclude<LogSubject, "cat">, out: string, files:
     subject === "bun-read" ? null : new OutputMux({ format, thread, names, color: false, stdoutFd: outFd, stderrFd: outFd });
   // The worker starts on its own thread: measure from when it runs.
   if (mux) await mux.started();
+  if (mux && subject.endsWith("-warm")) {
+    // The untimed pass: every line of it through the same worker, to its end.
+    for (const [i, f] of files.entries()) {
+      const [r, w] = pipe();
+      Bun.spawn(["cat", f], { stdout: w });
+      close(w);
+      mux.attach(names[i]!, "stdout", r);
+    }
+    await Promise.all(names.map((n) => mux.outputEnded(n)));
+  }
   const lag = sampleLoopLag();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();

@@ -53,6 +53,8 @@ export const LOG_SUBJECTS: readonly Subject[] = [
   subject("bun-read", "Bun read only (floor)", "a Bun process reading the pipes with Bun.file(fd).stream(), discarding the bytes"),
   subject("pidone-prefix", "**pidone** prefix", "pidone's output multiplexer, prefixed lines (worker thread)"),
   subject("pidone-json", "**pidone** JSON", "pidone's output multiplexer, JSON lines (worker thread)"),
+  subject("pidone-prefix-warm", "pidone prefix, JIT warm", "the same, timed on a second pass once the JIT has compiled the hot loops"),
+  subject("pidone-json-warm", "pidone JSON, JIT warm", "the same, JSON lines"),
   subject("pidone-prefix-main", "pidone prefix, main thread", "the multiplexer on the main thread (when the worker cannot start)"),
   subject("pidone-json-main", "pidone JSON, main thread", "the same, JSON lines"),
 ];
@@ -62,6 +64,8 @@ const LOG_ID: Record<LogSubject, string> = {
   "bun-read": "bun-read",
   prefix: "pidone-prefix",
   json: "pidone-json",
+  "prefix-warm": "pidone-prefix-warm",
+  "json-warm": "pidone-json-warm",
   "prefix-main": "pidone-prefix-main",
   "json-main": "pidone-json-main",
 };
@@ -102,7 +106,8 @@ async function throughput(workload: LogWorkload, plan: LogsPlan, say: (s: string
       `written by \`cat FILE\` into ${workload === "short" ? "two pipes" : "one pipe"}, to /dev/null; ` +
       "wall time from the producers' spawn to the last byte out; floor: the same producers into one pipe read by `cat`",
     "pidone-*: src/services/output.ts's OutputMux, the code of pidone's services mode, run by Bun from source in a fresh " +
-      "process (start-up excluded); -main: the same with the mux on the main thread; bun-read: Bun reading the pipes, " +
+      "process (start-up excluded); -warm: timed on a second pass through the same mux, the JIT's one-time warm-up set " +
+      "apart; -main: the same with the mux on the main thread; bun-read: Bun reading the pipes, " +
       "no mux; cpuMsPerMB: the reader's CPU (user + system) per MB; timerGapP99Ms: p99 gap of a 1 ms timer in the reader",
   );
   say(`${m.id}: cat ${catMBps.toFixed(0)} MB/s, prefix ${median(m.series["pidone-prefix"]!).toFixed(0)} MB/s, json ${median(m.series["pidone-json"]!).toFixed(0)} MB/s`);
