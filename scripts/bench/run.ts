@@ -36,7 +36,7 @@ const plan = smoke
   ? { startup: 10, signals: 30, exitRounds: 5, exitSettle: 20, orphans: 500, stormRounds: 1, zombies: 200, drainRounds: 1, idleS: 1, idleSettle: 300, docker: 1,
       logs: { runs: 1, scale: 0.01, signals: 20, rounds: 1 } }
   : { startup: 300, signals: 1000, exitRounds: 80, exitSettle: 20, orphans: 20_000, stormRounds: 1, zombies: 5000, drainRounds: 15, idleS: 10, idleSettle: 1000, docker: 5,
-      logs: { runs: 5, scale: 1, signals: 300, rounds: 2 } };
+      logs: { runs: 5, scale: 1, signals: 300, rounds: 4 } };
 const FAMILIES = ["startup", "signal", "exit", "reaping", "idle", "docker", "size", "logs"] as const;
 const only = new Set<string>(values.only ? values.only.split(",") : FAMILIES);
 const runs = (f: Family) =>
