@@ -48,7 +48,11 @@ try {
   // pidone's payload always carries src/sys/native.ts's magic: if the packer did not find
   // it, the stub and native.ts disagree on the shared area's version, and the single
   // file would quietly run without its native helper.
-  if (!packed.native) throw new Error(`${outfile}: the payload lacks the stub's magic ${NATIVE_MARKER}: stub.c, src/sys/native.ts and scripts/pack/pack.ts must agree`);
+  if (!packed.native) {
+    throw new Error(
+      `${outfile}: the payload lacks the stub's magic ${NATIVE_MARKER}: stub.c, src/sys/native.ts and scripts/pack/pack.ts must agree`,
+    );
+  }
 } catch (e) {
   // Without a C compiler the stub cannot be built: keep a working dist/pidone (the plain
   // executable, which runs on this glibc machine) and say what is missing.
