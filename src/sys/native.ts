@@ -48,6 +48,7 @@ const ACT_QUEUE = 0;
 const ACT_DROP = 127;
 const ACT_QUIET = 128;
 const NSIG = 65;
+const SIGCHLD = 17;
 
 interface Shared {
   bytes: Uint8Array;
@@ -153,7 +154,7 @@ export function startIntake(signals: readonly number[], onSignal: NativeSignalHa
   const seen = new Uint32Array(NSIG);
   const counts = s.u32.subarray(AT.count / 4, AT.count / 4 + NSIG);
   seen.set(counts);
-  const order = [...signals.filter((x) => x !== 17), ...signals.filter((x) => x === 17)];
+  const order = [...signals.filter((x) => x !== SIGCHLD), ...signals.filter((x) => x === SIGCHLD)];
   const drain = () => {
     for (const sig of order) {
       // Acquire (Atomics is sequentially consistent): a count seen here comes with
@@ -191,8 +192,6 @@ export function startIntake(signals: readonly number[], onSignal: NativeSignalHa
 }
 
 // ---------------------------------------------------------------- reaping
-
-const SIGCHLD = 17;
 
 /**
  * The child whose exit status pidone needs (its main program), or 0 for none; with
