@@ -70,14 +70,28 @@ export function tempDir(prefix = "pidone-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Children of a pid, from /proc (needs Linux >= 3.5 with CONFIG_PROC_CHILDREN). */
-export async function childrenOf(pid: number): Promise<number[]> {
+/** The children on one thread's list, from /proc (needs Linux >= 3.5 with CONFIG_PROC_CHILDREN); [] once it is gone. */
+async function taskChildren(pid: number, tid: number | string): Promise<number[]> {
   try {
-    const text = await Bun.file(`/proc/${pid}/task/${pid}/children`).text();
+    const text = await Bun.file(`/proc/${pid}/task/${tid}/children`).text();
     return text.trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
     return [];
   }
+}
+
+/** Children of a pid: those on its main thread's list (all of a single-threaded process's). */
+export function childrenOf(pid: number): Promise<number[]> {
+  return taskChildren(pid, pid);
+}
+
+/** Children on every thread's list: an orphan goes to any live thread of its reaper. */
+export async function childrenOfAllThreads(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const tid of await Array.fromAsync(new Bun.Glob("*").scan({ cwd: `/proc/${pid}/task`, onlyFiles: false }))) {
+    out.push(...(await taskChildren(pid, tid)));
+  }
+  return out;
 }
 
 /** All descendants of a pid, depth first. */

@@ -2,13 +2,13 @@
 // the single file reaps orphans in C, tini's way, and keeps only the main child's status
 // for JavaScript; where pidone needs every status (--wait-all, -w, debug logging) its
 // JavaScript reaps as before. The handler's own counter (struct shared's `reaped`) is
-// read from outside, through /proc/PID/auxv (AT_PIDONE: the shared area's address) and
-// /proc/PID/mem, to tell which of the two did the reaping.
+// read from outside, through /proc/PID/maps and /proc/PID/mem (see sharedArea), to tell
+// which of the two did the reaping.
 // With PIDONE_BIN=dist/pidone-glibc the behaviour is checked without the counters.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, openSync, readFileSync, readSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { AS_PID1, PIDONE, ROOT, pid1Of, processState, run, start, waitFor, type Started } from "./helpers.ts";
+import { AS_PID1, PIDONE, ROOT, childrenOfAllThreads, pid1Of, processState, run, start, waitFor, type Started } from "./helpers.ts";
 import { NATIVE } from "./fixtures/native-lib.ts";
 
 setDefaultTimeout(60_000);
@@ -68,23 +68,9 @@ const nativelyReaped = (pid: number) => sharedWord(pid, REAPED_AT);
 /** Has pidone let on_signal reap (struct shared's `reap`)? */
 const reapingNatively = (pid: number) => sharedWord(pid, REAP_AT) !== 0;
 
-/** pidone's children, from every thread's list: an orphan goes to any live thread of the reaper. */
-async function allChildren(pid: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const tid of await Array.fromAsync(new Bun.Glob("*").scan({ cwd: `/proc/${pid}/task`, onlyFiles: false }))) {
-    try {
-      const text = await Bun.file(`/proc/${pid}/task/${tid}/children`).text();
-      out.push(...text.trim().split(/\s+/).filter(Boolean).map(Number));
-    } catch {
-      // the thread ended
-    }
-  }
-  return out;
-}
-
 async function zombieChildren(pid: number): Promise<number> {
   let n = 0;
-  for (const c of await allChildren(pid)) if ((await processState(c)) === "Z") n++;
+  for (const c of await childrenOfAllThreads(pid)) if ((await processState(c)) === "Z") n++;
   return n;
 }
 
@@ -119,7 +105,7 @@ describe("reaping in the signal handler, as PID 1", () => {
     const N = 500;
     const { p, pid1 } = await startPid1([], `read go; ${orphans(N)}; echo made; read done; exit 7`);
     try {
-      await waitFor(async () => (await allChildren(pid1)).length === 1, 15_000, "the main child");
+      await waitFor(async () => (await childrenOfAllThreads(pid1)).length === 1, 15_000, "the main child");
       // Stopped between its spawn and publishing the watch, pidone has not let the
       // handler reap yet, by design: its JavaScript would then drain the backlog.
       if (NATIVE) await waitFor(() => reapingNatively(pid1), 15_000, "pidone to let its handler reap");
@@ -131,7 +117,7 @@ describe("reaping in the signal handler, as PID 1", () => {
       await p.waitStdout("made", 30_000);
       await waitFor(async () => (await zombieChildren(pid1)) >= N, 30_000, `${N} zombies on the stopped pidone`);
       process.kill(pid1, "SIGCONT");
-      await waitFor(async () => (await zombieChildren(pid1)) === 0 && (await allChildren(pid1)).length === 1, 30_000, "the backlog to drain");
+      await waitFor(async () => (await zombieChildren(pid1)) === 0 && (await childrenOfAllThreads(pid1)).length === 1, 30_000, "the backlog to drain");
       // The count follows each wait4: the last zombie may be gone a moment before it.
       if (NATIVE) await waitFor(() => nativelyReaped(pid1) - before >= N, 10_000, `the handler to count ${N} reaped`);
       p.write("\n");
@@ -146,7 +132,7 @@ describe("reaping in the signal handler, as PID 1", () => {
     const { p, pid1 } = await startPid1([], `${orphans(300)}; echo made; read done; exit 0`);
     try {
       await p.waitStdout("made");
-      await waitFor(async () => (await zombieChildren(pid1)) === 0 && (await allChildren(pid1)).length === 1, 30_000, "no zombie left");
+      await waitFor(async () => (await zombieChildren(pid1)) === 0 && (await childrenOfAllThreads(pid1)).length === 1, 30_000, "no zombie left");
       if (NATIVE) await waitFor(() => nativelyReaped(pid1) >= 300, 10_000, "the handler to count 300 reaped");
       p.write("\n");
       expect(await p.exit()).toBe(0);
@@ -197,7 +183,7 @@ describe("where pidone needs every status, its JavaScript reaps", () => {
     try {
       await p.waitStdout("made");
       await waitFor(
-        async () => (await allChildren(pid1)).length === 2 && (await zombieChildren(pid1)) === 0,
+        async () => (await childrenOfAllThreads(pid1)).length === 2 && (await zombieChildren(pid1)) === 0,
         15_000,
         "the quick orphans reaped, the waiting one adopted",
       );
@@ -252,7 +238,7 @@ describe("--pause", () => {
       const r = await run(["nsenter", "-t", String(pid1), "-p", "-m", "sh", "-c", orphans(100)]);
       expect(r.code).toBe(0);
       if (NATIVE) await waitFor(() => nativelyReaped(pid1) >= 100, 15_000, "the handler to reap 100 orphans");
-      await waitFor(async () => (await allChildren(pid1)).length === 0, 15_000, "no child left");
+      await waitFor(async () => (await childrenOfAllThreads(pid1)).length === 0, 15_000, "no child left");
       process.kill(pid1, "SIGTERM");
       expect(await p.exit()).toBe(0);
     } finally {
@@ -274,7 +260,7 @@ describe.skipIf(!ARM64)("arm64 under qemu-user (PIDONE_ARM64)", () => {
       try {
         const pid1 = await pid1Of(p.proc.pid);
         await p.waitStdout("made", 60_000);
-        await waitFor(async () => (await zombieChildren(pid1)) === 0 && (await allChildren(pid1)).length === 1, 30_000, "no zombie left");
+        await waitFor(async () => (await zombieChildren(pid1)) === 0 && (await childrenOfAllThreads(pid1)).length === 1, 30_000, "no zombie left");
         p.write("\n");
         expect(await p.exit(60_000)).toBe(code);
       } finally {
