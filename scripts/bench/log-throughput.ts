@@ -174,23 +174,23 @@ async function runChild(subject: Exclude<LogSubject, "cat">, out: string, files:
     subject === "bun-read" ? null : new OutputMux({ format, thread, names, color: false, stdoutFd: outFd, stderrFd: outFd });
   // The worker starts on its own thread: measure from when it runs.
   if (mux) await mux.started();
+  /** A producer: `cat FILE` writing into a new pipe, whose read end is returned. */
+  const produce = (file: string) => {
+    const [r, w] = pipe();
+    Bun.spawn(["cat", file], { stdout: w });
+    close(w);
+    return r;
+  };
   if (mux && subject.endsWith("-warm")) {
     // The untimed pass: every line of it through the same worker, to its end.
-    for (const [i, f] of files.entries()) {
-      const [r, w] = pipe();
-      Bun.spawn(["cat", f], { stdout: w });
-      close(w);
-      mux.attach(names[i]!, "stdout", r);
-    }
+    files.forEach((f, i) => mux.attach(names[i]!, "stdout", produce(f)));
     await Promise.all(names.map((n) => mux.outputEnded(n)));
   }
   const lag = sampleLoopLag();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const reads = files.map(async (f, i) => {
-    const [r, w] = pipe();
-    Bun.spawn(["cat", f], { stdout: w });
-    close(w);
+    const r = produce(f);
     if (mux) mux.attach(names[i]!, "stdout", r);
     else {
       setPipeSize(r, 256 * 1024); // as the multiplexer does
