@@ -34,6 +34,22 @@ describe.skipIf(!NATIVE)("a SIGTERM sent while the runtime is still starting", (
   }
 });
 
+// The single file spawns the child before it installs its signal handlers: a signal the
+// child sends pidone the moment it runs lands in that window, pending, and must still
+// reach the child (the plain file installs them first, and must behave the same).
+describe("a signal the child sends pidone as soon as it runs", () => {
+  const child = ["sh", "-c", "kill -TERM $PPID; exec sleep 100"];
+  // Exits 143 with no signal of its own: killed by SIGTERM it would show signalCode
+  // (unshare re-raises what killed its child).
+  const exitsForwarded = async (cmd: string[]) => {
+    const p = start(cmd);
+    expect(await p.exit(), p.stderr()).toBe(143);
+    expect(p.proc.signalCode).toBeNull();
+  };
+  test("as PID 1: forwarded back to the child, and pidone exits 143", () => exitsForwarded([...AS_PID1, PIDONE, "--", ...child]));
+  test("not PID 1: not fatal; forwarded back, and pidone exits 143", () => exitsForwarded([PIDONE, "-s", "--", ...child]));
+});
+
 describe.skipIf(!NATIVE)("signals process.on cannot catch", () => {
   const ways = [
     { name: "as PID 1", prefix: [...AS_PID1, PIDONE], pid1: true },
