@@ -607,14 +607,17 @@ static const char hidden_names[] = "BUN_\0LD_\0MALLOC_\0MIMALLOC_\0GLIBC_TUNABLE
  * README): Bun's GC timer off (about 14 wake-ups a second otherwise); JavaScriptCore
  * without the concurrent JIT's worker threads, without the thread that pre-faults heap
  * blocks, and without timer-driven collections (an eden GC 7 s after start, helper
- * threads waking for 20 s): 2 threads instead of 5, no wake-up at all once idle, and
- * start-up faster, not slower. Garbage is still collected as allocation demands.
+ * threads waking for 20 s); and mimalloc without its scavenger thread, which purges
+ * freed pages from a 30 s timer (the allocating thread purges them itself instead):
+ * 1 thread instead of 5, no wake-up at all once idle, and start-up faster, not slower.
+ * Garbage is still collected as allocation demands.
  */
 static const char runtime_settings[] =
     "BUN_GC_TIMER_DISABLE=1\0"
     "BUN_JSC_useConcurrentJIT=false\0"
     "BUN_JSC_useWarmUpMarkedBlocks=false\0"
-    "BUN_JSC_collectionTimerMaxPercentCPU=0\0";
+    "BUN_JSC_collectionTimerMaxPercentCPU=0\0"
+    "MIMALLOC_SCAVENGER=0\0";
 
 static int hidden(const char *entry) {
   for (const char *h = hidden_names; *h; h += length(h) + 1)
