@@ -4,7 +4,7 @@ import type { RunConfig } from "../cli/options.ts";
 import { log } from "../log/logger.ts";
 import { keepAlive } from "../process/loop.ts";
 import { reapAll } from "../process/reap.ts";
-import { mayReapNatively, setUpReaping } from "../process/reaper.ts";
+import { checkReaping, mayReapNatively, setUpReaping } from "../process/reaper.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { listen, planSignals } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
@@ -14,6 +14,7 @@ import { TreeStop } from "../supervisor/stop.ts";
 
 export function runPause(cfg: RunConfig, inherited: Inheritance): void {
   setUpReaping(cfg);
+  checkReaping();
 
   let stopping = false;
   const done = () => exit(0);

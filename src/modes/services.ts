@@ -6,7 +6,7 @@ import { buildPlan, check, stopLevels, type ServicePlan, type ServiceSpec, type 
 import { log, print } from "../log/logger.ts";
 import { keepAlive } from "../process/loop.ts";
 import { reapAll, exitCodeOf, type ExitStatus } from "../process/reap.ts";
-import { setUpReaping } from "../process/reaper.ts";
+import { checkReaping, setUpReaping } from "../process/reaper.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { launch, type LaunchContext } from "../services/launch.ts";
 import { OutputMux } from "../services/output.ts";
@@ -57,6 +57,7 @@ export function runServices(
     exit(EXIT_CONFIG);
   }
   setUpReaping(cfg);
+  checkReaping();
 
   const format = plan.settings.logFormat;
   const mux =

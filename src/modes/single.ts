@@ -8,7 +8,7 @@
 import type { RunConfig } from "../cli/options.ts";
 import { log } from "../log/logger.ts";
 import { decodeStatus, exitCodeOf, reapAll, reapAllRaw, type ExitStatus } from "../process/reap.ts";
-import { mayReapNatively, setUpReaping } from "../process/reaper.ts";
+import { checkReaping, mayReapNatively, setUpReaping } from "../process/reaper.ts";
 import { releaseTerminal, spawnProgram } from "../process/spawn.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { descendantsOf, parentOf, processGroupOf } from "../process/tree.ts";
@@ -223,6 +223,9 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
     newSession: cfg.setsid,
     takeTerminal,
   });
+  // tini warns before it spawns; the warning (and consola's set-up for it) waits until
+  // the child runs, off its path, and still comes before any message of ours about it.
+  checkReaping();
   if (!outcome.ok) {
     log.fatal(outcome.message);
     exit(remap(outcome.code));

@@ -22,11 +22,14 @@ export function mayReapNatively(cfg: { waitAll: boolean; warnOnReap: boolean; pi
   return !cfg.waitAll && !cfg.warnOnReap && !cfg.pidfile && log.level < 4;
 }
 
-/** What every mode does first: -p, -s, and tini's warning when orphans would not reach us. */
+/**
+ * What every mode does first: -p and -s (before any child exists: an orphan must find us
+ * registered). tini's warning when orphans would not reach us is checkReaping's, which
+ * tini's mode calls once its child runs.
+ */
 export function setUpReaping(cfg: { pdeathsig: number; subreaper: boolean }): void {
   if (cfg.pdeathsig) setParentDeathSignal(cfg.pdeathsig);
   if (cfg.subreaper) registerSubreaper();
-  checkReaping();
 }
 
 export function setParentDeathSignal(sig: number): void {
