@@ -38,10 +38,28 @@ describe("exit codes with -e (tini's exit code test)", () => {
     }
   });
 
+  // Not PID 1 and no -s: nothing to sweep, so in the single file the signal handler that
+  // reaps the main child also exits for pidone, through the table pidone built for it.
+  test("without -s too (the single file exits from its handler): -e N remaps N to 0 and leaves N+1, for each code", async () => {
+    const wrong = (
+      await mapLimit(CODES, IN_FLIGHT, async (code) => {
+        const next = String((code + 1) % 256);
+        const remapped = await run([PIDONE, "-e", next, "-e", String(code), "--", "sh", "-c", `exit ${code}`]);
+        const kept = await run([PIDONE, "-e", next, "--", "sh", "-c", `exit ${code}`]);
+        if (remapped.code !== 0) return `-e ${code}: exited ${remapped.code} (${remapped.stderr.trim()})`;
+        return kept.code === code ? null : `-e ${next} only: exited ${kept.code}, not ${code} (${kept.stderr.trim()})`;
+      })
+    ).filter(Boolean);
+    expect(wrong).toEqual([]);
+  }, 180_000);
+
   test("-e applies to 128+N too: -e 143 turns a child killed by SIGTERM into 0", async () => {
     const killself = await cHelper("core-killself");
     expect((await run([PIDONE, "-s", "-e", "143", "--", killself, "15"])).code).toBe(0);
     expect((await run([PIDONE, "-s", "-e", "142", "--", killself, "15"])).code).toBe(143);
+    expect((await run([PIDONE, "-e", "143", "--", killself, "15"])).code).toBe(0);
+    expect((await run([PIDONE, "-e", "142", "--", killself, "15"])).code).toBe(143);
+    expect((await run([PIDONE, "--", killself, "9"])).code).toBe(137);
   });
 });
 

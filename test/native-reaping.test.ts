@@ -14,8 +14,8 @@ import { NATIVE } from "./fixtures/native-lib.ts";
 setDefaultTimeout(60_000);
 
 /** struct shared in scripts/stub/stub.c: its magic and size, and offsetof(reaped). */
-const MAGIC = Buffer.from("pidone-native-3\0", "latin1");
-const SIZE = 1728;
+const MAGIC = Buffer.from("pidone-native-4\0", "latin1");
+const SIZE = 1984;
 const REAP_AT = 1704;
 const REAPED_AT = 1720;
 

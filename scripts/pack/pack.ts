@@ -58,7 +58,7 @@ export const MEMFD_PREFIX = "pidone:";
  * bytes hold it takes over from the stub's native helper, so the stub may block signals
  * and rebuild the environment for it. test/native-reaping.test.ts checks the three agree.
  */
-export const NATIVE_MARKER = "pidone-native-3";
+export const NATIVE_MARKER = "pidone-native-4";
 
 export interface PackInput {
   /** Bun's executable. */

@@ -287,11 +287,11 @@ static const struct manifest *manifest(void) {
 /*
  * One page of state pidone and this file share for the life of the process (the
  * writable stub segment; src/sys/native.ts mirrors the layout and checks magic and
- * size). pidone writes target, sig_target, pipe, action, reap and watch; on_signal
- * reads them and writes count, reaped, watch and the watched record; everything else is
- * written once, here, before the runtime exists.
+ * size). pidone writes target, sig_target, pipe, action, reap, watch and the exit
+ * table; on_signal reads them and writes count, reaped, watch and the watched record;
+ * everything else is written once, here, before the runtime exists.
  */
-#define SHARED_MAGIC "pidone-native-3"
+#define SHARED_MAGIC "pidone-native-4"
 #define NSIG 65            /* signals 1..64; index 0 unused */
 #define MAX_FDS 256
 #define FDS_UNKNOWN 0xffffffffu
@@ -331,7 +331,13 @@ struct shared {
   s32 watched_status;
   /* Children reaped here in all (wraps), for tests and diagnostics. */
   u32 reaped;
-  u32 pad;
+  /* Nonzero: once the watched pid is reaped here, the process ends right away with
+   * exit_code[code], code being tini's (the exit status, or 128 + the signal). Set by
+   * pidone, before `watch`, only where nothing is left for it to do at that point
+   * (tini's mode, no whole-tree stop, nothing to log): its JavaScript would only call
+   * _exit after a turn of the event loop. */
+  u32 exit_on_watched;
+  u8 exit_code[256];
 };
 _Static_assert(__builtin_offsetof(struct shared, mask) == 40, "_start writes the mask at pidone_shared+40");
 _Static_assert(__builtin_offsetof(struct shared, target) == 56, "src/sys/native.ts");
@@ -342,7 +348,9 @@ _Static_assert(__builtin_offsetof(struct shared, sig_target) == 1432, "src/sys/n
 _Static_assert(__builtin_offsetof(struct shared, reap) == 1704, "src/sys/native.ts");
 _Static_assert(__builtin_offsetof(struct shared, watched_pid) == 1712, "src/sys/native.ts");
 _Static_assert(__builtin_offsetof(struct shared, reaped) == 1720, "src/sys/native.ts");
-_Static_assert(sizeof(struct shared) == 1728, "src/sys/native.ts");
+_Static_assert(__builtin_offsetof(struct shared, exit_on_watched) == 1724, "src/sys/native.ts");
+_Static_assert(__builtin_offsetof(struct shared, exit_code) == 1728, "src/sys/native.ts");
+_Static_assert(sizeof(struct shared) == 1984, "src/sys/native.ts");
 
 __attribute__((used, aligned(64))) struct shared pidone_shared = {
     .magic = SHARED_MAGIC,
@@ -402,20 +410,30 @@ __attribute__((used)) const u64 early_block = ~(RUNTIME_SIGNALS | UNBLOCKABLE);
  * its exit brings another SIGCHLD: by induction, the last exit is answered by an ECHILD
  * here or in pidone's own loop. A storm of orphans then costs pidone no event-loop turn
  * per exit, only this loop, as in tini.
+ *
+ * With exit_on_watched, the watched pid's end is pidone's own, as in tini: once the loop
+ * has taken every zombie there is, the process exits with the table's code. The record
+ * is written all the same, for a pidone whose loop got there first.
  */
 static int reap_children(struct shared *s) {
   int wake = 0;
+  s32 exit_code = -1;
   for (;;) {
     s32 status = 0;
     s64 pid = sys(NR_wait4, -1, &status, WNOHANG, 0, 0, 0);
-    if (pid < 0) return 1;
-    if (pid == 0) return wake;
+    if (pid <= 0) {
+      if (exit_code >= 0)
+        for (;;) sys(NR_exit_group, s->exit_code[exit_code], 0, 0, 0, 0, 0);
+      return pid < 0 ? 1 : wake;
+    }
     __atomic_fetch_add(&s->reaped, 1, __ATOMIC_RELAXED);
     s32 expected = (s32)pid;
     if (__atomic_compare_exchange_n(&s->watch, &expected, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
       __atomic_store_n(&s->watched_status, status, __ATOMIC_RELAXED);
       __atomic_store_n(&s->watched_pid, (s32)pid, __ATOMIC_RELEASE);
       wake = 1;
+      if (__atomic_load_n(&s->exit_on_watched, __ATOMIC_ACQUIRE))
+        exit_code = (status & 0x7f) ? 128 + (status & 0x7f) : (status >> 8) & 0xff;
     }
   }
 }

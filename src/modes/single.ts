@@ -30,6 +30,14 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
 
   let main: { pid: number; adopted: boolean } | null = null;
   const reapNatively = mayReapNatively(cfg);
+  // When the main child's end leaves nothing to do but exit (no sweep, no log line, no
+  // daemon to follow), the handler that reaps it exits for us, with this table's code.
+  const exitNatively = reapNatively && !stop.sweeping && log.level < 3;
+  let exitCodes: Uint8Array | null = null;
+  if (exitNatively) {
+    exitCodes = new Uint8Array(256);
+    for (let code = 0; code < 256; code++) exitCodes[code] = remap(code);
+  }
   // The native handler forwards to whatever main is now, without asking JavaScript; it
   // also reaps (tini's loop, in C) once it knows which status to keep for us. Reaping
   // starts here, after spawnProgram: the watch is in place before the handler may reap
@@ -38,7 +46,7 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
   const setMain = (m: { pid: number; adopted: boolean } | null) => {
     main = m;
     publishTarget(m ? (cfg.processGroup || cfg.setsid ? -m.pid : m.pid) : "queue");
-    watchChild(m ? m.pid : 0, reapNatively);
+    watchChild(m ? m.pid : 0, reapNatively, exitCodes);
   };
   let phase: "running" | "adopting" | "draining" = "running";
   let exitCode = 0;

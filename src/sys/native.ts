@@ -22,8 +22,8 @@ import {
 // ---------------------------------------------------------------- the shared area
 // struct shared in stub.c, field by field (the C side asserts the same offsets).
 const AT_PIDONE = 0x50494431;
-const MAGIC = "pidone-native-3";
-const SIZE = 1728;
+const MAGIC = "pidone-native-4";
+const SIZE = 1984;
 const AT = {
   size: 16,
   nfds: 20,
@@ -42,6 +42,8 @@ const AT = {
   watchedPid: 1712,
   watchedStatus: 1716,
   reaped: 1720,
+  exitOnWatched: 1724,
+  exitCode: 1728,
 } as const;
 const FDS_UNKNOWN = 0xffffffff;
 const ACT_QUEUE = 0;
@@ -203,10 +205,17 @@ export function startIntake(signals: readonly number[], onSignal: NativeSignalHa
  * The watch is stored before reaping is enabled, and the caller publishes it right
  * after spawning, before the event loop runs: until then the handler reaps nothing, and
  * a main child that ended meanwhile is left to pidone's own waitpid loop.
+ *
+ * With `exitCodes` (256 entries: pidone's exit code for each of tini's codes, the
+ * status or 128 + the signal), the handler that reaps `pid` also ends pidone with that
+ * code: only for a caller with nothing else to do when its main child ends. The table
+ * and its flag come before the watch, which the handler reads first.
  */
-export function watchChild(pid: number, reap: boolean): void {
+export function watchChild(pid: number, reap: boolean, exitCodes: Uint8Array | null = null): void {
   const s = shared;
   if (!s) return;
+  if (exitCodes && reap) s.bytes.set(exitCodes.subarray(0, 256), AT.exitCode);
+  Atomics.store(s.u32, AT.exitOnWatched / 4, exitCodes && reap ? 1 : 0);
   Atomics.store(s.i32, AT.watch / 4, pid);
   if (reap) Atomics.store(s.i32, AT.reap / 4, 1);
 }
