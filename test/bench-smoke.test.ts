@@ -18,6 +18,7 @@ const EXPECTED: Record<string, string[]> = {
   pidone: ["startup", "signal-pinned", "signal-unpinned", "exit", "storm", "drain", "idle-vmrss", "idle-wakeups", "size"],
   "bun-forwarder": ["startup", "signal-pinned", "exit", "drain", "idle-vmrss", "size", "signal-flood"],
   "bun-empty": ["startup", "size"],
+  "bun-exit": ["exit"],
   none: ["startup", "signal-pinned", "exit"],
   // Metric 8: the floors cat and a bare Bun reader, pidone's output worker and its fallback.
   cat: ["logs-short", "logs-long"],

@@ -83,6 +83,14 @@ const subjects: Subject[] = [
     standalone: true,
     families: fam("startup", "size"),
   },
+  {
+    id: "bun-exit",
+    label: "a Bun program's own `_exit` (floor)",
+    bin: built.bunExit,
+    prefix: [built.bunExit],
+    standalone: true,
+    families: fam("exit"),
+  },
   ...(built.bunEmptyPlain && built.pidonePlain
     ? [{ id: "bun-empty-plain", label: "empty Bun, plain (floor)", bin: built.bunEmptyPlain, prefix: [built.bunEmptyPlain], standalone: true, families: fam("startup", "size") }]
     : []),

@@ -54,7 +54,7 @@ export function judgeBudgets(metrics: readonly MetricSummary[], subject = PIDONE
   }
   {
     const m = get("exit");
-    const [p, t, f] = [med(m, who), med(m, "tini"), med(m, "bun-forwarder")];
+    const [p, t, f, own] = [med(m, who), med(m, "tini"), med(m, "bun-forwarder"), med(m, "bun-exit")];
     const ok = p !== undefined && t !== undefined;
     out.push({
       id: "exit",
@@ -62,7 +62,8 @@ export function judgeBudgets(metrics: readonly MetricSummary[], subject = PIDONE
       met: ok ? p <= 1.5 * t : null,
       detail: ok
         ? `${formatValue(p, "ms")} vs tini ${formatValue(t, "ms")} (${(p / t).toFixed(2)}×; limit ${formatValue(1.5 * t, "ms")})` +
-          (f !== undefined ? `; JS forwarder floor ${formatValue(f, "ms")} (${(f / t).toFixed(2)}×)` : "")
+          (f !== undefined ? `; JS forwarder floor ${formatValue(f, "ms")} (${(f / t).toFixed(2)}×)` : "") +
+          (own !== undefined ? `; a Bun program's own _exit ${formatValue(own, "ms")} (${(own / t).toFixed(2)}×)` : "")
         : "not measured",
     });
   }

@@ -66,7 +66,8 @@ export async function measureExit(
   settleMs: number,
 ): Promise<MetricResult> {
   const subs = taking(subjects, "exit");
-  const cmds = subs.map((s) => [...s.prefix, tools.exitlat, "child"]);
+  // A standalone subject plays `exitlat child` itself (the Bun process's own teardown).
+  const cmds = subs.map((s) => (s.standalone ? s.prefix : [...s.prefix, tools.exitlat, "child"]));
   const out = await mustRun([tools.exitlat, "drive", String(rounds), String(settleMs), ...joinCommands(cmds)], {
     timeoutMs: 600_000,
   });

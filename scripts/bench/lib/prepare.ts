@@ -54,6 +54,8 @@ export interface Built {
   /** The floors, compiled with pidone's flags, and packed as pidone is packed. */
   bunEmpty: string;
   bunForwarder: string;
+  /** A Bun program that plays `exitlat child` and _exits: the teardown of a Bun process. */
+  bunExit: string;
   /** The empty program unpacked: the floor of pidone-glibc (only when pidone is packed). */
   bunEmptyPlain: string | null;
   spawntime: string;
@@ -105,10 +107,13 @@ export async function prepare(say: (s: string) => void): Promise<Built> {
   const work = mkdtempSync(join(tmpdir(), "pidone-bench-"));
   const out = (name: string) => join(work, name);
   const helpers = ["spawntime", "siglat", "exitlat", "reapbench"] as const;
-  const floors = pidonePacked ? ["bun-empty-plain", "bun-forwarder-plain"] : ["bun-empty", "bun-forwarder"];
+  const floors = pidonePacked
+    ? ["bun-empty-plain", "bun-forwarder-plain", "bun-exit-plain"]
+    : ["bun-empty", "bun-forwarder", "bun-exit"];
   await Promise.all([
     compileBun(join(BENCH, "floors/empty.ts"), out(floors[0]!)),
     compileBun(join(BENCH, "floors/forwarder.ts"), out(floors[1]!)),
+    compileBun(join(BENCH, "breakdown/bun-exit-child.ts"), out(floors[2]!)),
     ...helpers.map((h) =>
       mustRun(["gcc", "-O2", "-Wall", "-Wextra", "-pthread", "-o", out(h), join(BENCH, "c", `${h}.c`)]),
     ),
@@ -120,6 +125,7 @@ export async function prepare(say: (s: string) => void): Promise<Built> {
     say("packing the floors as dist/pidone is packed");
     pack(out("bun-empty-plain"), out("bun-empty"));
     pack(out("bun-forwarder-plain"), out("bun-forwarder"));
+    pack(out("bun-exit-plain"), out("bun-exit"));
   }
   return {
     pidone,
@@ -127,6 +133,7 @@ export async function prepare(say: (s: string) => void): Promise<Built> {
     pidonePlain: pidonePacked && existsSync(plain) ? plain : null,
     bunEmpty: out("bun-empty"),
     bunForwarder: out("bun-forwarder"),
+    bunExit: out("bun-exit"),
     bunEmptyPlain: pidonePacked ? out("bun-empty-plain") : null,
     spawntime: out("spawntime"),
     siglat: out("siglat"),
