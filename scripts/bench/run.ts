@@ -118,7 +118,7 @@ try {
     results.push(...(await step("reaping", () => measureReaping(subjects, built, reaping))));
   }
   if (runs("idle")) results.push(...(await step("idle", () => measureIdle(subjects, plan.idleS, plan.idleSettle))));
-  if (runs("docker")) results.push(await step("docker stop", () => measureDockerStop(subjects, plan.docker)));
+  if (runs("docker")) results.push(...(await step("docker stop", () => measureDockerStop(subjects, plan.docker))));
   if (runs("size")) results.push(await step("size", () => measureSize(subjects)));
   if (runs("logs")) results.push(...(await step("logs (metric 8)", () => measureLogs(built, plan.logs, say))));
 } catch (e) {

@@ -13,6 +13,8 @@ export type MetricId =
   | "idle-cpu"
   | "idle-wakeups"
   | "docker-stop"
+  | "docker-vmrss"
+  | "docker-rssanon"
   | "size"
   | "logs-short"
   | "logs-long"
