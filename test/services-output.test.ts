@@ -450,6 +450,32 @@ describe("the formatters' word-at-a-time loops", () => {
       expect(j.bytes().toString()).toBe(expected);
     }
   });
+
+  test("JSON: blocks of ASCII lines with other UTF-8 or invalid bytes anywhere come out as line by line", () => {
+    // The kernel takes a block as ASCII until a byte of 0x80 or more; from that line on the
+    // block is checked as UTF-8 once, and done line by line (with replacement) if invalid.
+    const invalid = [[0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xe2, 0x82], [0x80], [0xf0, 0x9f, 0x98]];
+    const ms = Date.UTC(2024, 4, 1, 12, 34, 56, 789);
+    for (let round = 0; round < 200; round++) {
+      const lines = Array.from({ length: 1 + rand(40) }, () => {
+        const line = Buffer.from(randomLine().replace(/[^\x00-\x7f]/g, round % 2 ? "" : "y"));
+        if (rand(4) !== 0) return line; // mostly ASCII
+        const at = rand(line.length + 1);
+        const odd = rand(2) === 0 ? Buffer.from(invalid[rand(invalid.length)]!) : Buffer.from(["\u00e9", "\u20ac", "\u{1F600}"][rand(3)]!);
+        return Buffer.concat([line.subarray(0, at), odd, line.subarray(at)]);
+      });
+      const block = Buffer.concat(lines.flatMap((l) => [l, Buffer.from("\n")]));
+      const before = rand(9);
+      const src = embed(block, before, rand(3) === 0 ? 0 : rand(150));
+      const fmt = new JsonFormatter("web", "stdout");
+      fmt.stamp(ms);
+      const j = smallTarget();
+      fmt.lines(j, src, before, before + block.length);
+      const one = smallTarget();
+      for (const l of lines) fmt.line(one, l, 0, l.length, false);
+      expect(j.bytes()).toEqual(one.bytes());
+    }
+  });
 });
 
 describe("many writers at once", () => {

@@ -134,6 +134,8 @@ export class MuxCore {
   private readonly stdout: OutputSink;
   private readonly stderr: OutputSink;
   private readonly events: OutputSink;
+  /** stdout and stderr, once each (one sink when they are the same file). */
+  private readonly sinks: OutputSink[];
   private readonly width: number;
   private readonly colors = new Map<string, number>();
   private readonly streams = new Set<Stream>();
@@ -158,6 +160,7 @@ export class MuxCore {
     // One queue when both are the same file (2>&1, a terminal), or lines could interleave mid-line.
     this.stderr = sameFile(outFd, errFd) ? this.stdout : new OutputSink(errFd, opts.polledWrites, external);
     this.events = opts.format === "json" || opts.eventStream !== "stderr" ? this.stdout : this.stderr;
+    this.sinks = this.stderr === this.stdout ? [this.stdout] : [this.stdout, this.stderr];
     this.width = columnWidth(opts.names);
     opts.names.forEach((n, i) => this.colors.set(n, i));
   }
@@ -312,8 +315,8 @@ export class MuxCore {
   /** Poll mode: how long the worker may sleep in poll(2) (-1: until something happens). */
   private pollTimeout(now: number): number {
     let t = -1;
-    for (const sink of new Set([this.stdout, this.stderr])) {
-      const due = sink.retryIn(now);
+    for (let i = 0; i < this.sinks.length; i++) {
+      const due = this.sinks[i]!.retryIn(now);
       if (due !== null) t = t < 0 ? Math.ceil(due) : Math.min(t, Math.ceil(due));
     }
     if (this.draining) t = t < 0 ? DRAIN_POLL_MS : Math.min(t, DRAIN_POLL_MS);
@@ -354,7 +357,8 @@ export class MuxCore {
       }
     }
     const now = performance.now();
-    for (const sink of new Set([this.stdout, this.stderr])) {
+    for (let i = 0; i < this.sinks.length; i++) {
+      const sink = this.sinks[i]!;
       const due = sink.retryIn(now);
       if (due !== null && due <= 0) sink.flush();
     }
