@@ -60,6 +60,9 @@ describe("exit codes with -e (tini's exit code test)", () => {
     expect((await run([PIDONE, "-e", "143", "--", killself, "15"])).code).toBe(0);
     expect((await run([PIDONE, "-e", "142", "--", killself, "15"])).code).toBe(143);
     expect((await run([PIDONE, "--", killself, "9"])).code).toBe(137);
+    // As PID 1 with nothing else left to stop, the handler exits for pidone too.
+    expect((await run([...AS_PID1, PIDONE, "-e", "143", "--", killself, "15"])).code).toBe(0);
+    expect((await run([...AS_PID1, PIDONE, "-e", "142", "--", killself, "15"])).code).toBe(143);
   });
 });
 

@@ -196,6 +196,7 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 #define ENOENT 2
 #define ENOEXEC 8
 #define EBADF 9
+#define ECHILD 10
 #define EACCES 13
 #define ENODEV 19
 #define ENOTDIR 20
@@ -299,6 +300,10 @@ static const struct manifest *manifest(void) {
 #define ACT_QUEUE 0        /* leave it to pidone's JavaScript */
 #define ACT_DROP 127       /* forward nothing, but tell pidone it was dealt with */
 #define ACT_QUIET 128      /* once dealt with here, do not wake pidone: it reads the count later */
+/* exit_on_watched */
+#define EXIT_NEVER 0
+#define EXIT_ALWAYS 1
+#define EXIT_ALONE 2
 
 struct shared {
   char magic[16];
@@ -331,11 +336,13 @@ struct shared {
   s32 watched_status;
   /* Children reaped here in all (wraps), for tests and diagnostics. */
   u32 reaped;
-  /* Nonzero: once the watched pid is reaped here, the process ends right away with
-   * exit_code[code], code being tini's (the exit status, or 128 + the signal). Set by
-   * pidone, before `watch`, only where nothing is left for it to do at that point
-   * (tini's mode, no whole-tree stop, nothing to log): its JavaScript would only call
-   * _exit after a turn of the event loop. */
+  /* Once the watched pid is reaped here, the process ends right away with
+   * exit_code[code], code being tini's (the exit status, or 128 + the signal):
+   * EXIT_ALWAYS, or EXIT_ALONE only when no child is left either. Set by pidone, before
+   * `watch`, only where it has nothing else to do then (tini's mode, nothing to log;
+   * EXIT_ALONE where it would stop what the main program left behind, and with no child
+   * left, PID 1 or a subreaper has no descendant left to stop): its JavaScript would only
+   * call _exit after a turn of the event loop. */
   u32 exit_on_watched;
   u8 exit_code[256];
 };
@@ -412,8 +419,9 @@ __attribute__((used)) const u64 early_block = ~(RUNTIME_SIGNALS | UNBLOCKABLE);
  * per exit, only this loop, as in tini.
  *
  * With exit_on_watched, the watched pid's end is pidone's own, as in tini: once the loop
- * has taken every zombie there is, the process exits with the table's code. The record
- * is written all the same, for a pidone whose loop got there first.
+ * has taken every zombie there is (and, with EXIT_ALONE, wait4 says no child is left),
+ * the process exits with the table's code. The record is written all the same, for a
+ * pidone whose loop got there first, or that has a child left to stop.
  */
 static int reap_children(struct shared *s) {
   int wake = 0;
@@ -422,7 +430,8 @@ static int reap_children(struct shared *s) {
     s32 status = 0;
     s64 pid = sys(NR_wait4, -1, &status, WNOHANG, 0, 0, 0);
     if (pid <= 0) {
-      if (exit_code >= 0)
+      u32 mode = __atomic_load_n(&s->exit_on_watched, __ATOMIC_ACQUIRE);
+      if (exit_code >= 0 && (mode == EXIT_ALWAYS || (mode == EXIT_ALONE && pid == -ECHILD)))
         for (;;) sys(NR_exit_group, s->exit_code[exit_code], 0, 0, 0, 0, 0);
       return pid < 0 ? 1 : wake;
     }
@@ -432,7 +441,7 @@ static int reap_children(struct shared *s) {
       __atomic_store_n(&s->watched_status, status, __ATOMIC_RELAXED);
       __atomic_store_n(&s->watched_pid, (s32)pid, __ATOMIC_RELEASE);
       wake = 1;
-      if (__atomic_load_n(&s->exit_on_watched, __ATOMIC_ACQUIRE))
+      if (__atomic_load_n(&s->exit_on_watched, __ATOMIC_ACQUIRE) != EXIT_NEVER)
         exit_code = (status & 0x7f) ? 128 + (status & 0x7f) : (status >> 8) & 0xff;
     }
   }

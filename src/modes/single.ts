@@ -16,7 +16,7 @@ import { keepAlive } from "../process/loop.ts";
 import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
 import { SyscallError, errno, exit, getpid, kill, strsignal, yieldCpu } from "../sys/libc.ts";
-import { available as nativeAvailable, publishTarget, watchChild } from "../sys/native.ts";
+import { available as nativeAvailable, publishTarget, watchChild, type NativeExit } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
 
@@ -30,13 +30,13 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
 
   let main: { pid: number; adopted: boolean } | null = null;
   const reapNatively = mayReapNatively(cfg);
-  // When the main child's end leaves nothing to do but exit (no sweep, no log line, no
-  // daemon to follow), the handler that reaps it exits for us, with this table's code.
-  const exitNatively = reapNatively && !stop.sweeping && log.level < 3;
-  let exitCodes: Uint8Array | null = null;
-  if (exitNatively) {
-    exitCodes = new Uint8Array(256);
-    for (let code = 0; code < 256; code++) exitCodes[code] = remap(code);
+  // When the main child's end leaves nothing to do but exit (no log line, no daemon to
+  // follow, and nothing to sweep: no sweep at all, or no child left), the handler that
+  // reaps it exits for us, with this table's code.
+  let nativeExit: NativeExit | null = null;
+  if (reapNatively && log.level < 3) {
+    nativeExit = { codes: new Uint8Array(256), alone: stop.sweeping };
+    for (let code = 0; code < 256; code++) nativeExit.codes[code] = remap(code);
   }
   // The native handler forwards to whatever main is now, without asking JavaScript; it
   // also reaps (tini's loop, in C) once it knows which status to keep for us. Reaping
@@ -46,7 +46,7 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
   const setMain = (m: { pid: number; adopted: boolean } | null) => {
     main = m;
     publishTarget(m ? (cfg.processGroup || cfg.setsid ? -m.pid : m.pid) : "queue");
-    watchChild(m ? m.pid : 0, reapNatively, exitCodes);
+    watchChild(m ? m.pid : 0, reapNatively, nativeExit);
   };
   let phase: "running" | "adopting" | "draining" = "running";
   let exitCode = 0;

@@ -51,6 +51,9 @@ const ACT_DROP = 127;
 const ACT_QUIET = 128;
 const NSIG = 65;
 const SIGCHLD = 17;
+const EXIT_NEVER = 0;
+const EXIT_ALWAYS = 1;
+const EXIT_ALONE = 2;
 
 interface Shared {
   bytes: Uint8Array;
@@ -206,18 +209,24 @@ export function startIntake(signals: readonly number[], onSignal: NativeSignalHa
  * after spawning, before the event loop runs: until then the handler reaps nothing, and
  * a main child that ended meanwhile is left to pidone's own waitpid loop.
  *
- * With `exitCodes` (256 entries: pidone's exit code for each of tini's codes, the
+ * With `exit` (codes: 256 entries, pidone's exit code for each of tini's codes, the
  * status or 128 + the signal), the handler that reaps `pid` also ends pidone with that
- * code: only for a caller with nothing else to do when its main child ends. The table
- * and its flag come before the watch, which the handler reads first.
+ * code, right away or (`alone`) once no child is left either: only for a caller with
+ * nothing else to do at that point. The table and its mode come before the watch, which
+ * the handler reads first.
  */
-export function watchChild(pid: number, reap: boolean, exitCodes: Uint8Array | null = null): void {
+export function watchChild(pid: number, reap: boolean, exit: NativeExit | null = null): void {
   const s = shared;
   if (!s) return;
-  if (exitCodes && reap) s.bytes.set(exitCodes.subarray(0, 256), AT.exitCode);
-  Atomics.store(s.u32, AT.exitOnWatched / 4, exitCodes && reap ? 1 : 0);
+  if (exit && reap) s.bytes.set(exit.codes.subarray(0, 256), AT.exitCode);
+  Atomics.store(s.u32, AT.exitOnWatched / 4, exit && reap ? (exit.alone ? EXIT_ALONE : EXIT_ALWAYS) : EXIT_NEVER);
   Atomics.store(s.i32, AT.watch / 4, pid);
   if (reap) Atomics.store(s.i32, AT.reap / 4, 1);
+}
+
+export interface NativeExit {
+  codes: Uint8Array;
+  alone: boolean;
 }
 
 /** True once on_signal reaps (watchChild with `reap`). */
