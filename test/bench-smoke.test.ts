@@ -19,6 +19,7 @@ const EXPECTED: Record<string, string[]> = {
   "bun-forwarder": ["startup", "signal-pinned", "exit", "drain", "idle-vmrss", "size", "signal-flood"],
   "bun-empty": ["startup", "size"],
   "bun-exit": ["exit"],
+  "c-handler": ["signal-pinned", "signal-unpinned"],
   none: ["startup", "signal-pinned", "exit"],
   // Metric 8: the floors cat and a bare Bun reader, pidone's output worker and its fallback.
   cat: ["logs-short", "logs-long"],

@@ -84,6 +84,13 @@ const subjects: Subject[] = [
     families: fam("startup", "size"),
   },
   {
+    id: "c-handler",
+    label: "C forwarder in a signal handler (floor)",
+    bin: built.handlerfwd,
+    prefix: [built.handlerfwd],
+    families: fam("signal"),
+  },
+  {
     id: "bun-exit",
     label: "a Bun program's own `_exit` (floor)",
     bin: built.bunExit,

@@ -37,6 +37,7 @@ export function judgeBudgets(metrics: readonly MetricSummary[], subject = PIDONE
     const m = get("signal-pinned");
     const [pm, tm, pp, tp] = [med(m, who), med(m, "tini"), p99(m, who), p99(m, "tini")];
     const floor = med(m, "bun-forwarder");
+    const handler = med(m, "c-handler");
     const ok = pm !== undefined && tm !== undefined && pp !== undefined && tp !== undefined;
     out.push({
       id: "signal",
@@ -48,6 +49,9 @@ export function judgeBudgets(metrics: readonly MetricSummary[], subject = PIDONE
           (floor !== undefined
             ? `; JS forwarder floor: median ${formatValue(floor, "µs")} (${(floor / tm).toFixed(2)}×), ` +
               `p99 ${formatValue(p99(m, "bun-forwarder")!, "µs")}`
+            : "") +
+          (handler !== undefined
+            ? `; C forwarder in a signal handler (the design Bun's event loop imposes): median ${formatValue(handler, "µs")} (${(handler / tm).toFixed(2)}×)`
             : "")
         : "not measured",
     });

@@ -62,6 +62,8 @@ export interface Built {
   siglat: string;
   exitlat: string;
   reapbench: string;
+  /** A C init that forwards from a signal handler (c/handlerfwd.c): that design's floor. */
+  handlerfwd: string;
   work: string;
 }
 
@@ -106,7 +108,7 @@ export async function prepare(say: (s: string) => void): Promise<Built> {
   const plain = join(ROOT, "dist/pidone-glibc");
   const work = mkdtempSync(join(tmpdir(), "pidone-bench-"));
   const out = (name: string) => join(work, name);
-  const helpers = ["spawntime", "siglat", "exitlat", "reapbench"] as const;
+  const helpers = ["spawntime", "siglat", "exitlat", "reapbench", "handlerfwd"] as const;
   const floors = pidonePacked
     ? ["bun-empty-plain", "bun-forwarder-plain", "bun-exit-plain"]
     : ["bun-empty", "bun-forwarder", "bun-exit"];
@@ -139,6 +141,7 @@ export async function prepare(say: (s: string) => void): Promise<Built> {
     siglat: out("siglat"),
     exitlat: out("exitlat"),
     reapbench: out("reapbench"),
+    handlerfwd: out("handlerfwd"),
     work,
   };
 }
