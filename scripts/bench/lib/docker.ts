@@ -49,12 +49,12 @@ async function start(entrypoint: string, args: string[]): Promise<string> {
   return id;
 }
 
-/** VmRSS, RssAnon and RssFile in MB of the container's PID 1, seen from the host. */
-async function memoryOf(id: string): Promise<[number, number, number]> {
+/** VmRSS and RssAnon in MB of the container's PID 1, seen from the host. */
+async function memoryOf(id: string): Promise<[number, number]> {
   const pid = (await docker(["inspect", "-f", "{{.State.Pid}}", id])).stdout.trim();
   const status = readFileSync(`/proc/${pid}/status`, "latin1");
-  const kB = (field: string) => Number(new RegExp(`^${field}:\\s*(\\d+) kB$`, "m").exec(status)?.[1] ?? NaN) / 1000;
-  return [kB("VmRSS"), kB("RssAnon"), kB("RssFile")];
+  const mB = (field: string) => Number(new RegExp(`^${field}:\\s*(\\d+) kB$`, "m").exec(status)?.[1] ?? NaN) / 1000;
+  return [mB("VmRSS"), mB("RssAnon")];
 }
 
 /** The settling time before the memory is read, as the idle metric allows its subjects. */
