@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the integration tests need on a Debian machine (as root):
 # unshare (util-linux), a C compiler for test helpers, busybox-static for FROM scratch
-# images, python3, and a running Docker engine. Idempotent; quick when all is present.
+# images, python3, strace, and a running Docker engine. Idempotent; quick when all is present.
 set -euo pipefail
 
 need=()
@@ -20,6 +20,8 @@ command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ "$(uname -m)" != x86_64 ] || need+=(libc6-dev)
 command -v qemu-aarch64-static >/dev/null && command -v qemu-x86_64-static >/dev/null || need+=(qemu-user-static)
 command -v setpriv >/dev/null || need+=(util-linux)
+# The native exit's test (test/native-reaping.test.ts) reads pidone's system calls.
+command -v strace >/dev/null || need+=(strace)
 # The services Docker proof (test/docker-services.test.ts) builds a Debian image with
 # openssh-server and cron.
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)

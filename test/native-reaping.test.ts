@@ -8,7 +8,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, openSync, readFileSync, readSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { AS_PID1, PIDONE, ROOT, childrenOfAllThreads, pid1Of, processState, run, start, waitFor, type Started } from "./helpers.ts";
+import { AS_PID1, PIDONE, ROOT, childrenOfAllThreads, pid1Of, processState, run, start, tempDir, waitFor, type Started } from "./helpers.ts";
 import { NATIVE } from "./fixtures/native-lib.ts";
 
 setDefaultTimeout(60_000);
@@ -223,6 +223,54 @@ describe("where pidone needs every status, its JavaScript reaps", () => {
     } finally {
       p.proc.kill("SIGKILL");
     }
+  });
+});
+
+/**
+ * pidone's own system calls after the delivery of the SIGCHLD that brings its main
+ * child's end, from `strace -f` output: the thread that exec'd pidone, up to its exit.
+ */
+function callsAfterMainChildExit(trace: string, exe: string): string[] {
+  const lines = trace.split("\n");
+  const pid = lines.map((l) => /^(\d+) +execve\("([^"]*)".* = 0$/.exec(l)).find((m) => m && m[2] === exe)?.[1];
+  if (!pid) throw new Error(`no execve of ${exe} in the trace`);
+  const own = lines.filter((l) => l.startsWith(`${pid} `)).map((l) => l.slice(pid.length + 1).trim());
+  const at = own.findIndex((l) => l.startsWith("--- SIGCHLD"));
+  if (at < 0) throw new Error("no SIGCHLD delivered to pidone in the trace");
+  const calls: string[] = [];
+  for (const l of own.slice(at + 1)) {
+    const call = /^(?:<\.\.\. )?(\w+)/.exec(l)?.[1] ?? l;
+    calls.push(call === "exit_group" ? l.replace(/\s*=.*$/, "") : call);
+    if (call === "exit_group" || l.startsWith("+++")) break;
+  }
+  return calls;
+}
+
+// The native exit: where the main child's end leaves pidone nothing else to do, the
+// handler that reaps it exits with pidone's code (-e applied). Traced, nothing comes
+// between that SIGCHLD and exit_group but the handler's wait4 loop: no byte written to
+// wake the event loop, no return into it. As PID 1 only once no other child is left.
+describe.skipIf(!NATIVE)("the main child's end, when nothing else is left to do", () => {
+  const traced = async (prefix: string[], script: string) => {
+    const file = join(tempDir("pidone-strace-"), "trace");
+    const r = await run(["strace", "-f", "-qq", "-o", file, ...prefix, PIDONE, "-e", "3", "--", "sh", "-c", script]);
+    return { code: r.code, calls: callsAfterMainChildExit(readFileSync(file, "latin1"), PIDONE) };
+  };
+
+  test("ends pidone from the signal handler, not PID 1 and as PID 1", async () => {
+    for (const prefix of [[], AS_PID1]) {
+      const { code, calls } = await traced(prefix, "exit 3");
+      expect({ prefix, code, calls }).toEqual({ prefix, code: 0, calls: ["wait4", "wait4", "exit_group(0)"] });
+    }
+  });
+
+  test("as PID 1 with another child left, JavaScript stops it first", async () => {
+    const { code, calls } = await traced(AS_PID1, "sleep 30 & exit 3");
+    expect(code).toBe(0);
+    // The handler only woke the event loop: the sweep's kill(-1, SIGTERM) came before the exit.
+    expect(calls).toContain("write");
+    expect(calls).toContain("kill");
+    expect(calls.at(-1)).toBe("exit_group(0)");
   });
 });
 
