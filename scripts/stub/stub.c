@@ -425,13 +425,13 @@ __attribute__((used)) const u64 early_block = ~(RUNTIME_SIGNALS | UNBLOCKABLE);
  */
 static int reap_children(struct shared *s) {
   int wake = 0;
-  s32 exit_code = -1;
+  u32 exit_mode = EXIT_NEVER; /* read once, with the watched pid's status */
+  s32 exit_code = 0;
   for (;;) {
     s32 status = 0;
     s64 pid = sys(NR_wait4, -1, &status, WNOHANG, 0, 0, 0);
     if (pid <= 0) {
-      u32 mode = __atomic_load_n(&s->exit_on_watched, __ATOMIC_ACQUIRE);
-      if (exit_code >= 0 && (mode == EXIT_ALWAYS || (mode == EXIT_ALONE && pid == -ECHILD)))
+      if (exit_mode == EXIT_ALWAYS || (exit_mode == EXIT_ALONE && pid == -ECHILD))
         for (;;) sys(NR_exit_group, s->exit_code[exit_code], 0, 0, 0, 0, 0);
       return pid < 0 ? 1 : wake;
     }
@@ -441,8 +441,8 @@ static int reap_children(struct shared *s) {
       __atomic_store_n(&s->watched_status, status, __ATOMIC_RELAXED);
       __atomic_store_n(&s->watched_pid, (s32)pid, __ATOMIC_RELEASE);
       wake = 1;
-      if (__atomic_load_n(&s->exit_on_watched, __ATOMIC_ACQUIRE) != EXIT_NEVER)
-        exit_code = (status & 0x7f) ? 128 + (status & 0x7f) : (status >> 8) & 0xff;
+      exit_mode = __atomic_load_n(&s->exit_on_watched, __ATOMIC_ACQUIRE);
+      exit_code = (status & 0x7f) ? 128 + (status & 0x7f) : (status >> 8) & 0xff;
     }
   }
 }
