@@ -32,12 +32,8 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
   const reapNatively = mayReapNatively(cfg);
   // When the main child's end leaves nothing to do but exit (no log line, no daemon to
   // follow, and nothing to sweep: no sweep at all, or no child left), the handler that
-  // reaps it exits for us, with this table's code.
+  // reaps it exits for us, with this table's code, built once the child runs.
   let nativeExit: NativeExit | null = null;
-  if (reapNatively && log.level < 3) {
-    nativeExit = { codes: new Uint8Array(256), alone: stop.sweeping };
-    for (let code = 0; code < 256; code++) nativeExit.codes[code] = remap(code);
-  }
   // The native handler forwards to whatever main is now, without asking JavaScript; it
   // also reaps (tini's loop, in C) once it knows which status to keep for us. Reaping
   // starts here, after spawnProgram: the watch is in place before the handler may reap
@@ -237,6 +233,10 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
   if (!outcome.ok) {
     log.fatal(outcome.message);
     exit(remap(outcome.code));
+  }
+  if (reapNatively && log.level < 3) {
+    nativeExit = { codes: new Uint8Array(256), alone: stop.sweeping };
+    for (let code = 0; code < 256; code++) nativeExit.codes[code] = remap(code);
   }
   setMain({ pid: outcome.pid, adopted: false });
   if (nativeAvailable) startListening();
