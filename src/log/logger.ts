@@ -35,13 +35,19 @@ function emit(fd: number, line: string): void {
   }
 }
 
+/**
+ * consola's levels, which `log.level` holds: compare against these, never a number
+ * (`log.level >= LEVEL.debug` guards a line whose text costs something to build).
+ */
+export const LEVEL = { fatal: 0, warn: 1, info: 3, debug: 4, trace: 5 } as const;
+
+/** tini's verbosity (-v, TINI_VERBOSITY) on consola's scale. */
 function consolaLevel(v: Verbosity): number {
-  // consola: 0 fatal/error, 1 warn, 3 info, 4 debug, 5 trace
-  if (v <= 0) return 0;
-  if (v === 1) return 1;
-  if (v === 2) return 3;
-  if (v === 3) return 4;
-  return 5;
+  if (v <= 0) return LEVEL.fatal;
+  if (v === 1) return LEVEL.warn;
+  if (v === 2) return LEVEL.info;
+  if (v === 3) return LEVEL.debug;
+  return LEVEL.trace;
 }
 
 let pid = 0;
@@ -59,9 +65,8 @@ export type Logger = Record<Level, (message: string) => void> & { level: number 
 // Created on the first message that the level lets through: as PID 1 at the default
 // verbosity tini's mode logs nothing, and consola's set-up costs about 0.4 ms.
 let instance: ConsolaInstance | null = null;
-let level = consolaLevel(1);
+let level: number = LEVEL.warn;
 const consola = () => (instance ??= createConsola({ level, reporters: [reporter], throttle: 0 }));
-// consola's own levels: fatal and error 0, warn 1, info 3, debug 4, trace 5.
 const at = (min: number, emit: (c: ConsolaInstance, message: string) => void) => (message: string) => {
   if (level >= min) emit(consola(), message);
 };
@@ -74,12 +79,12 @@ export const log: Logger = {
     level = v;
     if (instance) instance.level = v;
   },
-  fatal: at(0, (c, m) => c.fatal(m)),
-  error: at(0, (c, m) => c.error(m)),
-  warn: at(1, (c, m) => c.warn(m)),
-  info: at(3, (c, m) => c.info(m)),
-  debug: at(4, (c, m) => c.debug(m)),
-  trace: at(5, (c, m) => c.trace(m)),
+  fatal: at(LEVEL.fatal, (c, m) => c.fatal(m)),
+  error: at(LEVEL.fatal, (c, m) => c.error(m)),
+  warn: at(LEVEL.warn, (c, m) => c.warn(m)),
+  info: at(LEVEL.info, (c, m) => c.info(m)),
+  debug: at(LEVEL.debug, (c, m) => c.debug(m)),
+  trace: at(LEVEL.trace, (c, m) => c.trace(m)),
 };
 
 export function setVerbosity(v: Verbosity): void {

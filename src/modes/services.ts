@@ -3,7 +3,7 @@
 // critical one ends for good.
 import type { RunConfig } from "../cli/options.ts";
 import { buildPlan, check, stopLevels, type ServicePlan, type ServiceSpec, type PlanOptions } from "../config/index.ts";
-import { log, print } from "../log/logger.ts";
+import { LEVEL, log, print } from "../log/logger.ts";
 import { keepAlive } from "../process/loop.ts";
 import { reapAll, exitCodeOf, type ExitStatus } from "../process/reap.ts";
 import { checkReaping, setUpReaping } from "../process/reaper.ts";
@@ -88,7 +88,7 @@ export function runServices(
   type Fields = Record<string, string | number | boolean | null>;
   const emit = (service: string | null, message: string, fields?: Fields) => {
     if (mux) mux.event(service, message, fields);
-    else if (log.level >= 1) print(2, `[pidone] ${service ? `${service}: ` : ""}${message}\n`);
+    else if (log.level >= LEVEL.warn) print(2, `[pidone] ${service ? `${service}: ` : ""}${message}\n`);
   };
   // Events stay in the order things happened, and "exited" waits (at most 100 ms) for
   // the last lines the service wrote before it exited, so the log reads in that order.

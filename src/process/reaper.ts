@@ -1,5 +1,5 @@
 // Who adopts orphans: PID 1 always does; otherwise only a registered subreaper.
-import { log } from "../log/logger.ts";
+import { LEVEL, log } from "../log/logger.ts";
 import {
   PR_SET_CHILD_SUBREAPER,
   PR_SET_PDEATHSIG,
@@ -19,7 +19,7 @@ import { StartupError } from "../errors.ts";
  * reaped before it is watched, its exit then lost).
  */
 export function mayReapNatively(cfg: { waitAll: boolean; warnOnReap: boolean; pidfile: string | null }): boolean {
-  return !cfg.waitAll && !cfg.warnOnReap && !cfg.pidfile && log.level < 4;
+  return !cfg.waitAll && !cfg.warnOnReap && !cfg.pidfile && log.level < LEVEL.debug;
 }
 
 /**

@@ -2,7 +2,7 @@
 // main program ending) the clock runs for the grace period; what the main program left
 // behind gets SIGTERM, and whatever is still there when the grace ends gets SIGKILL,
 // each named in a warning. Only PID 1 or a subreaper can see those processes at all.
-import { log } from "../log/logger.ts";
+import { LEVEL, log } from "../log/logger.ts";
 import { allOtherProcesses, commandOf, descendantsOf, isZombie, procIsOurs, signalDescendants } from "../process/tree.ts";
 import { SIG } from "../signals/table.ts";
 import { getpid, isChildSubreaper, kill } from "../sys/libc.ts";
@@ -52,7 +52,7 @@ export class TreeStop {
     if (this.startedAt !== null) return;
     this.startedAt = performance.now();
     if (!this.sweeping) return;
-    if (log.level >= 3) log.info(`Stopping (${why}): ${this.graceMs / 1000} s until SIGKILL`);
+    if (log.level >= LEVEL.info) log.info(`Stopping (${why}): ${this.graceMs / 1000} s until SIGKILL`);
     this.timer = setTimeout(() => this.killRemaining(), this.graceMs);
   }
 
