@@ -1,153 +1,225 @@
-// tini's job, and what tini leaves out: one main program, signals forwarded (or
-// rewritten), zombies reaped, its exit code returned; then the whole-tree stop, daemons
-// followed through --wait-all or --pidfile.
-//
-//   running ──main exits──▶ draining ──no child left / grace over──▶ exit
-//      │  └─main exits 0 with --pidfile──▶ adopting ──pid found──▶ running (adopted)
-//      └─stop signal: forward it, start the grace clock
+// tini's mode: one main program, its signals forwarded (or rewritten), zombies reaped, its
+// exit code returned; then what tini leaves out: the whole-tree stop, and daemons followed
+// through --wait-all or --pidfile. One loop: the phase below, moved by four events.
 import type { RunConfig } from "../cli/options.ts";
-import { log } from "../log/logger.ts";
-import { decodeStatus, exitCodeOf, reapAll, reapAllRaw, type ExitStatus } from "../process/reap.ts";
+import { LEVEL, log } from "../log/logger.ts";
+import { decodeStatus, exitCodeOf, reapAllRaw, type ExitStatus } from "../process/reap.ts";
 import { checkReaping, mayReapNatively, setUpReaping } from "../process/reaper.ts";
 import { releaseTerminal, spawnProgram } from "../process/spawn.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { descendantsOf, parentOf, processGroupOf } from "../process/tree.ts";
 import { keepAlive } from "../process/loop.ts";
-import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
+import { childDefaultSet, listen, planSignals, type SignalPlan } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
 import { SyscallError, errno, exit, getpid, kill, strsignal, yieldCpu } from "../sys/libc.ts";
 import { available as nativeAvailable, publishTarget, watchChild, type NativeExit } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
 
+type MainChild = { pid: number; adopted: boolean };
+
+/** Where tini's mode stands. Every change goes through TiniMode.enter. */
+type Phase =
+  /** The main child runs (spawned, or adopted from --pidfile). Ends when it is reaped:
+   *  → draining, → running (--pidfile names its successor), → adopting (it exited 0 and
+   *  --pidfile names the daemon it started). */
+  | { name: "running"; main: MainChild }
+  /** --pidfile: polling the file for the daemon's pid. Ends → running when it names a
+   *  child of ours, → draining with code 1 when the timeout passes first. */
+  | { name: "adopting"; deadline: number; last: string }
+  /** No main child. Ends in exit: when no child is left (waitpid's ECHILD), or when the
+   *  grace is over. Without --wait-all the rest of the tree got SIGTERM on entry. */
+  | { name: "draining" };
+
 export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly Uint8Array[]): void {
-  const remap = (code: number) => (cfg.expectExit.has(code) ? 0 : code);
-  const plan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals], cfg.setsid);
+  new TiniMode(cfg, inherited).start(envp);
+}
 
-  setUpReaping(cfg);
+class TiniMode {
+  // ---------------------------------------------------------------- the four events
 
-  const stop = new TreeStop(cfg.graceSeconds * 1000, () => finish("the grace period ended"));
-
-  let main: { pid: number; adopted: boolean } | null = null;
-  const reapNatively = mayReapNatively(cfg);
-  // When the main child's end leaves nothing to do but exit (no log line, no daemon to
-  // follow, and nothing to sweep: no sweep at all, or no child left), the handler that
-  // reaps it exits for us, with this table's code, built once the child runs.
-  let nativeExit: NativeExit | null = null;
-  // The native handler forwards to whatever main is now, without asking JavaScript; it
-  // also reaps (tini's loop, in C) once it knows which status to keep for us. Reaping
-  // starts here, after spawnProgram: the watch is in place before the handler may reap
-  // (a main that ended sooner is found by our own waitpid loop), and spawnProgram's own
-  // waitpid(pid) for a failed trampoline never races the handler.
-  const setMain = (m: { pid: number; adopted: boolean } | null) => {
-    main = m;
-    publishTarget(m ? (cfg.processGroup || cfg.setsid ? -m.pid : m.pid) : "queue");
-    watchChild(m ? m.pid : 0, reapNatively, nativeExit);
-  };
-  let phase: "running" | "adopting" | "draining" = "running";
-  let exitCode = 0;
-  let firstFailure: number | null = null; // --wait-all: the first non-zero status wins
-
-  const finish = (why: string): never => {
-    const code = cfg.waitAll ? (firstFailure ?? 0) : exitCode;
-    log.trace(`Exiting: ${why}`);
-    return exit(code);
+  /** The intake, once per delivery; `forwarded`: on_signal already sent it on. */
+  readonly signal = (sig: number, forwarded: boolean): void => {
+    if (sig === SIG.CHLD) {
+      if (log.level >= LEVEL.debug) log.debug("Received SIGCHLD");
+      return this.reapAll();
+    }
+    if (this.cfg.stopSignals.has(sig)) this.stop.trigger(`received ${signalName(sig)}`);
+    if (!forwarded) this.forward(sig);
+    else if (log.level >= LEVEL.debug) this.logForward(sig, this.outputOf(sig));
   };
 
-  // In a requested stop, dying of the stop itself is not a failure.
-  const isFailure = (s: ExitStatus) => {
-    const code = exitCodeOf(s);
-    if (code === 0) return false;
-    if (!stop.triggered) return true;
-    const sig = s.exited ? code - 128 : s.signal;
-    return !(sig === SIG.KILL || sig === SIG.TERM || cfg.stopSignals.has(sig));
+  /** The reaping loop, once per child. Hot (a zombie backlog): nothing allocated unless
+   *  something is logged or decided. Only the main child's end moves the phase. */
+  readonly reaped = (pid: number, raw: number): void => {
+    if (log.level >= LEVEL.debug) log.debug(`Reaped child with pid: '${pid}'`);
+    if (this.phase.name === "running" && pid === this.phase.main.pid) return this.mainEnded(this.phase.main, decodeStatus(raw));
+    if (this.cfg.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);
+    if (this.cfg.waitAll && raw !== 0 && this.firstFailure === null) this.noteFailure(decodeStatus(raw));
   };
 
-  const mainEnded = (status: ExitStatus) => {
-    const code = remap(exitCodeOf(status));
+  /** TreeStop: the grace ran out, SIGKILL went out, and the kernel had time to hand back the dead. */
+  readonly graceOver = (): void => this.finish("the grace period ended");
+
+  /** --pidfile: another look at the file. */
+  readonly pidfileTick = (): void => {
+    if (this.phase.name !== "adopting") return;
+    const file = this.cfg.pidfile!;
+    const r = readPidfile(file);
+    if (r.ok && parentOf(r.pid) === getpid()) {
+      log.info(`Adopted pid ${r.pid} from ${file} as the main process`);
+      return this.enter({ name: "running", main: { pid: r.pid, adopted: true } });
+    }
+    this.phase.last = r.ok ? `${file} names pid ${r.pid}, which is not a child of pidone` : r.reason;
+    if (performance.now() < this.phase.deadline) {
+      // The daemon writes the file after we learn its parent exited, and the kernel has
+      // no event for "a file appeared" short of a watcher of our own: poll, bounded.
+      setTimeout(this.pidfileTick, 20);
+      return;
+    }
+    log.fatal(`--pidfile: ${this.phase.last} (waited ${this.cfg.pidfileTimeoutSeconds} s)`);
+    this.exitCode = 1;
+    this.enter({ name: "draining" }, "no daemon to adopt");
+    this.reapAll();
+  };
+
+  // ---------------------------------------------------------------- the transitions
+
+  /**
+   * Every change of phase. What the stub's handler does follows the phase: it forwards
+   * to the main child's pid (or group) and watches that pid only while one runs; with no
+   * main child, signals queue for forward().
+   */
+  private enter(next: Phase, why = ""): void {
+    this.phase = next;
+    const main = next.name === "running" ? next.main : null;
+    publishTarget(main ? (this.groupWide ? -main.pid : main.pid) : "queue");
+    watchChild(main ? main.pid : 0, this.reapNatively, this.nativeExit);
+    if (next.name === "adopting") this.pidfileTick();
+    if (next.name !== "draining" || this.cfg.waitAll) return;
+    // Without --wait-all the main child's end (or a daemon never adopted) is the end of
+    // the container: stop what it left behind, inside the grace.
+    this.stop.trigger(why);
+    if (!this.stop.sweeping) this.finish(why);
+    this.stop.sweep();
+  }
+
+  /** running → running, adopting or draining: the main child was reaped. */
+  private mainEnded(main: MainChild, status: ExitStatus): void {
     if (status.exited) log.info(`Main child exited normally (with status '${status.code}')`);
     else log.info(`Main child exited with signal (with signal '${strsignal(status.signal)}')`);
-
-    if (main!.adopted && cfg.pidfile) {
+    const { cfg } = this;
+    const code = this.remap(exitCodeOf(status));
+    if (main.adopted && cfg.pidfile) {
       // A daemon that re-execs itself (binary upgrade) leaves its successor's pid behind.
       const next = readPidfile(cfg.pidfile);
-      if (next.ok && next.pid !== main!.pid && parentOf(next.pid) === getpid()) {
+      if (next.ok && next.pid !== main.pid && parentOf(next.pid) === getpid()) {
         log.info(`Following pid ${next.pid} from ${cfg.pidfile}`);
-        setMain({ pid: next.pid, adopted: true });
-        return;
+        return this.enter({ name: "running", main: { pid: next.pid, adopted: true } });
       }
     }
-    setMain(null);
-    if (cfg.pidfile && !stop.triggered && code === 0 && phase === "running") {
-      phase = "adopting";
-      adoptFromPidfile();
-      return;
+    if (cfg.pidfile && !this.stop.triggered && code === 0) {
+      const deadline = performance.now() + cfg.pidfileTimeoutSeconds * 1000;
+      return this.enter({ name: "adopting", deadline, last: `${cfg.pidfile} did not appear` });
     }
-    exitCode = code;
-    if (cfg.waitAll) {
-      if (code !== 0 && firstFailure === null && isFailure(status)) firstFailure = code;
-      phase = "draining";
-      return;
+    this.exitCode = code;
+    if (cfg.waitAll && code !== 0 && this.firstFailure === null) this.noteFailure(status, code);
+    this.enter({ name: "draining" }, "main program exited");
+  }
+
+  /** Reaps every ended child; draining ends once none is left. */
+  private reapAll(): void {
+    if (reapAllRaw(this.reaped) && this.phase.name === "draining") {
+      this.finish(this.cfg.waitAll ? "no child left" : "child has exited");
     }
-    phase = "draining";
-    stop.trigger("main program exited");
-    if (!stop.sweeping) finish("child has exited");
-    stop.sweep();
+  }
+
+  /** The one exit once the child ran (the stub's handler may exit first: see start). */
+  private finish(why: string): never {
+    log.trace(`Exiting: ${why}`);
+    return exit(this.cfg.waitAll ? (this.firstFailure ?? 0) : this.exitCode);
+  }
+
+  // ---------------------------------------------------------------- state
+
+  private phase: Phase = { name: "draining" }; // until start() spawns the main child
+  private exitCode = 0;
+  /** --wait-all: the first failure of any process decides the exit code. */
+  private firstFailure: number | null = null;
+  private readonly plan: SignalPlan;
+  private readonly stop: TreeStop;
+  private readonly reapNatively: boolean;
+  /** Set once the child runs, where its end leaves nothing to do but exit (see start). */
+  private nativeExit: NativeExit | null = null;
+  /** -g and --setsid: signals go to the main child's whole process group. */
+  private readonly groupWide: boolean;
+
+  constructor(
+    private readonly cfg: RunConfig,
+    private readonly inherited: Inheritance,
+  ) {
+    this.plan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals], cfg.setsid);
+    // -p and -s before anything else: TreeStop asks whether we are a subreaper.
+    setUpReaping(cfg);
+    this.stop = new TreeStop(cfg.graceSeconds * 1000, this.graceOver);
+    this.reapNatively = mayReapNatively(cfg);
+    this.groupWide = cfg.processGroup || cfg.setsid;
+  }
+
+  private remap(code: number): number {
+    return this.cfg.expectExit.has(code) ? 0 : code;
+  }
+
+  /**
+   * --wait-all: the first failure's code (`code`: the main child's, after -e) is pidone's,
+   * unless it is a stop's own doing once a stop was asked for.
+   */
+  private noteFailure(s: ExitStatus, code = exitCodeOf(s)): void {
+    if (exitCodeOf(s) === 0) return;
+    if (this.stop.triggered) {
+      const sig = s.exited ? exitCodeOf(s) - 128 : s.signal;
+      if (sig === SIG.KILL || sig === SIG.TERM || this.cfg.stopSignals.has(sig)) return;
+    }
+    this.firstFailure = code;
+  }
+
+  // ---------------------------------------------------------------- signals
+
+  /** What goes out for `sig`: a rewrite, SIGSTOP for terminal stops under --setsid, 0 to drop. */
+  private readonly outputOf = (sig: number): number => {
+    if (this.cfg.setsid && (sig === SIG.TSTP || sig === SIG.TTIN || sig === SIG.TTOU)) return SIG.STOP;
+    return this.cfg.rewrite.get(sig) ?? sig;
   };
 
-  const adoptFromPidfile = () => {
-    const file = cfg.pidfile!;
-    const deadline = performance.now() + cfg.pidfileTimeoutSeconds * 1000;
-    let last = `${file} did not appear`;
-    const attempt = () => {
-      if (phase !== "adopting") return;
-      const r = readPidfile(file);
-      if (r.ok) {
-        if (parentOf(r.pid) === getpid()) {
-          setMain({ pid: r.pid, adopted: true });
-          phase = "running";
-          log.info(`Adopted pid ${r.pid} from ${file} as the main process`);
-          return;
-        }
-        last = `${file} names pid ${r.pid}, which is not a child of pidone`;
-      } else last = r.reason;
-      if (performance.now() >= deadline) {
-        log.fatal(`--pidfile: ${last} (waited ${cfg.pidfileTimeoutSeconds} s)`);
-        exitCode = 1;
-        phase = "draining";
-        stop.trigger("no daemon to adopt");
-        if (!stop.sweeping) finish("no daemon to adopt");
-        stop.sweep();
-        afterReap(reapAll(onReaped));
-        return;
+  private logForward(sig: number, out: number): void {
+    if (out === 0) log.debug(`Dropping signal: '${strsignal(sig)}'`);
+    else log.debug(`Passing signal: '${strsignal(out)}'`);
+  }
+
+  /** JavaScript's forward: without the stub, or when no main child runs. */
+  private forward(sig: number): void {
+    const out = this.outputOf(sig);
+    if (out === 0) {
+      if (log.level >= LEVEL.debug) this.logForward(sig, out);
+      return;
+    }
+    if (this.phase.name === "running") {
+      if (log.level >= LEVEL.debug) this.logForward(sig, out);
+      try {
+        kill(this.groupWide ? -this.phase.main.pid : this.phase.main.pid, out);
+        yieldCpu();
+      } catch (e) {
+        if (e instanceof SyscallError && e.errno === errno.ESRCH) log.warn("Child was dead when forwarding signal");
+        else log.error(`Unexpected error when forwarding signal: '${(e as Error).message}'`);
       }
-      // Bounded to the adoption window: the daemon writes the file after we learn its
-      // parent exited, and the kernel gives no event for "a file appeared" we could
-      // wait on without a watcher of our own.
-      setTimeout(attempt, 20);
-    };
-    attempt();
-  };
-
-  // Hot path (a zombie backlog): no allocation unless something is logged or decided.
-  const onReapedRaw = (pid: number, raw: number) => {
-    if (log.level >= 4) log.debug(`Reaped child with pid: '${pid}'`);
-    if (main && pid === main.pid) return mainEnded(decodeStatus(raw));
-    if (cfg.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);
-    if (cfg.waitAll && raw !== 0 && firstFailure === null) {
-      const status = decodeStatus(raw);
-      if (isFailure(status)) firstFailure = exitCodeOf(status);
+    } else if (this.cfg.waitAll || this.phase.name === "adopting") {
+      log.debug(`Passing signal: '${strsignal(out)}' to every remaining process group`);
+      this.signalAllGroups(out);
     }
-  };
-  const onReaped = (pid: number, status: ExitStatus) => onReapedRaw(pid, status.exited ? status.code << 8 : status.signal);
-
-  const afterReap = (noneLeft: boolean) => {
-    if (!noneLeft) return;
-    if (phase === "draining") finish(cfg.waitAll ? "no child left" : "child has exited");
-  };
+  }
 
   /** Every process group among our descendants, once each (ours excluded). */
-  const signalAllGroups = (sig: number) => {
+  private signalAllGroups(sig: number): void {
     const own = processGroupOf(getpid());
     const groups = new Set<number>();
     for (const pid of descendantsOf(getpid())) {
@@ -161,85 +233,52 @@ export function runSingle(cfg: RunConfig, inherited: Inheritance, envp: readonly
         // that group is gone
       }
     }
-  };
-
-  /** What goes out for `sig`: a rewrite, SIGSTOP for terminal stops under --setsid, 0 to drop. */
-  const outputOf = (sig: number) => {
-    if (cfg.setsid && (sig === SIG.TSTP || sig === SIG.TTIN || sig === SIG.TTOU)) return SIG.STOP;
-    return cfg.rewrite.get(sig) ?? sig;
-  };
-
-  const forward = (sig: number) => {
-    const out = outputOf(sig);
-    if (out === 0) {
-      if (log.level >= 4) log.debug(`Dropping signal: '${strsignal(sig)}'`);
-      return;
-    }
-    if (main) {
-      if (log.level >= 4) log.debug(`Passing signal: '${strsignal(out)}'`);
-      try {
-        kill(cfg.processGroup || cfg.setsid ? -main.pid : main.pid, out);
-        yieldCpu();
-      } catch (e) {
-        if (e instanceof SyscallError && e.errno === errno.ESRCH) log.warn("Child was dead when forwarding signal");
-        else log.error(`Unexpected error when forwarding signal: '${(e as Error).message}'`);
-      }
-    } else if (cfg.waitAll || phase === "adopting") {
-      log.debug(`Passing signal: '${strsignal(out)}' to every remaining process group`);
-      signalAllGroups(out);
-    }
-  };
-
-  // Before listen(): giving up the terminal raises SIGHUP and SIGCONT that must not be forwarded.
-  const takeTerminal = cfg.setsid && releaseTerminal();
-
-  const startListening = () =>
-    listen(
-      plan,
-      (sig, forwarded) => {
-        if (sig === SIG.CHLD) {
-          if (log.level >= 4) log.debug("Received SIGCHLD");
-          afterReap(reapAllRaw(onReapedRaw));
-          return;
-        }
-        if (cfg.stopSignals.has(sig)) stop.trigger(`received ${signalName(sig)}`);
-        if (!forwarded) return forward(sig);
-        if (log.level < 4) return;
-        const out = outputOf(sig);
-        if (out === 0) log.debug(`Dropping signal: '${strsignal(sig)}'`);
-        else log.debug(`Passing signal: '${strsignal(out)}'`);
-      },
-      outputOf,
-      // Stop signals start the grace clock now; a forward alone needs no JavaScript.
-      (sig) => cfg.stopSignals.has(sig) || log.level >= 4,
-    );
-  // In the single file every signal has been blocked since the stub's first instruction:
-  // what arrives before listen() waits, pending, so the child may start first and its
-  // exec overlap our set-up. Without the stub, the runtime's other threads would take a
-  // signal at its default action (SIGTERM would end us): listen first.
-  if (!nativeAvailable) startListening();
-
-  const outcome = spawnProgram(cfg.program, {
-    envp,
-    sigmask: inherited.sigmask,
-    sigdefault: childDefaultSet(plan),
-    keepFds: inherited.fds,
-    newSession: cfg.setsid,
-    takeTerminal,
-  });
-  // tini warns before it spawns; the warning (and consola's set-up for it) waits until
-  // the child runs, off its path, and still comes before any message of ours about it.
-  checkReaping();
-  if (!outcome.ok) {
-    log.fatal(outcome.message);
-    exit(remap(outcome.code));
   }
-  if (reapNatively && log.level < 3) {
-    nativeExit = { codes: new Uint8Array(256), alone: stop.sweeping };
-    for (let code = 0; code < 256; code++) nativeExit.codes[code] = remap(code);
+
+  private startListening(): void {
+    listen(this.plan, this.signal, this.outputOf, (sig) => this.cfg.stopSignals.has(sig) || log.level >= LEVEL.debug);
   }
-  setMain({ pid: outcome.pid, adopted: false });
-  if (nativeAvailable) startListening();
-  log.info(`Spawned child process '${Buffer.from(cfg.program[0]!).toString()}' with pid '${outcome.pid}'`);
-  keepAlive();
+
+  // ---------------------------------------------------------------- start
+
+  start(envp: readonly Uint8Array[]): void {
+    const { cfg, inherited } = this;
+    // Before listening: giving up the terminal raises SIGHUP and SIGCONT that must not be forwarded.
+    const takeTerminal = cfg.setsid && releaseTerminal();
+    // In the single file every signal has been blocked since the stub's first
+    // instruction: what arrives meanwhile waits, pending, so the child may start first.
+    // Without the stub the runtime's other threads would take a signal at its default
+    // action (SIGTERM would end us): listen first.
+    if (!nativeAvailable) this.startListening();
+    const outcome = spawnProgram(cfg.program, {
+      envp,
+      sigmask: inherited.sigmask,
+      sigdefault: childDefaultSet(this.plan),
+      keepFds: inherited.fds,
+      newSession: cfg.setsid,
+      takeTerminal,
+    });
+    // tini warns before it spawns; the warning waits until the child runs, off its path,
+    // and still comes before any message of ours about it.
+    checkReaping();
+    if (!outcome.ok) {
+      log.fatal(outcome.message);
+      exit(this.remap(outcome.code));
+    }
+    // Where the main child's end leaves nothing to do but exit (no line to log, no
+    // daemon to follow: native reaping is on, and below -v), the handler that reaps it
+    // exits for us with this table's code; `alone`: only once no child is left, where a
+    // sweep would otherwise follow.
+    if (this.reapNatively && log.level < LEVEL.info) {
+      const codes = new Uint8Array(256);
+      for (let code = 0; code < 256; code++) codes[code] = this.remap(code);
+      this.nativeExit = { codes, alone: this.stop.sweeping };
+    }
+    // The watch is in place before the handler may reap (enter → watchChild), and a main
+    // child that ended sooner is found by our own waitpid loop.
+    this.enter({ name: "running", main: { pid: outcome.pid, adopted: false } });
+    if (nativeAvailable) this.startListening();
+    log.info(`Spawned child process '${Buffer.from(cfg.program[0]!).toString()}' with pid '${outcome.pid}'`);
+    keepAlive();
+  }
 }
