@@ -1,7 +1,14 @@
 // Keep-alive: no program. Stay PID 1, reap whatever lands on us, exit 0 when asked to
 // stop (the Kubernetes pause container's contract), after the whole-tree stop.
+//
+//   pausing ──stop signal: SIGTERM to every process left──▶ stopping
+//   stopping ──no child left, or the grace over (SIGKILL sent)──▶ exit 0
+//
+// Nothing is watched: where native reaping is on, the stub's handler (reap_children in
+// src/native/stub.c) reaps every orphan itself and wakes JavaScript only once no child
+// is left, which matters only while stopping.
 import type { RunConfig } from "../cli/options.ts";
-import { log } from "../log/logger.ts";
+import { LEVEL, log } from "../log/logger.ts";
 import { keepAlive } from "../process/loop.ts";
 import { reapAll } from "../process/reap.ts";
 import { checkReaping, mayReapNatively, setUpReaping } from "../process/reaper.ts";
@@ -16,33 +23,34 @@ export function runPause(cfg: RunConfig, inherited: Inheritance): void {
   setUpReaping(cfg);
   checkReaping();
 
-  let stopping = false;
+  let phase: "pausing" | "stopping" = "pausing";
   const done = () => exit(0);
-  const stop = new TreeStop(cfg.graceSeconds * 1000, done);
-  const onReaped = (pid: number) => {
-    log.debug(`Reaped child with pid: '${pid}'`);
+  const stop = new TreeStop(cfg.graceSeconds * 1000, done); // the grace is over
+  const reaped = (pid: number) => {
+    if (log.level >= LEVEL.debug) log.debug(`Reaped child with pid: '${pid}'`);
     if (cfg.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);
   };
 
-  // No status matters here: the handler may reap everything itself (nothing to watch).
-  watchChild(0, mayReapNatively(cfg));
-  listen(planSignals(new Set(inherited.ignored), [...cfg.stopSignals]), (sig) => {
+  /** The one dispatch: a reaped child, or a signal, which only a stop signal acts on. */
+  const signal = (sig: number) => {
     if (sig === SIG.CHLD) {
-      const noneLeft = reapAll(onReaped);
-      if (stopping && noneLeft) done();
+      if (reapAll(reaped) && phase === "stopping") done();
       return;
     }
     if (!cfg.stopSignals.has(sig)) {
       log.debug(`Ignoring signal: '${signalName(sig)}' (nothing to forward it to)`);
       return;
     }
-    if (stopping) return;
-    stopping = true;
+    if (phase === "stopping") return;
+    phase = "stopping";
     stop.trigger(`received ${signalName(sig)}`);
     if (!stop.sweeping) done();
     stop.sweep();
-    if (reapAll(onReaped)) done();
-  });
+    if (reapAll(reaped)) done();
+  };
+
+  watchChild(0, mayReapNatively(cfg));
+  listen(planSignals(new Set(inherited.ignored), [...cfg.stopSignals]), signal);
   log.info("Pausing: reaping zombies until SIGTERM or SIGINT");
   keepAlive();
 }

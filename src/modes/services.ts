@@ -11,7 +11,7 @@ import type { Inheritance } from "../process/startup.ts";
 import { launch, type LaunchContext } from "../services/launch.ts";
 import { OutputMux } from "../services/output.ts";
 import { ServiceRunner, type ServiceHost } from "../services/service.ts";
-import { childDefaultSet, listen, planSignals } from "../signals/intake.ts";
+import { childDefaultSet, listen, planSignals, type SignalPlan } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
 import { exit, getpid, isatty, yieldCpu } from "../sys/libc.ts";
 import { available as nativeHelper, publishSignalTarget } from "../sys/native.ts";
@@ -50,187 +50,255 @@ export function runServices(
     print(2, built.diagnostics.map((d) => `${d}\n`).join(""));
     exit(EXIT_CONFIG);
   }
-  const plan: ServicePlan = built.plan;
-  const needsUser = plan.services.find((s) => s.user);
+  const needsUser = built.plan.services.find((s) => s.user);
   if (needsUser && !nativeHelper) {
     log.fatal(`service ${needsUser.name}: \`user\` needs the native helper of the single-file pidone, which this build lacks`);
     exit(EXIT_CONFIG);
   }
   setUpReaping(cfg);
   checkReaping();
+  new ServicesMode(cfg, built.plan, inherited, envp, env).start();
+}
 
-  const format = plan.settings.logFormat;
-  const mux =
-    format === "raw"
-      ? null
-      : new OutputMux({
-          format,
-          names: plan.services.map((s) => s.name),
-          color: isatty(1) && !env.has("NO_COLOR"),
-        });
+/** Where services mode stands. Every change goes through ServicesMode.enter. */
+type Phase =
+  /** Services start in dependency order and restart per policy. Ends → stopping: on a
+   *  stop signal, when a critical service (or a oneshot) ends for good, or when nothing
+   *  is left that could run. */
+  | { name: "running" }
+  /** The ordered stop: services in reverse dependency order, each within its
+   *  stop_timeout and what is left of the grace; then what they left behind gets SIGTERM.
+   *  Ends → finishing once every level stopped and no child is left, or the grace is over. */
+  | { name: "stopping"; since: number; levelsDone: boolean }
+  /** The output services already wrote is copied out, within what is left of the grace
+   *  since the stop began; then pidone exits. */
+  | { name: "finishing"; since: number };
 
-  const signalPlan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals]);
-  const ctx = (output: LaunchContext["output"]): LaunchContext => ({
-    envp,
-    sigmask: inherited.sigmask,
-    sigdefault: childDefaultSet(signalPlan),
-    output,
-  });
+type Fields = Record<string, string | number | boolean | null>;
 
-  const owners = new Map<number, (status: ExitStatus) => void>();
-  const runners: ServiceRunner[] = [];
-  const byName = new Map<string, ServiceRunner>();
-  let stopping = false;
-  /** Set when a critical service ended for good: the container's status. */
-  let verdict: number | null = null;
-  let firstFailure: number | null = null;
+class ServicesMode {
+  // ---------------------------------------------------------------- the events
 
-  type Fields = Record<string, string | number | boolean | null>;
-  const emit = (service: string | null, message: string, fields?: Fields) => {
-    if (mux) mux.event(service, message, fields);
-    else if (log.level >= LEVEL.warn) print(2, `[pidone] ${service ? `${service}: ` : ""}${message}\n`);
-  };
-  // Events stay in the order things happened, and "exited" waits (at most 100 ms) for
-  // the last lines the service wrote before it exited, so the log reads in that order.
-  let queue: Promise<void> = Promise.resolve();
-  const event = (service: string | null, message: string, fields?: Fields) => {
-    const exited = mux !== null && service !== null && fields?.event === "exited";
-    queue = queue.then(async () => {
-      if (exited) await Promise.race([mux!.outputEnded(service!), Bun.sleep(100)]);
-      emit(service, message, fields);
-    });
-  };
-
-  const host: ServiceHost = {
-    spawn(spec: ServiceSpec) {
-      const r = launch(spec.argv, spec, ctx(mux ? "pipe" : "inherit"));
-      if (!r.ok) return r;
-      if (mux && r.stdout !== null && r.stderr !== null) {
-        mux.attach(spec.name, "stdout", r.stdout);
-        mux.attach(spec.name, "stderr", r.stderr);
-      }
-      return { ok: true, pid: r.pid };
-    },
-    track(pid, svc) {
-      owners.set(pid, (status) => {
-        svc.exited(status);
-        publishTargets();
-      });
-      publishTargets();
-    },
-    event,
-    readied() {
-      startWhatCan();
-    },
-    ended(svc, code) {
-      if (code !== 0 && firstFailure === null) firstFailure = code;
-      if ((svc.spec.critical || svc.spec.oneshot) && !stopping) {
-        verdict = code;
-        beginStop(`${svc.name} ended`);
-        return;
-      }
-      startWhatCan();
-      finishIfIdle();
-    },
-    runProgram(argv, executable, as) {
-      return new Promise((resolve) => {
-        const r = launch(argv, { env: as.env, cwd: as.cwd, user: as.user, executable }, ctx("null"));
-        if (!r.ok) return resolve(127);
-        owners.set(r.pid, (s) => resolve(exitCodeOf(s)));
-      });
-    },
-  };
-
-  for (const spec of plan.services) {
-    const r = new ServiceRunner(spec, host);
-    runners.push(r);
-    byName.set(spec.name, r);
-  }
-
-  /** Starts every waiting service whose dependencies are all ready (or done). */
-  function startWhatCan() {
-    if (stopping) return;
-    for (const r of runners) {
-      if (r.state !== "waiting") continue;
-      const deps = r.spec.after.map((n) => byName.get(n)!);
-      if (deps.every((d) => d.state === "ready" || d.state === "done")) r.start();
+  /** The intake, once per delivery; `forwarded`: on_signal already sent it on. */
+  readonly signal = (sig: number, forwarded: boolean): void => {
+    if (sig === SIG.CHLD) {
+      const noneLeft = reapAll(this.reaped);
+      if (this.phase.name === "stopping" && this.phase.levelsDone && noneLeft) this.stopped();
+      return;
     }
-  }
+    if (this.cfg.stopSignals.has(sig)) return this.beginStop(`received ${signalName(sig)}`);
+    if (forwarded) return;
+    const out = this.outputOf(sig);
+    if (out === 0) return;
+    const taking = this.runners.filter((r) => r.running && this.takes(r, sig));
+    for (const r of taking) r.signalGroup(out);
+    if (taking.length) yieldCpu();
+  };
 
-  /** Nothing running and nothing that can start: the container's work is over. */
-  function finishIfIdle() {
-    if (stopping) return;
-    const alive = runners.some((r) => {
-      if (r.state === "starting" || r.state === "ready" || r.state === "backoff" || r.running) return true;
-      if (r.state !== "waiting") return false;
-      return r.spec.after.every((n) => ["waiting", "starting", "ready", "backoff", "done"].includes(byName.get(n)!.state));
-    });
-    if (!alive) {
-      verdict = firstFailure ?? 0;
-      beginStop("no service left to run");
+  /** The reaping loop, once per child: the service (or probe) it belongs to learns of it. */
+  readonly reaped = (pid: number, status: ExitStatus): void => {
+    const owner = this.owners.get(pid);
+    if (owner) {
+      this.owners.delete(pid);
+      owner(status);
+    } else if (this.cfg.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);
+  };
+
+  /** A service ended for good (ServiceRunner, through the host): the container's end? */
+  private serviceEnded(svc: ServiceRunner, code: number): void {
+    if (code !== 0 && this.firstFailure === null) this.firstFailure = code;
+    if ((svc.spec.critical || svc.spec.oneshot) && this.phase.name === "running") {
+      this.verdict = code;
+      return this.beginStop(`${svc.name} ended`);
     }
+    this.startWhatCan();
+    this.finishIfIdle();
   }
 
-  const treeStop = new TreeStop(plan.settings.grace * 1000, () => void finish());
-  let stopStartedAt = 0;
-  let levelsDone = false;
+  /** TreeStop: the grace ran out, SIGKILL went out, and the kernel had time to hand back the dead. */
+  readonly graceOver = (): void => this.stopped();
 
-  async function beginStop(why: string) {
-    if (stopping) return;
-    stopping = true;
-    stopStartedAt = performance.now();
-    treeStop.trigger(why);
-    event(null, `stopping: ${why}`, { event: "stopping" });
-    const graceMs = plan.settings.grace * 1000;
-    for (const level of stopLevels(plan.services)) {
+  // ---------------------------------------------------------------- the transitions
+
+  private enter(next: Phase): void {
+    this.phase = next;
+    if (next.name === "finishing") void this.finish(next.since);
+  }
+
+  /** running → stopping: stop the services level by level, then sweep. */
+  private beginStop(why: string): void {
+    if (this.phase.name !== "running") return;
+    const stopping: Phase = { name: "stopping", since: performance.now(), levelsDone: false };
+    this.enter(stopping);
+    this.treeStop.trigger(why);
+    this.event(null, `stopping: ${why}`, { event: "stopping" });
+    void this.stopLevels(stopping);
+  }
+
+  private async stopLevels(stopping: Phase & { name: "stopping" }): Promise<void> {
+    const graceMs = this.plan.settings.grace * 1000;
+    for (const level of stopLevels(this.plan.services)) {
       await Promise.all(
         level.map((spec) => {
-          const r = byName.get(spec.name)!;
-          const left = graceMs - (performance.now() - stopStartedAt);
+          const r = this.byName.get(spec.name)!;
+          const left = graceMs - (performance.now() - stopping.since);
           return r.stop(Math.max(0, Math.min(r.spec.stopTimeout * 1000, left)));
         }),
       );
     }
-    levelsDone = true;
-    if (!treeStop.sweeping) return void finish();
-    treeStop.sweep();
-    if (reapAll(onReaped)) void finish();
+    stopping.levelsDone = true;
+    if (!this.treeStop.sweeping) return this.stopped();
+    this.treeStop.sweep();
+    if (reapAll(this.reaped)) this.stopped();
   }
 
-  let finishing = false;
-  async function finish() {
-    if (finishing) return;
-    finishing = true;
-    let code = verdict;
+  /** stopping → finishing (once: the grace timer, the last reap and the levels may all get here). */
+  private stopped(): void {
+    if (this.phase.name === "stopping") this.enter({ name: "finishing", since: this.phase.since });
+  }
+
+  /** The container's status, the last output copied out, and exit. */
+  private async finish(stopSince: number): Promise<void> {
+    let code = this.verdict;
     if (code === null) {
       // Stopped on request: clean if every critical service went the way a stop should.
-      const bad = runners.find((r) => r.spec.critical && !r.stoppedCleanly());
+      const bad = this.runners.find((r) => r.spec.critical && !r.stoppedCleanly());
       code = bad ? (bad.lastCode ?? 1) : 0;
     }
-    if (mux) {
-      await queue; // each exit event waits at most 100 ms
+    if (this.mux) {
+      await this.queue; // each exit event waits at most 100 ms
       // What services already wrote is copied for at least DRAIN_MS, and for whatever is
       // left of the grace: a slow log reader must not cost a batch job its last lines.
-      const graceLeft = stopStartedAt ? plan.settings.grace * 1000 - (performance.now() - stopStartedAt) : 0;
-      const { droppedLines } = await mux.drain(Math.max(DRAIN_MS, graceLeft));
+      const graceLeft = this.plan.settings.grace * 1000 - (performance.now() - stopSince);
+      const { droppedLines } = await this.mux.drain(Math.max(DRAIN_MS, graceLeft));
       if (droppedLines) log.warn(`${droppedLines} lines of service output were lost at exit`);
     }
     exit(code);
   }
 
-  function onReaped(pid: number, status: ExitStatus) {
-    const owner = owners.get(pid);
-    if (owner) {
-      owners.delete(pid);
-      owner(status);
-    } else if (cfg.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);
+  /** Starts every waiting service whose dependencies are all ready (or done). */
+  private startWhatCan(): void {
+    if (this.phase.name !== "running") return;
+    for (const r of this.runners) {
+      if (r.state !== "waiting") continue;
+      const deps = r.spec.after.map((n) => this.byName.get(n)!);
+      if (deps.every((d) => d.state === "ready" || d.state === "done")) r.start();
+    }
   }
 
-  function takes(r: ServiceRunner, sig: number): boolean {
+  /** Nothing running and nothing that can start: the container's work is over. */
+  private finishIfIdle(): void {
+    if (this.phase.name !== "running") return;
+    const alive = this.runners.some((r) => {
+      if (r.state === "starting" || r.state === "ready" || r.state === "backoff" || r.running) return true;
+      if (r.state !== "waiting") return false;
+      return r.spec.after.every((n) => ["waiting", "starting", "ready", "backoff", "done"].includes(this.byName.get(n)!.state));
+    });
+    if (!alive) {
+      this.verdict = this.firstFailure ?? 0;
+      this.beginStop("no service left to run");
+    }
+  }
+
+  // ---------------------------------------------------------------- state
+
+  private phase: Phase = { name: "running" };
+  /** Set when a critical service ended for good: the container's status. */
+  private verdict: number | null = null;
+  private firstFailure: number | null = null;
+  private readonly runners: ServiceRunner[] = [];
+  private readonly byName = new Map<string, ServiceRunner>();
+  /** Who learns of each pid's end: a service's process, or a probe's. */
+  private readonly owners = new Map<number, (status: ExitStatus) => void>();
+  private readonly signalPlan: SignalPlan;
+  private readonly treeStop: TreeStop;
+  private readonly mux: OutputMux | null;
+  /** pidone's own events, in the order things happened (see event). */
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly cfg: RunConfig,
+    private readonly plan: ServicePlan,
+    private readonly inherited: Inheritance,
+    private readonly envp: readonly Uint8Array[],
+    env: ReadonlyMap<string, string>,
+  ) {
+    const format = plan.settings.logFormat;
+    this.mux =
+      format === "raw"
+        ? null
+        : new OutputMux({ format, names: plan.services.map((s) => s.name), color: isatty(1) && !env.has("NO_COLOR") });
+    this.signalPlan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals]);
+    this.treeStop = new TreeStop(plan.settings.grace * 1000, this.graceOver);
+    const host = this.host();
+    for (const spec of plan.services) {
+      const r = new ServiceRunner(spec, host);
+      this.runners.push(r);
+      this.byName.set(spec.name, r);
+    }
+  }
+
+  private ctx(output: LaunchContext["output"]): LaunchContext {
+    return { envp: this.envp, sigmask: this.inherited.sigmask, sigdefault: childDefaultSet(this.signalPlan), output };
+  }
+
+  /** pidone's own event line: through the multiplexer (prefixed or JSON), else on stderr. */
+  private emit(service: string | null, message: string, fields?: Fields): void {
+    if (this.mux) this.mux.event(service, message, fields);
+    else if (log.level >= LEVEL.warn) print(2, `[pidone] ${service ? `${service}: ` : ""}${message}\n`);
+  }
+
+  /** Events stay in the order things happened, and "exited" waits (at most 100 ms) for
+   *  the last lines the service wrote before it exited, so the log reads in that order. */
+  private event(service: string | null, message: string, fields?: Fields): void {
+    const mux = this.mux;
+    const exited = mux !== null && service !== null && fields?.event === "exited";
+    this.queue = this.queue.then(async () => {
+      if (exited) await Promise.race([mux.outputEnded(service), Bun.sleep(100)]);
+      this.emit(service, message, fields);
+    });
+  }
+
+  /** What a ServiceRunner may ask of the supervisor. */
+  private host(): ServiceHost {
+    return {
+      spawn: (spec: ServiceSpec) => {
+        const r = launch(spec.argv, spec, this.ctx(this.mux ? "pipe" : "inherit"));
+        if (!r.ok) return r;
+        if (this.mux && r.stdout !== null && r.stderr !== null) {
+          this.mux.attach(spec.name, "stdout", r.stdout);
+          this.mux.attach(spec.name, "stderr", r.stderr);
+        }
+        return { ok: true, pid: r.pid };
+      },
+      track: (pid, svc) => {
+        this.owners.set(pid, (status) => {
+          svc.exited(status);
+          this.publishTargets();
+        });
+        this.publishTargets();
+      },
+      event: (service, message, fields) => this.event(service, message, fields),
+      readied: () => this.startWhatCan(),
+      ended: (svc, code) => this.serviceEnded(svc, code),
+      runProgram: (argv, executable, as) => {
+        return new Promise((resolve) => {
+          const r = launch(argv, { env: as.env, cwd: as.cwd, user: as.user, executable }, this.ctx("null"));
+          if (!r.ok) return resolve(127);
+          this.owners.set(r.pid, (s) => resolve(exitCodeOf(s)));
+        });
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- signals
+
+  private takes(r: ServiceRunner, sig: number): boolean {
     return r.spec.signals === "all" || r.spec.signals.includes(sig);
   }
-  function outputOf(sig: number): number {
-    return cfg.rewrite.get(sig) ?? sig;
+
+  private outputOf(sig: number): number {
+    return this.cfg.rewrite.get(sig) ?? sig;
   }
 
   /**
@@ -238,42 +306,24 @@ export function runServices(
    * itself, as in tini's mode: no trip through the event loop, which a flood of service
    * output keeps busy. Republished whenever a service starts or ends.
    */
-  function publishTargets() {
+  private publishTargets(): void {
     if (!nativeHelper) return;
     // One /proc read per running service, not one per signal.
-    const running = runners.filter((r) => r.running).map((r) => ({ r, target: r.signalTarget() }));
-    for (const sig of signalPlan.forwarded) {
-      if (cfg.stopSignals.has(sig)) continue;
-      const takers = running.filter(({ r }) => takes(r, sig));
+    const running = this.runners.filter((r) => r.running).map((r) => ({ r, target: r.signalTarget() }));
+    for (const sig of this.signalPlan.forwarded) {
+      if (this.cfg.stopSignals.has(sig)) continue;
+      const takers = running.filter(({ r }) => this.takes(r, sig));
       publishSignalTarget(sig, (takers.length === 1 && takers[0]!.target) || "queue");
     }
   }
 
-  listen(
-    signalPlan,
-    (sig, forwarded) => {
-      if (sig === SIG.CHLD) {
-        const noneLeft = reapAll(onReaped);
-        if (stopping && levelsDone && noneLeft) void finish();
-        return;
-      }
-      if (cfg.stopSignals.has(sig)) {
-        void beginStop(`received ${signalName(sig)}`);
-        return;
-      }
-      if (forwarded) return;
-      const out = outputOf(sig);
-      if (out === 0) return;
-      const taking = runners.filter((r) => r.running && takes(r, sig));
-      for (const r of taking) r.signalGroup(out);
-      if (taking.length) yieldCpu();
-    },
-    // Stop signals start the ordered stop: JavaScript's alone.
-    (sig) => (cfg.stopSignals.has(sig) ? "queue" : outputOf(sig)),
-    (sig) => cfg.stopSignals.has(sig),
-  );
-
-  log.debug(`pidone ${getpid()}: ${runners.length} services`);
-  startWhatCan();
-  keepAlive();
+  start(): void {
+    const stops = this.cfg.stopSignals;
+    // Stop signals start the ordered stop: JavaScript's alone. The others go straight to
+    // the one service that takes them (publishTargets), else to signal().
+    listen(this.signalPlan, this.signal, (sig) => (stops.has(sig) ? "queue" : this.outputOf(sig)), (sig) => stops.has(sig));
+    log.debug(`pidone ${getpid()}: ${this.runners.length} services`);
+    this.startWhatCan();
+    keepAlive();
+  }
 }

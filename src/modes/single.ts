@@ -26,7 +26,7 @@ type Phase =
   | { name: "running"; main: MainChild }
   /** --pidfile: polling the file for the daemon's pid. Ends → running when it names a
    *  child of ours, → draining with code 1 when the timeout passes first. */
-  | { name: "adopting"; deadline: number; last: string }
+  | { name: "adopting"; deadline: number }
   /** No main child. Ends in exit: when no child is left (waitpid's ECHILD), or when the
    *  grace is over. Without --wait-all the rest of the tree got SIGTERM on entry. */
   | { name: "draining" };
@@ -70,18 +70,40 @@ class TiniMode {
       log.info(`Adopted pid ${r.pid} from ${file} as the main process`);
       return this.enter({ name: "running", main: { pid: r.pid, adopted: true } });
     }
-    this.phase.last = r.ok ? `${file} names pid ${r.pid}, which is not a child of pidone` : r.reason;
     if (performance.now() < this.phase.deadline) {
       // The daemon writes the file after we learn its parent exited, and the kernel has
       // no event for "a file appeared" short of a watcher of our own: poll, bounded.
       setTimeout(this.pidfileTick, 20);
       return;
     }
-    log.fatal(`--pidfile: ${this.phase.last} (waited ${this.cfg.pidfileTimeoutSeconds} s)`);
+    const why = r.ok ? `${file} names pid ${r.pid}, which is not a child of pidone` : r.reason;
+    log.fatal(`--pidfile: ${why} (waited ${this.cfg.pidfileTimeoutSeconds} s)`);
     this.exitCode = 1;
     this.enter({ name: "draining" }, "no daemon to adopt");
     this.reapAll();
   };
+
+  /*
+   * The life of a forwarded signal. In the single file the kernel runs on_signal
+   * (src/native/stub.c) on whichever thread has the signal unblocked. With a main child
+   * running, enter() has published its pid (or group) as the target, and startListening
+   * the signal's output (outputOf: itself, a rewrite, or 0 to drop): on_signal kill()s the
+   * child right there, counts the delivery and, unless the signal is quiet, writes a byte
+   * to the self-pipe. Quiet means JavaScript is not involved at all: every signal but the
+   * stop signals, below -vv. Otherwise the intake's drain (startIntake, src/sys/native.ts)
+   * calls signal(sig, true), which only keeps the books: a stop signal starts the grace
+   * clock. With no main child (adopting, draining) the target is "queue", and without the
+   * stub Bun's process.on delivers; either way signal(sig, false) forwards with kill(2)
+   * itself (forward).
+   *
+   * The life of a SIGCHLD. on_signal calls reap_children (stub.c), tini's wait4 loop, when
+   * native reaping is on (mayReapNatively: no status needed but the main child's); it
+   * keeps the main child's status in the watched record. If that end leaves nothing else
+   * to do (nativeExit, set in start), the handler exits with the table's code and
+   * JavaScript never runs. Otherwise, or without native reaping, the byte wakes the loop:
+   * signal(SIGCHLD) → reapAll → reapAllRaw (src/process/reap.ts), which takes the record,
+   * then calls waitpid(-1) until nothing is left, and reaped(pid, status) for each.
+   */
 
   // ---------------------------------------------------------------- the transitions
 
@@ -120,7 +142,7 @@ class TiniMode {
     }
     if (cfg.pidfile && !this.stop.triggered && code === 0) {
       const deadline = performance.now() + cfg.pidfileTimeoutSeconds * 1000;
-      return this.enter({ name: "adopting", deadline, last: `${cfg.pidfile} did not appear` });
+      return this.enter({ name: "adopting", deadline });
     }
     this.exitCode = code;
     if (cfg.waitAll && code !== 0 && this.firstFailure === null) this.noteFailure(status, code);
