@@ -3,6 +3,7 @@
 // critical one ends for good.
 import type { RunConfig } from "../cli/options.ts";
 import { buildPlan, check, stopLevels, type ServicePlan, type ServiceSpec, type PlanOptions } from "../config/index.ts";
+import { EXIT, exitCodeOfFailure } from "../errors.ts";
 import { LEVEL, log, print } from "../log/logger.ts";
 import { keepAlive } from "../process/loop.ts";
 import { reapAll, exitCodeOf, type ExitStatus } from "../process/reap.ts";
@@ -17,8 +18,6 @@ import { exit, getpid, isatty, yieldCpu } from "../sys/libc.ts";
 import { available as nativeHelper, publishSignalTarget } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
 
-/** pidone's own code for a configuration it cannot run (and for --check's verdict). */
-export const EXIT_CONFIG = 2;
 /** At exit, what services already wrote is copied for at most this long. */
 const DRAIN_MS = 1000;
 
@@ -36,7 +35,7 @@ export function runCheck(cfg: RunConfig, env: ReadonlyMap<string, string>): neve
     return exit(0);
   }
   print(2, r.diagnostics.map((d) => `${d}\n`).join(""));
-  return exit(EXIT_CONFIG);
+  return exit(EXIT.CONFIG);
 }
 
 export function runServices(
@@ -48,12 +47,12 @@ export function runServices(
   const built = buildPlan(cfg.configFiles, cfg.services, planOptions(cfg, env));
   if (!built.ok) {
     print(2, built.diagnostics.map((d) => `${d}\n`).join(""));
-    exit(EXIT_CONFIG);
+    exit(EXIT.CONFIG);
   }
   const needsUser = built.plan.services.find((s) => s.user);
   if (needsUser && !nativeHelper) {
     log.fatal(`service ${needsUser.name}: \`user\` needs the native helper of the single-file pidone, which this build lacks`);
-    exit(EXIT_CONFIG);
+    exit(EXIT.CONFIG);
   }
   setUpReaping(cfg);
   checkReaping();
@@ -284,7 +283,7 @@ class ServicesMode {
       runProgram: (argv, executable, as) => {
         return new Promise((resolve) => {
           const r = launch(argv, { env: as.env, cwd: as.cwd, user: as.user, executable }, this.ctx("null"));
-          if (!r.ok) return resolve(127);
+          if (!r.ok) return resolve(exitCodeOfFailure(r));
           this.owners.set(r.pid, (s) => resolve(exitCodeOf(s)));
         });
       },

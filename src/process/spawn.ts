@@ -6,6 +6,7 @@
 // controlling terminal in a new session) goes through the single file's exec trampoline
 // (src/sys/native.ts): posix_spawn starts our own file, whose stub does those steps and
 // execs the program. Only when a step needs it: a direct spawn otherwise.
+import { exitCodeOfFailure, type SpawnFailure } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import {
   O_CLOEXEC,
@@ -46,8 +47,8 @@ export interface ChildSetup {
 
 export type SpawnOutcome =
   | { ok: true; pid: number }
-  /** exec failed: `code` is what tini's child would have exited with. */
-  | { ok: false; code: number; message: string };
+  /** It did not start: `code` is what tini's child would have exited with. */
+  | ({ ok: false; code: number } & SpawnFailure);
 
 const SLASH = 0x2f;
 
@@ -187,6 +188,18 @@ export function spawnWithSteps(req: SpawnRequest, steps: native.TrampolineSteps)
 }
 
 /**
+ * What spawnChild (or spawn) threw, as data for the caller's log line and exit code:
+ * tini's "exec NAME failed" when the program's own exec failed, the step's own words
+ * when a step before it did.
+ */
+export function spawnFailure(e: unknown, name: string | Uint8Array): SpawnFailure {
+  const shown = typeof name === "string" ? name : Buffer.from(name).toString();
+  if (e instanceof StepError && e.syscall !== "execve") return { step: e.syscall, errno: e.errno, exec: false, message: e.message };
+  if (e instanceof SyscallError) return { step: e.syscall, errno: e.errno, exec: true, message: `exec ${shown} failed: ${strerror(e.errno)}` };
+  return { step: "spawn", errno: 0, exec: false, message: `exec ${shown} failed: ${String(e)}` };
+}
+
+/**
  * Signals the runtime handles in pidone itself (faults, abort, and JavaScriptCore's
  * SIGPWR): whatever our parent did with them, posix_spawn hands them to the child at
  * their default. Those our parent ignored are ignored again by the trampoline.
@@ -243,9 +256,8 @@ export function spawnProgram(program: readonly Uint8Array[], setup: ChildSetup):
     pid = spawnChild(request, steps);
   } catch (e) {
     if (!(e instanceof SyscallError)) throw e;
-    let err = e.errno;
-    if (e instanceof StepError && e.syscall !== "execve") return { ok: false, code: 1, message: e.message };
-    if (err === errno.ENOEXEC && !(e instanceof StepError)) {
+    let failure = spawnFailure(e, name);
+    if (failure.errno === errno.ENOEXEC && !(e instanceof StepError)) {
       // execvp runs a file without a #! line (and not an ELF) through /bin/sh.
       const script = searchPath(name, setup.envp);
       if (script) {
@@ -254,12 +266,11 @@ export function spawnProgram(program: readonly Uint8Array[], setup: ChildSetup):
           return finish(pid, foreground);
         } catch (e2) {
           if (!(e2 instanceof SyscallError)) throw e2;
-          err = e2.errno;
+          failure = spawnFailure(e2, name);
         }
       }
     }
-    const code = err === errno.ENOENT ? 127 : err === errno.EACCES ? 126 : 1;
-    return { ok: false, code, message: `exec ${Buffer.from(name).toString()} failed: ${strerror(err)}` };
+    return { ok: false, code: exitCodeOfFailure(failure), ...failure };
   }
   return finish(pid, foreground);
 }

@@ -2,8 +2,9 @@
 // /dev/null, stdout/stderr into pipes pidone reads (or pidone's own, for raw output),
 // its own process group, and the signal state pidone was given.
 import type { ResolvedUser, ServiceSpec } from "../config/index.ts";
-import { StepError, spawnChild } from "../process/spawn.ts";
-import { close, pipe, SyscallError, strerror, O_RDONLY, O_WRONLY, type FileAction } from "../sys/libc.ts";
+import type { SpawnFailure } from "../errors.ts";
+import { spawnChild, spawnFailure } from "../process/spawn.ts";
+import { close, pipe, O_RDONLY, O_WRONLY, type FileAction } from "../sys/libc.ts";
 
 export interface LaunchContext {
   envp: readonly Uint8Array[];
@@ -15,7 +16,7 @@ export interface LaunchContext {
 
 export type Launched =
   | { ok: true; pid: number; stdout: number | null; stderr: number | null }
-  | { ok: false; message: string };
+  | ({ ok: false } & SpawnFailure);
 
 /** pidone's environment with `overrides` set (replacing any existing entry of the same name). */
 export function mergeEnv(envp: readonly Uint8Array[], overrides: Readonly<Record<string, string>>): Uint8Array[] {
@@ -75,9 +76,7 @@ export function launch(
   } catch (e) {
     for (const p of [out, err]) if (p) for (const fd of p) safeClose(fd);
     out = err = null;
-    if (e instanceof StepError && e.syscall !== "execve") return { ok: false, message: e.message };
-    const why = e instanceof SyscallError ? strerror(e.errno) : String(e);
-    return { ok: false, message: `exec ${argv[0]} failed: ${why}` };
+    return { ok: false, ...spawnFailure(e, argv[0]!) };
   } finally {
     // The child has its own copies of the write ends; ours would keep the pipes open forever.
     if (out) safeClose(out[1]);

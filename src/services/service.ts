@@ -5,6 +5,7 @@
 //                            └─oneshot exit 0────┴──────────────▶ done
 //   any running state ─stop()─▶ stopping ─exit─▶ stopped
 import type { ServiceSpec } from "../config/index.ts";
+import { exitCodeOfFailure, type SpawnFailure } from "../errors.ts";
 import { exitCodeOf, type ExitStatus } from "../process/reap.ts";
 import { getpid, kill } from "../sys/libc.ts";
 import { parentOf, processGroupOf } from "../process/tree.ts";
@@ -15,8 +16,8 @@ import { signalName, SIG } from "../signals/table.ts";
 export type ServiceState = "waiting" | "starting" | "ready" | "backoff" | "done" | "ended" | "stopping" | "stopped";
 
 export interface ServiceHost extends ProbeHooks {
-  /** Spawns the service; returns its pid, or an error message. */
-  spawn(spec: ServiceSpec): { ok: true; pid: number } | { ok: false; message: string };
+  /** Spawns the service; returns its pid, or why it did not start. */
+  spawn(spec: ServiceSpec): { ok: true; pid: number } | ({ ok: false } & SpawnFailure);
   /** Tells the supervisor which pid now belongs to this service (for reaping). */
   track(pid: number, svc: ServiceRunner): void;
   event(service: string, message: string, fields?: Record<string, string | number | boolean | null>): void;
@@ -65,7 +66,9 @@ export class ServiceRunner {
     const r = this.host.spawn(this.spec);
     if (!r.ok) {
       this.host.event(this.name, r.message);
-      this.afterExit({ exited: true, code: /No such file/.test(r.message) ? 127 : 126 });
+      // As if it had exited with the code tini's child gives a failed exec: the restart
+      // policy and the container's status treat both the same.
+      this.afterExit({ exited: true, code: exitCodeOfFailure(r) });
       return;
     }
     this.pid = r.pid;
