@@ -63,7 +63,7 @@ type Level = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
 export type Logger = Record<Level, (message: string) => void> & { level: number };
 
 // Created on the first message that the level lets through: as PID 1 at the default
-// verbosity tini's mode logs nothing, and consola's set-up costs about 0.4 ms.
+// verbosity tini's mode logs nothing, and consola's set-up is start-up time.
 let instance: ConsolaInstance | null = null;
 let level: number = LEVEL.warn;
 const consola = () => (instance ??= createConsola({ level, reporters: [reporter], throttle: 0 }));

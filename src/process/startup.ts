@@ -19,7 +19,7 @@ export interface Inheritance {
   argv: Uint8Array[] | null;
 }
 
-// Before our first line, Bun 1.4.4 opens exactly one epoll and one eventfd (measured);
+// Before our first line, Bun 1.4.4 opens exactly one epoll and one eventfd;
 // everything else above fd 2 came from our parent.
 const RUNTIME_FDS = ["anon_inode:[eventpoll]", "anon_inode:[eventfd]"];
 // The single-file release's stub (scripts/stub/stub.c) leaves the C libraries open as

@@ -1,13 +1,17 @@
 // Which signals pidone catches, ignores, or leaves alone, and the one place that
 // subscribes to them.
 //
-// In the single file, the stub's native handler (src/sys/native.ts) catches every signal
-// the runtime does not own - STKFLT and the real-time ones included - forwards it itself
-// when pidone has published a target, and wakes the event loop through a self-pipe for
-// the bookkeeping here. Without it (the plain executable), Bun's process.on runs handlers
-// on the event loop and pidone forwards with kill from JavaScript; Bun installs nothing
-// for STKFLT and the real-time signals, so those are ignored then. Either way one call
-// per delivery; the kernel coalesces pending signals, so SIGCHLD means "reap until empty".
+// Who forwards a signal. The stub's handler (on_signal, src/native/stub.c) does, with no
+// JavaScript on the way, when all four hold: this is the single file (native.available);
+// the mode gave the signal an output (listen's forwardAs: itself, a rewrite, or 0 to
+// drop; not "queue"); the mode published a target (native.publishTarget, or
+// publishSignalTarget for one signal); and its kill() succeeds. Otherwise the mode's
+// onSignal gets it with `forwarded` false and forwards (or decides) itself. Either way
+// onSignal runs once per delivery, at once for the mode's urgent signals and for
+// everything on_signal did not forward; a quiet one only when something else wakes the
+// loop. Without the stub, Bun's process.on delivers on the event loop, and STKFLT and
+// the real-time signals, for which it installs nothing, are ignored.
+// The kernel coalesces pending signals, so SIGCHLD means "reap until empty".
 import { SIG, FORWARDED, UNCATCHABLE_FROM_JS, signalName } from "./table.ts";
 import { ignoreSignal, sigprocmask, sigset, SIG_UNBLOCK } from "../sys/libc.ts";
 import * as native from "../sys/native.ts";
