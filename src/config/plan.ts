@@ -7,7 +7,7 @@ import { findCycles, topologicalOrder } from "./graph.ts";
 import { parseProcfile, parseServiceLine, type ProcEntry } from "./procfile.ts";
 import { findProgram, probeFile, type ProbeFile } from "./programs.ts";
 import { parseToml, readTomlConfig, type ServiceDraft } from "./toml.ts";
-import { DEFAULTS, type ServicePlan, type ServiceSpec, type Settings } from "./types.ts";
+import { DEFAULTS, type ServicePlan, type Settings } from "./types.ts";
 
 export type Source =
   /** A TOML file's text (`-c FILE.toml`). */

@@ -24,7 +24,6 @@ import {
   readSome,
   spawn,
   strerror,
-  tcgetpgrp,
   tcgetpgrpRaw,
   tcsetpgrp,
   waitpid,

@@ -24,9 +24,8 @@ export function detectReach(): Reach {
 }
 
 export class TreeStop {
-  private startedAt: number | null = null;
+  private started = false;
   private swept = false;
-  private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly graceMs: number,
@@ -44,19 +43,19 @@ export class TreeStop {
   }
 
   get triggered(): boolean {
-    return this.startedAt !== null;
+    return this.started;
   }
 
   /** Starts the grace clock (once; later triggers do not extend it). */
   trigger(why: string): void {
-    if (this.startedAt !== null) return;
-    this.startedAt = performance.now();
+    if (this.started) return;
+    this.started = true;
     if (!this.sweeping) return;
     if (log.level >= LEVEL.info) log.info(`Stopping (${why}): ${this.graceMs / 1000} s until SIGKILL`);
-    this.timer = setTimeout(() => this.killRemaining(), this.graceMs);
+    setTimeout(() => this.killRemaining(), this.graceMs);
   }
 
-  /** SIGTERM to every process left (once), except `spare` (the still-running main group). */
+  /** SIGTERM to every process left (once). */
   sweep(): void {
     if (!this.sweeping || this.swept) return;
     this.swept = true;
@@ -76,7 +75,6 @@ export class TreeStop {
   }
 
   private killRemaining(): void {
-    this.timer = null;
     const victims = (this.reach === "pid1" ? allOtherProcesses() : descendantsOf(getpid())).filter((p) => !isZombie(p));
     const seconds = this.graceMs / 1000;
     for (const pid of victims) log.warn(`Killing pid ${pid} (${commandOf(pid)}): still running ${seconds} s after the stop began`);

@@ -1,7 +1,7 @@
 // Everything the benchmark needs before it measures: the Debian packages of the C inits,
 // dist/pidone, the two Bun floors compiled with pidone's own build flags, and the C
 // helpers compiled with gcc.
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { COMPILE_FLAGS } from "../../compile-flags.ts";
