@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -315,11 +315,26 @@ describe("users and groups", () => {
   });
 });
 
+/**
+ * The README's TOML example, the ```toml block that opens with EXAMPLE_HEAD, as a file
+ * of its own (check() and buildPlan() read files). Throws when the block is gone.
+ */
+const EXAMPLE_HEAD = "# pidone services file: every key";
+function readmeExample(): string {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const block = [...readme.matchAll(/^```toml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!).find((b) => b.startsWith(EXAMPLE_HEAD));
+  if (block === undefined) throw new Error(`README.md has no \`\`\`toml block starting with "${EXAMPLE_HEAD}"`);
+  const file = join(tempDir("pidone-readme-"), "pidone.toml");
+  writeFileSync(file, block);
+  return file;
+}
+
 describe("check() and buildPlan() on files", () => {
   test("the README example is valid", () => {
-    const r = check([fixture("config-full.toml")], [], MACHINE);
+    const example = readmeExample();
+    const r = check([example], [], MACHINE);
     expect(r).toEqual({ ok: true, diagnostics: [] });
-    const p = buildPlan([fixture("config-full.toml")], [], MACHINE);
+    const p = buildPlan([example], [], MACHINE);
     expect(p.ok && p.plan.settings).toEqual({ grace: 8, logFormat: "prefix" });
     expect(p.ok && names(startLevels(p.plan.services))).toEqual([["db", "cron", "sshd"], ["migrate"], ["app"], ["web"]]);
     expect(p.ok && names(stopLevels(p.plan.services))).toEqual([["cron", "sshd", "web"], ["app"], ["migrate"], ["db"]]);

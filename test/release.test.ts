@@ -352,6 +352,20 @@ describe.skipIf(!DOCKER)("the single file in Docker, FROM scratch, as PID 1", ()
 
 // ------------------------------------------------------------------ README install snippets
 
+/** The ```dockerfile blocks of a Markdown file, in order. */
+function dockerfileBlocks(path: string): string[] {
+  return [...readFileSync(path, "utf8").matchAll(/```dockerfile\n([\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+test("the README quotes every install snippet unchanged, in order", () => {
+  const tested = dockerfileBlocks(SNIPPETS);
+  const readme = dockerfileBlocks(join(ROOT, "README.md"));
+  expect(tested.length).toBe(3);
+  const at = tested.map((s) => readme.indexOf(s));
+  expect(at.every((i) => i >= 0), "a snippet of scripts/release-snippets.md is missing from README.md, or differs").toBe(true);
+  expect(at).toEqual([...at].sort((x, y) => x - y));
+});
+
 describe.skipIf(!DOCKER)("the install snippets (scripts/release-snippets.md)", () => {
   let server: ReturnType<typeof Bun.serve> | null = null;
   let base = "";
@@ -396,10 +410,7 @@ describe.skipIf(!DOCKER)("the install snippets (scripts/release-snippets.md)", (
     server?.stop(true);
   });
 
-  function snippets(): string[] {
-    const text = readFileSync(SNIPPETS, "utf8");
-    return [...text.matchAll(/```dockerfile\n([\s\S]*?)```/g)].map((m) => m[1]!);
-  }
+  const snippets = () => dockerfileBlocks(SNIPPETS);
 
   async function build(dockerfile: string, tag: string, url: string): Promise<RunResult> {
     let text = dockerfile.replaceAll(SNIPPET_BASE_URL, url);

@@ -10,7 +10,8 @@
  * - A TOML file (`-c FILE.toml`): [settings] grace, log_format; [services.NAME] with
  *   command, shell, env, cwd, user, restart, max_restarts, restart_window, critical,
  *   oneshot, after, ready, ready_timeout, stop_signal, stop_timeout, signals, pidfile.
- *   test/fixtures/config-full.toml documents every key with its default.
+ *   The README's TOML example documents every key with its default (test/config-plan.test.ts
+ *   checks it).
  * - Several sources combine into one plan; a name declared twice is an error, and
  *   `after` may name a service of any source.
  *
