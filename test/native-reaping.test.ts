@@ -1,4 +1,4 @@
-// Reaping in the stub's signal handler (scripts/stub/stub.c, reap_children): as PID 1,
+// Reaping in the stub's signal handler (src/native/stub.c, reap_children): as PID 1,
 // the single file reaps orphans in C, tini's way, and keeps only the main child's status
 // for JavaScript; where pidone needs every status (--wait-all, -w, debug logging) its
 // JavaScript reaps as before. The handler's own counter (struct shared's `reaped`) is
@@ -13,7 +13,7 @@ import { NATIVE } from "./fixtures/native-lib.ts";
 
 setDefaultTimeout(60_000);
 
-/** struct shared in scripts/stub/stub.c: its magic and size, and offsetof(reaped). */
+/** struct shared in src/native/stub.c: its magic and size, and offsetof(reaped). */
 const MAGIC = Buffer.from("pidone-native-4\0", "latin1");
 const SIZE = 1984;
 const REAP_AT = 1704;
@@ -86,7 +86,7 @@ const orphans = (n: number) => `i=0; while [ $i -lt ${n} ]; do (true &); i=$((i+
 
 describe("the shared area's layout", () => {
   test("stub.c, src/sys/native.ts and the packer name the same magic and size", () => {
-    const stub = readFileSync(join(ROOT, "scripts/stub/stub.c"), "latin1");
+    const stub = readFileSync(join(ROOT, "src/native/stub.c"), "latin1");
     const ts = readFileSync(join(ROOT, "src/sys/native.ts"), "latin1");
     const pack = readFileSync(join(ROOT, "scripts/pack/pack.ts"), "latin1");
     const magic = MAGIC.toString("latin1").slice(0, -1);

@@ -1,4 +1,4 @@
-// Builds scripts/stub/stub.c for one architecture and returns the bytes the packer
+// Builds src/native/stub.c for one architecture and returns the bytes the packer
 // appends. The stub is linked twice, at two addresses 256 MiB apart: identical bytes
 // prove it has no absolute address anywhere, so the packer may place it at any 64 KiB
 // boundary without a loader to relocate it.
@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { ARCH_INFO, compilerFor, hostArch, type Arch } from "./arch.ts";
 import { Elf, PF_W, PF_X, PT_LOAD, alignUp } from "./elf.ts";
 
-const STUB_DIR = new URL("../stub/", import.meta.url).pathname;
+const STUB_DIR = new URL("../../src/native/", import.meta.url).pathname;
 export const STUB_SOURCE = join(STUB_DIR, "stub.c");
 const LINKER_SCRIPT = join(STUB_DIR, "stub.ld");
 /** The linker script's distance quantum between the stub's code and data. */

@@ -1,4 +1,4 @@
-// The single file's native helper (scripts/stub/stub.c) as pidone sees it: the only
+// The single file's native helper (src/native/stub.c) as pidone sees it: the only
 // TypeScript that knows the stub. The stub runs before the runtime, so it recorded what
 // pidone must hand on (signal mask, ignored signals, environment, descriptors), blocked
 // every signal pidone may handle, and left a shared area whose address is in our own
