@@ -8,8 +8,8 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, openSync, readFileSync, readSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { AS_PID1, PIDONE, ROOT, childrenOfAllThreads, pid1Of, processState, run, start, tempDir, waitFor, type Started } from "./helpers.ts";
-import { NATIVE } from "./fixtures/native-lib.ts";
+import { AS_PID1, PIDONE, ROOT, childrenOfAllThreads, needs, pid1Of, processState, run, start, tempDir, waitFor, type Started } from "./helpers.ts";
+import { NATIVE, SINGLE_FILE } from "./fixtures/native-lib.ts";
 
 setDefaultTimeout(60_000);
 
@@ -250,7 +250,7 @@ function callsAfterMainChildExit(trace: string, exe: string): string[] {
 // handler that reaps it exits with pidone's code (-e applied). Traced, nothing comes
 // between that SIGCHLD and exit_group but the handler's wait4 loop: no byte written to
 // wake the event loop, no return into it. As PID 1 only once no other child is left.
-describe.skipIf(!NATIVE)("the main child's end, when nothing else is left to do", () => {
+needs(NATIVE, SINGLE_FILE)("the main child's end, when nothing else is left to do", () => {
   const traced = async (prefix: string[], script: string) => {
     const file = join(tempDir("pidone-strace-"), "trace");
     const r = await run(["strace", "-f", "-qq", "-o", file, ...prefix, PIDONE, "-e", "3", "--", "sh", "-c", script]);

@@ -10,8 +10,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildScratchImage, dockerAvailable, dockerRun } from "./docker.ts";
-import { AS_PID1, ROOT, run, tempDir, waitFor, type RunResult } from "./helpers.ts";
+import { DOCKER_ENGINE, buildScratchImage, dockerAvailable, dockerRun } from "./docker.ts";
+import { AS_PID1, ROOT, needs, run, tempDir, waitFor, type RunResult } from "./helpers.ts";
 import { Elf, PT_INTERP, DT_NEEDED } from "../scripts/pack/elf.ts";
 import pkg from "../package.json" with { type: "json" };
 
@@ -22,7 +22,6 @@ const SNIPPET_BASE_URL = "https://github.com/OWNER/pidone/releases/download/v0.1
 const TAG = `pidone-release-test-${process.pid}`;
 
 const DOCKER = await dockerAvailable();
-if (!DOCKER) console.warn("release.test.ts: no Docker engine answers `docker info`: the Docker tests are skipped");
 
 let dir = process.env.PIDONE_RELEASE_DIR ?? "";
 const builtHere = !dir;
@@ -257,7 +256,7 @@ async function childStarted(pid: number): Promise<boolean> {
   }
 }
 
-describe.skipIf(!DOCKER)("the single file in Docker, FROM scratch, as PID 1", () => {
+needs(DOCKER, DOCKER_ENGINE)("the single file in Docker, FROM scratch, as PID 1", () => {
   for (const f of flavours) {
     const slow = f.arch === "arm64" ? 3 : 1;
 
@@ -352,7 +351,7 @@ describe.skipIf(!DOCKER)("the single file in Docker, FROM scratch, as PID 1", ()
 
 // ------------------------------------------------------------------ README install snippets
 
-describe.skipIf(!DOCKER)("the install snippets (scripts/release-snippets.md)", () => {
+needs(DOCKER, DOCKER_ENGINE)("the install snippets (scripts/release-snippets.md)", () => {
   let server: ReturnType<typeof Bun.serve> | null = null;
   let base = "";
   let context = "";
