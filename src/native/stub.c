@@ -339,24 +339,6 @@ __attribute__((used)) const u64 early_block = ~(RUNTIME_SIGNALS | UNBLOCKABLE);
 /* ------------------------------------------------------------------ the signal handler */
 
 /*
- * Installed by pidone (src/signals/intake.ts) for every signal it handles, with every
- * handled signal in sa_mask. Async-signal-safe by construction: raw system calls (which
- * leave errno alone), lock-free atomics, no state of its own. It may run on any thread
- * that has the signal unblocked, concurrently with itself on another.
- *
- * The forward happens here rather than in JavaScript: a signal then costs one kill()
- * after delivery, not a trip through the event loop. If kill() fails (the target has
- * gone), the delivery is left to pidone, which reports it. Once forwarded, the CPU goes
- * to whoever the kill() woke (sched_yield): the signal is for the child, and on a busy
- * or single CPU everything this thread does next (returning from the handler, the
- * interrupted epoll_pwait2, the event loop) would otherwise run first; on an idle
- * machine it also keeps the child on this CPU instead of waking another (measured:
- * median 0.96x tini's latency pinned to one CPU, instead of 1.03x; about a third of
- * tini's unpinned). A quiet signal, once forwarded, does not even wake the event loop;
- * nor does a SIGCHLD once reaped here, unless pidone has something to learn from it
- * (reap_children).
- */
-/*
  * tini's loop, run where the signal lands: every child that has ended, until wait4 says
  * none has (0) or none is left (-ECHILD). pidone's JavaScript would spend one event-loop
  * turn and one FFI call per zombie.
@@ -404,6 +386,23 @@ static int reap_children(struct shared *s) {
   }
 }
 
+/*
+ * Installed by pidone (src/signals/intake.ts) for every signal it handles, with every
+ * handled signal in sa_mask. Async-signal-safe by construction: raw system calls (which
+ * leave errno alone), lock-free atomics, no state of its own. It may run on any thread
+ * that has the signal unblocked, concurrently with itself on another.
+ *
+ * The forward happens here rather than in JavaScript: a signal then costs one kill()
+ * after delivery, not a trip through the event loop. If kill() fails (the target has
+ * gone), the delivery is left to pidone, which reports it. Once forwarded, the CPU goes
+ * to whoever the kill() woke (sched_yield): the signal is for the child, and on a busy
+ * or single CPU everything this thread does next (returning from the handler, the
+ * interrupted epoll_pwait2, the event loop) would otherwise run first; on an idle
+ * machine it also keeps the child on this CPU instead of waking another (the
+ * benchmark's signal latency shows both, pinned and unpinned). A quiet signal, once
+ * forwarded, does not even wake the event loop; nor does a SIGCHLD once reaped here,
+ * unless pidone has something to learn from it (reap_children).
+ */
 __attribute__((used)) void on_signal(int sig) {
   struct shared *s = &pidone_shared;
   if (sig < 1 || sig >= NSIG) return;
@@ -592,13 +591,13 @@ static void record_fds(struct shared *s) {
  */
 static const char hidden_names[] = "BUN_\0LD_\0MALLOC_\0MIMALLOC_\0GLIBC_TUNABLES=\0NODE_OPTIONS=\0";
 /*
- * The runtime's own settings, read only at its start (measured with Bun 1.4.4, see the
- * README): Bun's GC timer off (about 14 wake-ups a second otherwise); JavaScriptCore
- * without the concurrent JIT's worker threads, without the thread that pre-faults heap
- * blocks, and without timer-driven collections (an eden GC 7 s after start, helper
- * threads waking for 20 s); and mimalloc without its scavenger thread, which purges
- * freed pages from a 30 s timer (the allocating thread purges them itself instead):
- * 1 thread instead of 5, no wake-up at all once idle, and start-up faster, not slower.
+ * The runtime's own settings, read only at its start: Bun's GC timer off (it wakes an
+ * idle process many times a second); JavaScriptCore without the concurrent JIT's worker
+ * threads, without the thread that pre-faults heap blocks, and without timer-driven
+ * collections (a collection and helper threads waking long after start); and mimalloc
+ * without its scavenger thread, which purges freed pages from a timer (the allocating
+ * thread purges them itself instead). An idle pidone then runs on one thread and never
+ * wakes, and starts faster, not slower (the benchmark's README has the figures).
  * Garbage is still collected as allocation demands.
  */
 static const char runtime_settings[] =
