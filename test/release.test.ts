@@ -5,8 +5,8 @@
 //
 // PIDONE_RELEASE_DIR=dist/release bun test test/release.test.ts  tests an existing release
 // instead of building one. Needs gcc, gcc-aarch64-linux-gnu, libc6-arm64-cross,
-// qemu-user-static (scripts/setup-test-env.sh installs them); the Docker tests are skipped,
-// saying so, when no Docker engine answers.
+// qemu-user-static (scripts/setup-test-env.sh installs them); without a Docker engine the
+// Docker tests are skipped with a warning, or fail under CI (test/helpers.ts, needs).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
