@@ -54,6 +54,7 @@ export function protocolHeader(): string {
     L.push(`#define ${macro} ${OFFSET[f.name]}`);
     L.push(`_Static_assert(__builtin_offsetof(struct shared, ${f.name}) == ${macro}, "src/native/protocol.ts: ${f.name}");`);
     L.push(`_Static_assert(sizeof(((struct shared *)0)->${f.name}) == ${TYPE_SIZE[f.type] * ("count" in f ? f.count : 1)}, "src/native/protocol.ts: ${f.name}");`);
+    if ("perSignal" in f) L.push(`_Static_assert(${"count" in f ? f.count : 1} >= NSIG, "src/native/protocol.ts: ${f.name} is indexed by signal");`);
   }
   L.push(`_Static_assert(sizeof(struct shared) == SHARED_SIZE, "src/native/protocol.ts: the size");`, "");
 

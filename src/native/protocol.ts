@@ -23,6 +23,8 @@ export interface Field {
   count?: number;
   /** What the field holds, in one line (how each side uses it is told in stub.c). */
   meaning: string;
+  /** Indexed by signal number: at least NSIG elements (the header asserts it). */
+  perSignal?: boolean;
 }
 
 /** Constants of the protocol: name, [value, meaning]. */
@@ -45,8 +47,7 @@ export const VALUES = Object.fromEntries(Object.entries(CONSTANTS).map(([name, [
 
 /**
  * struct shared, in order. One page of state shared for the life of the process: the
- * stub's writable segment. Arrays indexed by signal have at least NSIG elements
- * (rounded up, which keeps the layout of earlier versions).
+ * stub's writable segment.
  */
 export const SHARED_FIELDS = [
   { name: "magic", type: "char", count: 16, meaning: "MAGIC, NUL-padded" },
@@ -58,10 +59,10 @@ export const SHARED_FIELDS = [
   { name: "ignored", type: "u64", meaning: "the signals our parent left at SIG_IGN" },
   { name: "target", type: "s32", meaning: ">0 a pid, <0 a process group, 0: queue only (pidone decides)" },
   { name: "pipe", type: "s32", meaning: "the self-pipe's write end (O_NONBLOCK), -1 before pidone made it" },
-  { name: "action", type: "u8", count: 72, meaning: "per signal: ACT_QUEUE, ACT_DROP or the signal to forward, | ACT_QUIET" },
-  { name: "count", type: "u32", count: 68, meaning: "per signal: deliveries << 16 | deliveries forwarded (or dropped) in the handler" },
+  { name: "action", type: "u8", count: 72, perSignal: true, meaning: "per signal: ACT_QUEUE, ACT_DROP or the signal to forward, | ACT_QUIET" },
+  { name: "count", type: "u32", count: 68, perSignal: true, meaning: "per signal: deliveries << 16 | deliveries forwarded (or dropped) in the handler" },
   { name: "fds", type: "s32", count: CONSTANTS.MAX_FDS[0], meaning: "descriptors above 2 we were started with, ascending" },
-  { name: "sig_target", type: "s32", count: 68, meaning: "per signal: a target that overrides `target` when nonzero" },
+  { name: "sig_target", type: "s32", count: 68, perSignal: true, meaning: "per signal: a target that overrides `target` when nonzero" },
   { name: "reap", type: "s32", meaning: "nonzero: on SIGCHLD, on_signal reaps every ended child itself" },
   { name: "watch", type: "s32", meaning: "the pid whose status pidone needs (its main child), 0 for none" },
   { name: "watched_pid", type: "s32", meaning: "the watched pid once reaped in the handler, 0: no record to take" },

@@ -13,7 +13,7 @@ import {
   SA_RESTART,
   SIGSET_BYTES,
   SIG_UNBLOCK,
-  exit,
+  exit as exitNow,
   getauxval,
   memoryView,
   pipe,
@@ -66,7 +66,7 @@ function mismatch(magic: string, size: number): never {
       ? `pidone: the native helper in this file has a ${size}-byte shared area, this pidone needs ${SIZE} bytes of ${MAGIC}: the file was packed from mismatched builds\n`
       : `pidone: the native helper in this file speaks ${theirs}, this pidone needs ${MAGIC}: the file was packed from mismatched builds\n`;
   writeAll(2, Buffer.from(line), 1000);
-  exit(1);
+  exitNow(1);
 }
 
 const shared = locate();
