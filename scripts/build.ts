@@ -45,13 +45,12 @@ const r = Bun.spawnSync([process.execPath, ...flags], { cwd: root, stdout: "inhe
 if (r.exitCode !== 0) process.exit(r.exitCode ?? 1);
 try {
   const packed = packFile(resolve(root, plain), resolve(root, outfile));
-  // pidone's payload always carries src/sys/native.ts's magic: if the packer did not find
-  // it, the stub and native.ts disagree on the shared area's version, and the single
-  // file would quietly run without its native helper.
+  // pidone's payload always carries the protocol's magic (src/sys/native.ts imports
+  // src/native/protocol.ts, which the stub was just compiled from): if the packer did not
+  // find it, the bundle lost native.ts or its view of the protocol, and the single file
+  // would start without its native helper.
   if (!packed.native) {
-    throw new Error(
-      `${outfile}: the payload lacks the stub's magic ${NATIVE_MARKER}: stub.c, src/sys/native.ts and scripts/pack/pack.ts must agree`,
-    );
+    throw new Error(`${outfile}: the payload lacks the protocol's magic ${NATIVE_MARKER} (src/native/protocol.ts): is src/sys/native.ts still bundled?`);
   }
 } catch (e) {
   // Without a C compiler the stub cannot be built: keep a working dist/pidone (the plain

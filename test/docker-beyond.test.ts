@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, existsSync, chmodSync } from "node:fs";
 import { join } from "node:path";
-import { PIDONE, ROOT, run, tempDir, waitFor } from "./helpers.ts";
-import { buildScratchImage, dockerAvailable } from "./docker.ts";
+import { PIDONE, ROOT, needs, run, tempDir, waitFor } from "./helpers.ts";
+import { DOCKER_ENGINE, buildScratchImage, dockerAvailable } from "./docker.ts";
 
 const haveDocker = await dockerAvailable();
 const IMAGE = "pidone-test-beyond:latest";
@@ -23,7 +23,7 @@ afterAll(async () => {
   for (const n of names) await run(["docker", "rm", "-f", n], { timeoutMs: 30_000 });
 });
 
-describe.skipIf(!haveDocker)("in Docker", () => {
+needs(haveDocker, DOCKER_ENGINE)("in Docker", () => {
   test("--pause as a pod sandbox: a container sharing its PID namespace gets its orphans reaped", async () => {
     const pod = uniq("pause");
     const r = await run(["docker", "run", "-d", "--name", pod, "--network", "none", IMAGE, "/pidone", "--pause", "-w"]);

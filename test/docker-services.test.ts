@@ -7,15 +7,14 @@
 // how it is built, so only the first run on a machine pays for it; the image with this
 // build's /pidone on top is made anew each run. Skipped, saying so, when no Docker engine
 // answers `docker info`.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { addSymlinks, buildScratchImage, dockerAvailable } from "./docker.ts";
-import { PIDONE, run, start, tempDir, waitFor, type RunResult, type Started, linesOf } from "./helpers.ts";
+import { DOCKER_ENGINE, addSymlinks, buildScratchImage, dockerAvailable } from "./docker.ts";
+import { PIDONE, needs, run, start, tempDir, waitFor, type RunResult, type Started, linesOf } from "./helpers.ts";
 
 const DOCKER = await dockerAvailable();
-if (!DOCKER) console.warn("docker-services.test.ts: no Docker engine answers `docker info`: the Docker tests are skipped");
 
 const RUN_ID = `${process.pid}`;
 const IMAGE = `pidone-test-services-scratch:${RUN_ID}`;
@@ -434,7 +433,7 @@ afterAll(async () => {
 
 // ---------------------------------------------------------------- FROM scratch
 
-describe.skipIf(!DOCKER)("services in a FROM scratch image, --network none", () => {
+needs(DOCKER, DOCKER_ENGINE)("services in a FROM scratch image, --network none", () => {
   beforeAll(async () => {
     await scratchImages;
   }, 300_000);
@@ -667,7 +666,7 @@ describe.skipIf(!DOCKER)("services in a FROM scratch image, --network none", () 
 
 // ---------------------------------------------------------------- sshd + cron from Debian
 
-describe.skipIf(!DOCKER)("the motivating scenario: sshd and cron in a Debian image, no TTY, --network none", () => {
+needs(DOCKER, DOCKER_ENGINE)("the motivating scenario: sshd and cron in a Debian image, no TTY, --network none", () => {
   // One container (started with the image, see the top beforeAll) runs for the whole block:
   // `pidone --service 'sshd: /usr/sbin/sshd -D -e' --service 'cron: /usr/sbin/cron -f'`.
   let main: Attached | null = null;

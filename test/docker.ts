@@ -7,6 +7,9 @@ import { PIDONE, run, tempDir } from "./helpers.ts";
 
 export { sharedLibraries } from "../scripts/lib/rootfs.ts";
 
+/** What needs(dockerAvailable(), ...) names when it is missing. */
+export const DOCKER_ENGINE = "a Docker engine that answers `docker info` (scripts/setup-test-env.sh starts one, as root)";
+
 export async function dockerAvailable(): Promise<boolean> {
   return (await run(["docker", "info"], { timeoutMs: 20_000 })).code === 0;
 }

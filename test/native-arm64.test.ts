@@ -9,9 +9,9 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { AS_PID1, ROOT, cHelper, run, start, tempDir } from "./helpers.ts";
+import { AS_PID1, ROOT, cHelper, needs, run, start, tempDir } from "./helpers.ts";
 import { SIGSTKFLT, countOf, pidoneHostPid, signalCounts } from "./fixtures/core-lib.ts";
-import { NATIVE, QEMU_ARM64, credentialLines } from "./fixtures/native-lib.ts";
+import { NATIVE, QEMU_ARM64, SINGLE_FILE, credentialLines } from "./fixtures/native-lib.ts";
 
 setDefaultTimeout(180_000);
 
@@ -37,7 +37,7 @@ beforeAll(async () => {
 /** Host signals qemu-user maps onto the guest's STKFLT and SIGRTMIN..SIGRTMIN+28. */
 const CARRIED = [SIGSTKFLT, ...Array.from({ length: 64 - 36 + 1 }, (_, i) => 36 + i)];
 
-describe.skipIf(!NATIVE)("arm64 under qemu-user", () => {
+needs(NATIVE, SINGLE_FILE)("arm64 under qemu-user", () => {
   // qemu needs some milliseconds of its own before the guest's first instruction; the
   // guest's JavaScript starts seconds later under emulation.
   test("a SIGTERM while the runtime starts: acted on as PID 1 and not fatal otherwise (exit 143 both)", async () => {

@@ -4,11 +4,11 @@
 // the environment pidone was started with, byte for byte. With the GC timer,
 // JavaScriptCore's helper threads and mimalloc's scavenger off, an idle pidone never wakes up.
 // Skipped for the plain executable (PIDONE_BIN=dist/pidone-glibc).
-import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AS_PID1, PIDONE, ROOT, pid1Of, run, start, tempDir, waitForChildRunning } from "./helpers.ts";
-import { NATIVE, contextSwitches } from "./fixtures/native-lib.ts";
+import { AS_PID1, PIDONE, ROOT, needs, pid1Of, run, start, tempDir, waitForChildRunning } from "./helpers.ts";
+import { NATIVE, SINGLE_FILE, contextSwitches } from "./fixtures/native-lib.ts";
 
 setDefaultTimeout(60_000);
 
@@ -26,7 +26,7 @@ async function preloadLibrary(): Promise<string> {
   return out;
 }
 
-describe.skipIf(!NATIVE)("variables meant for the application", () => {
+needs(NATIVE, SINGLE_FILE)("variables meant for the application", () => {
   test("BUN_OPTIONS=--cpu-prof reaches the child but not pidone: no profiler waking it, no profile written", async () => {
     const cwd = tempDir("pidone-cpuprof-");
     const p = start([PIDONE, "-s", "--", "sh", "-c", 'echo "BUN_OPTIONS=$BUN_OPTIONS"; exec sleep 1000'], {
@@ -96,7 +96,7 @@ describe.skipIf(!NATIVE)("variables meant for the application", () => {
   });
 });
 
-describe.skipIf(!NATIVE)("an idle pidone", () => {
+needs(NATIVE, SINGLE_FILE)("an idle pidone", () => {
   test("0 wake-ups in 10 s with a sleeping child, as PID 1 (context switches summed over every thread), on one thread", async () => {
     const p = start([...AS_PID1, PIDONE, "--", "sleep", "1000"]);
     try {

@@ -1,4 +1,4 @@
-// Reaping in the stub's signal handler (scripts/stub/stub.c, reap_children): as PID 1,
+// Reaping in the stub's signal handler (src/native/stub.c, reap_children): as PID 1,
 // the single file reaps orphans in C, tini's way, and keeps only the main child's status
 // for JavaScript; where pidone needs every status (--wait-all, -w, debug logging) its
 // JavaScript reaps as before. The handler's own counter (struct shared's `reaped`) is
@@ -8,16 +8,14 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, openSync, readFileSync, readSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { AS_PID1, PIDONE, ROOT, childrenOfAllThreads, pid1Of, processState, run, start, tempDir, waitFor, type Started } from "./helpers.ts";
-import { NATIVE } from "./fixtures/native-lib.ts";
+import { MAGIC as MAGIC_TEXT, OFFSET, SIZE } from "../src/native/protocol.ts";
+import { AS_PID1, PIDONE, childrenOfAllThreads, needs, pid1Of, processState, run, start, tempDir, waitFor, type Started } from "./helpers.ts";
+import { NATIVE, SINGLE_FILE } from "./fixtures/native-lib.ts";
 
 setDefaultTimeout(60_000);
 
-/** struct shared in scripts/stub/stub.c: its magic and size, and offsetof(reaped). */
-const MAGIC = Buffer.from("pidone-native-4\0", "latin1");
-const SIZE = 1984;
-const REAP_AT = 1704;
-const REAPED_AT = 1720;
+/** struct shared (src/native/protocol.ts): its magic as the stub stores it. */
+const MAGIC = Buffer.from(`${MAGIC_TEXT}\0`, "latin1");
 
 /**
  * Where the shared area is in pidone (host pid): in the stub's writable segment, a
@@ -64,9 +62,9 @@ function sharedWord(pid: number, offset: number): number {
 }
 
 /** Children on_signal has reaped in pidone (host pid), read from its memory. */
-const nativelyReaped = (pid: number) => sharedWord(pid, REAPED_AT);
+const nativelyReaped = (pid: number) => sharedWord(pid, OFFSET.reaped);
 /** Has pidone let on_signal reap (struct shared's `reap`)? */
-const reapingNatively = (pid: number) => sharedWord(pid, REAP_AT) !== 0;
+const reapingNatively = (pid: number) => sharedWord(pid, OFFSET.reap) !== 0;
 
 async function zombieChildren(pid: number): Promise<number> {
   let n = 0;
@@ -83,22 +81,6 @@ async function startPid1(options: string[], body: string): Promise<{ p: Started;
 
 /** `n` orphans that end at once: each subshell exits right after starting its background job. */
 const orphans = (n: number) => `i=0; while [ $i -lt ${n} ]; do (true &); i=$((i+1)); done`;
-
-describe("the shared area's layout", () => {
-  test("stub.c, src/sys/native.ts and the packer name the same magic and size", () => {
-    const stub = readFileSync(join(ROOT, "scripts/stub/stub.c"), "latin1");
-    const ts = readFileSync(join(ROOT, "src/sys/native.ts"), "latin1");
-    const pack = readFileSync(join(ROOT, "scripts/pack/pack.ts"), "latin1");
-    const magic = MAGIC.toString("latin1").slice(0, -1);
-    // A mismatch does not fail loudly: the payload just runs without its native helper.
-    expect(/#define SHARED_MAGIC "([^"]+)"/.exec(stub)?.[1]).toBe(magic);
-    expect(/const MAGIC = "([^"]+)"/.exec(ts)?.[1]).toBe(magic);
-    expect(/NATIVE_MARKER = "([^"]+)"/.exec(pack)?.[1]).toBe(magic);
-    expect(/sizeof\(struct shared\) == (\d+)/.exec(stub)?.[1]).toBe(String(SIZE));
-    expect(/const SIZE = (\d+)/.exec(ts)?.[1]).toBe(String(SIZE));
-    expect(/offsetof\(struct shared, reaped\) == (\d+)/.exec(stub)?.[1]).toBe(String(REAPED_AT));
-  });
-});
 
 describe("reaping in the signal handler, as PID 1", () => {
   test("a backlog made while pidone is stopped is reaped to the last zombie, and the main child's code returned", async () => {
@@ -250,7 +232,7 @@ function callsAfterMainChildExit(trace: string, exe: string): string[] {
 // handler that reaps it exits with pidone's code (-e applied). Traced, nothing comes
 // between that SIGCHLD and exit_group but the handler's wait4 loop: no byte written to
 // wake the event loop, no return into it. As PID 1 only once no other child is left.
-describe.skipIf(!NATIVE)("the main child's end, when nothing else is left to do", () => {
+needs(NATIVE, SINGLE_FILE)("the main child's end, when nothing else is left to do", () => {
   const traced = async (prefix: string[], script: string) => {
     const file = join(tempDir("pidone-strace-"), "trace");
     const r = await run(["strace", "-f", "-qq", "-o", file, ...prefix, PIDONE, "-e", "3", "--", "sh", "-c", script]);

@@ -4,9 +4,9 @@
 // process.on cannot (STKFLT, every real-time signal) and forwards each delivery once,
 // rewrites included. Skipped for the plain executable (PIDONE_BIN=dist/pidone-glibc).
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { AS_PID1, PIDONE, cHelper, run, start } from "./helpers.ts";
+import { AS_PID1, PIDONE, cHelper, needs, run, start } from "./helpers.ts";
 import { SIGRTMAX, SIGRTMIN, SIGSTKFLT, countOf, pidoneHostPid, signalCounts } from "./fixtures/core-lib.ts";
-import { NATIVE } from "./fixtures/native-lib.ts";
+import { NATIVE, SINGLE_FILE } from "./fixtures/native-lib.ts";
 
 setDefaultTimeout(60_000);
 
@@ -15,7 +15,7 @@ const SIGUSR2 = 12;
 const SIGTERM = 15;
 const REALTIME = Array.from({ length: SIGRTMAX - SIGRTMIN + 1 }, (_, i) => SIGRTMIN + i);
 
-describe.skipIf(!NATIVE)("a SIGTERM sent while the runtime is still starting", () => {
+needs(NATIVE, SINGLE_FILE)("a SIGTERM sent while the runtime is still starting", () => {
   // Microseconds after the stub's first instruction: in the stub, in ld.so, in the
   // runtime's start-up; the first line of pidone's JavaScript runs tens of ms later.
   for (const delayUs of [0, 1000, 5000]) {
@@ -50,7 +50,7 @@ describe("a signal the child sends pidone as soon as it runs", () => {
   test("not PID 1: not fatal; forwarded back, and pidone exits 143", () => exitsForwarded([PIDONE, "-s", "--", ...child]));
 });
 
-describe.skipIf(!NATIVE)("signals process.on cannot catch", () => {
+needs(NATIVE, SINGLE_FILE)("signals process.on cannot catch", () => {
   const ways = [
     { name: "as PID 1", prefix: [...AS_PID1, PIDONE], pid1: true },
     { name: "not PID 1 (-s)", prefix: [PIDONE, "-s"], pid1: false },

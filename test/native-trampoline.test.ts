@@ -7,9 +7,9 @@
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildScratchImage, dockerAvailable, dockerRun } from "./docker.ts";
-import { AS_PID1, PIDONE, ROOT, cHelper, run, start, tempDir } from "./helpers.ts";
-import { NATIVE, credentialLines } from "./fixtures/native-lib.ts";
+import { DOCKER_ENGINE, buildScratchImage, dockerAvailable, dockerRun } from "./docker.ts";
+import { AS_PID1, PIDONE, ROOT, cHelper, needs, run, start, tempDir } from "./helpers.ts";
+import { NATIVE, SINGLE_FILE, credentialLines } from "./fixtures/native-lib.ts";
 
 setDefaultTimeout(60_000);
 
@@ -35,7 +35,7 @@ function servicesToml(dir: string, user: string): string {
 
 const SVC_CREDENTIALS = ["Uid: 4242 4242 4242 4242", "Gid: 4243 4243 4243 4243", "Groups: 4243 5000 5001"];
 
-describe.skipIf(!NATIVE)("LISTEN_PID (systemd socket activation)", () => {
+needs(NATIVE, SINGLE_FILE)("LISTEN_PID (systemd socket activation)", () => {
   const child = `echo "$LISTEN_PID $$ $LISTEN_FDS \${LISTEN_PIDFDID-unset} $(readlink /proc/self/fd/3)"`;
 
   test("naming pidone, it names the child in the child; the LISTEN_FDS descriptors pass; LISTEN_PIDFDID goes", async () => {
@@ -85,7 +85,7 @@ describe.skipIf(!NATIVE)("LISTEN_PID (systemd socket activation)", () => {
   });
 });
 
-describe.skipIf(!NATIVE)("--setsid and pidone's controlling terminal", () => {
+needs(NATIVE, SINGLE_FILE)("--setsid and pidone's controlling terminal", () => {
   const CHILD_LINE = /child pid=(-?\d+) pgid=(-?\d+) fg=(-?\d+)/;
 
   test("the child leads a new session with pidone's terminal as its own, in the foreground; Ctrl-C reaches it; the handover's SIGHUP does not", async () => {
@@ -107,7 +107,7 @@ describe.skipIf(!NATIVE)("--setsid and pidone's controlling terminal", () => {
   });
 });
 
-describe.skipIf(!NATIVE)("services: `user`", () => {
+needs(NATIVE, SINGLE_FILE)("services: `user`", () => {
   test("switches supplementary groups, gid and uid (setgroups, setresgid, setresuid), as PID 1", async () => {
     const dir = tempDir("pidone-user-");
     const { passwd, group } = accounts(dir);
@@ -135,7 +135,7 @@ describe.skipIf(!NATIVE)("services: `user`", () => {
   });
 });
 
-describe.skipIf(!DOCKER)("in Docker, FROM scratch", () => {
+needs(DOCKER, NATIVE ? DOCKER_ENGINE : SINGLE_FILE)("in Docker, FROM scratch", () => {
   const tag = `pidone-native-test-${process.pid}`;
   let image = "";
   const imageWithAccounts = async () => {
@@ -204,11 +204,19 @@ describe.skipIf(NATIVE)("without the native helper (the plain executable)", () =
   });
 });
 
-// The plain executable beside a single file: the same refusal, whichever is under test.
-describe.skipIf(!NATIVE)("the plain executable beside it", () => {
+// The plain executable beside a single file: the same behaviour as the block above,
+// whichever is under test (CI tests the single file, where that block skips).
+needs(NATIVE, SINGLE_FILE)("the plain executable beside it", () => {
   test("refuses `user` with a clear message", async () => {
     const r = await run([PLAIN, "-s", "-c", servicesToml(tempDir("pidone-user-"), "31337:31338")]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("`user` needs the native helper of the single-file pidone");
+  });
+
+  test("LISTEN_PID naming pidone: a warning, and the child still runs", async () => {
+    const r = await run(["bash", "-c", 'exec env LISTEN_PID=$$ "$0" -s -- sh -c "echo ran"', PLAIN]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("ran\n");
+    expect(r.stderr).toContain("LISTEN_PID names pidone");
   });
 });

@@ -2,7 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AS_PID1, PIDONE, linesOf, pid1Of, run, start, tempDir } from "./helpers.ts";
+import { AS_PID1, PIDONE, linesOf, needs, pid1Of, run, start, tempDir } from "./helpers.ts";
+import { NATIVE, SINGLE_FILE } from "./fixtures/native-lib.ts";
 
 function config(text: string): string {
   const dir = tempDir();
@@ -350,10 +351,9 @@ command = ["sh", "-c", "echo plain"]
   });
 });
 
-describe("switching user (single file)", () => {
+// The plain executable refuses `user` (tested in native-trampoline.test.ts).
+needs(NATIVE, SINGLE_FILE)("switching user (single file)", () => {
   test("a switched service gets HOME of its user, and its exec probe runs as that user too", async () => {
-    const { NATIVE } = await import("./fixtures/native-lib.ts");
-    if (!NATIVE) return; // the plain executable refuses `user` (tested in native-trampoline)
     const file = config(`
 [services.svc]
 command = ["sh", "-c", "echo home=$HOME uid=$(id -u); exec sleep 100"]

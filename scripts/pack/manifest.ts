@@ -1,4 +1,4 @@
-// The stub's manifest (struct manifest in scripts/stub/stub.c), encoded by the packer
+// The stub's manifest (struct manifest in src/native/stub.c), encoded by the packer
 // into the stub's bytes. The layout is mirrored here field by field; the packer checks
 // the C symbol's size against MANIFEST_SIZE so the two cannot drift apart silently.
 

@@ -46,6 +46,7 @@ import {
   type LibrarySlot,
 } from "./manifest.ts";
 import type { StubImage } from "./stub.ts";
+import { MAGIC as PROTOCOL_MAGIC } from "../../src/native/protocol.ts";
 
 /** Any page size Linux uses (arm64 kernels may run 64 KiB pages). */
 const MAX_PAGE = 0x10000;
@@ -54,11 +55,11 @@ export const FIRST_LIBRARY_FD = 1000;
 /** memfd names start with this; src/process/startup.ts leaves such fds out of what it passes on. */
 export const MEMFD_PREFIX = "pidone:";
 /**
- * src/sys/native.ts's magic string (the shared area's, in stub.c too): a payload whose
- * bytes hold it takes over from the stub's native helper, so the stub may block signals
- * and rebuild the environment for it. test/native-reaping.test.ts checks the three agree.
+ * The shared area's magic (src/native/protocol.ts, which src/sys/native.ts imports): a
+ * payload whose bytes hold it takes over from the stub's native helper, so the stub may
+ * block signals and rebuild the environment for it.
  */
-export const NATIVE_MARKER = "pidone-native-4";
+export const NATIVE_MARKER = PROTOCOL_MAGIC;
 
 export interface PackInput {
   /** Bun's executable. */

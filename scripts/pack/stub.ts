@@ -1,14 +1,16 @@
-// Builds scripts/stub/stub.c for one architecture and returns the bytes the packer
-// appends. The stub is linked twice, at two addresses 256 MiB apart: identical bytes
-// prove it has no absolute address anywhere, so the packer may place it at any 64 KiB
-// boundary without a loader to relocate it.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+// Builds src/native/stub.c for one architecture and returns the bytes the packer
+// appends. The stub includes protocol.h, which protocol-header.ts writes from
+// src/native/protocol.ts into the build directory. The stub is linked twice, at two
+// addresses 256 MiB apart: identical bytes prove it has no absolute address anywhere, so
+// the packer may place it at any 64 KiB boundary without a loader to relocate it.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ARCH_INFO, compilerFor, hostArch, type Arch } from "./arch.ts";
 import { Elf, PF_W, PF_X, PT_LOAD, alignUp } from "./elf.ts";
+import { protocolHeader } from "./protocol-header.ts";
 
-const STUB_DIR = new URL("../stub/", import.meta.url).pathname;
+const STUB_DIR = new URL("../../src/native/", import.meta.url).pathname;
 export const STUB_SOURCE = join(STUB_DIR, "stub.c");
 const LINKER_SCRIPT = join(STUB_DIR, "stub.ld");
 /** The linker script's distance quantum between the stub's code and data. */
@@ -54,9 +56,10 @@ export interface StubImage {
   manifestSize: number;
 }
 
-function compile(arch: Arch, out: string, base: number): void {
+/** `include`: the directory holding the generated protocol.h. */
+function compile(arch: Arch, include: string, out: string, base: number): void {
   const cc = compilerFor(arch);
-  const args = [cc, ...STUB_CFLAGS, ...ARCH_INFO[arch].cflags, `-Wl,-Ttext-segment=0x${base.toString(16)}`, "-o", out, STUB_SOURCE];
+  const args = [cc, ...STUB_CFLAGS, ...ARCH_INFO[arch].cflags, `-I${include}`, `-Wl,-Ttext-segment=0x${base.toString(16)}`, "-o", out, STUB_SOURCE];
   let r: ReturnType<typeof Bun.spawnSync>;
   try {
     r = Bun.spawnSync(args, { stdout: "pipe", stderr: "pipe" });
@@ -81,8 +84,9 @@ export function buildStub(arch: Arch): StubImage {
     const a = join(dir, "stub-a");
     const b = join(dir, "stub-b");
     const shift = 0x10000000;
-    compile(arch, a, 0);
-    compile(arch, b, shift);
+    writeFileSync(join(dir, "protocol.h"), protocolHeader());
+    compile(arch, dir, a, 0);
+    compile(arch, dir, b, shift);
     const ea = new Elf(new Uint8Array(readFileSync(a)), `stub (${arch})`);
     const eb = new Elf(new Uint8Array(readFileSync(b)), `stub (${arch}, moved)`);
     if (ea.header.machine !== ARCH_INFO[arch].machine) throw new Error(`stub: compiled for machine ${ea.header.machine}, not ${arch}`);

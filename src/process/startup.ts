@@ -22,7 +22,7 @@ export interface Inheritance {
 // Before our first line, Bun 1.4.4 opens exactly one epoll and one eventfd;
 // everything else above fd 2 came from our parent.
 const RUNTIME_FDS = ["anon_inode:[eventpoll]", "anon_inode:[eventfd]"];
-// The single-file release's stub (scripts/stub/stub.c) leaves the C libraries open as
+// The single-file release's stub (src/native/stub.c) leaves the C libraries open as
 // memfds named "pidone:<soname>" (fds 1000..1003, or the lowest free ones): ours, not inherited.
 const STUB_MEMFD = "/memfd:pidone:";
 

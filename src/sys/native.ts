@@ -1,15 +1,19 @@
-// The single file's native helper (scripts/stub/stub.c) as pidone sees it: the only
+// The single file's native helper (src/native/stub.c) as pidone sees it: the only
 // TypeScript that knows the stub. The stub runs before the runtime, so it recorded what
 // pidone must hand on (signal mask, ignored signals, environment, descriptors), blocked
 // every signal pidone may handle, and left a shared area whose address is in our own
 // auxiliary vector entry. Without the stub (dist/pidone-glibc, `bun src/main.ts`) there
-// is no such entry: `available` is false and every caller keeps its plain path.
+// is no such entry: `available` is false and every caller keeps its plain path. The
+// layout, the constants and the trampoline's words come from src/native/protocol.ts,
+// which the stub is compiled from too.
+import { AT_PIDONE, MAGIC, OFFSET as AT, SIZE, TRAMPOLINE, VALUES } from "../native/protocol.ts";
 import {
   O_CLOEXEC,
   O_NONBLOCK,
   SA_RESTART,
   SIGSET_BYTES,
   SIG_UNBLOCK,
+  exit as exitNow,
   getauxval,
   memoryView,
   pipe,
@@ -17,43 +21,17 @@ import {
   sigprocmask,
   sigset,
   useOriginalEnviron,
+  writeAll,
 } from "./libc.ts";
 
 // ---------------------------------------------------------------- the shared area
-// struct shared in stub.c, field by field (the C side asserts the same offsets).
-const AT_PIDONE = 0x50494431;
-const MAGIC = "pidone-native-4";
-const SIZE = 1984;
-const AT = {
-  size: 16,
-  nfds: 20,
-  handler: 24,
-  envp: 32,
-  mask: 40,
-  ignored: 48,
-  target: 56,
-  pipe: 60,
-  action: 64,
-  count: 136,
-  fds: 408,
-  sigTarget: 1432,
-  reap: 1704,
-  watch: 1708,
-  watchedPid: 1712,
-  watchedStatus: 1716,
-  reaped: 1720,
-  exitOnWatched: 1724,
-  exitCode: 1728,
-} as const;
-const FDS_UNKNOWN = 0xffffffff;
-const ACT_QUEUE = 0;
-const ACT_DROP = 127;
-const ACT_QUIET = 128;
-const NSIG = 65;
+const { FDS_UNKNOWN, ACT_QUEUE, ACT_DROP, ACT_QUIET, NSIG, EXIT_NEVER, EXIT_ALWAYS, EXIT_ALONE } = VALUES;
 const SIGCHLD = 17;
-const EXIT_NEVER = 0;
-const EXIT_ALWAYS = 1;
-const EXIT_ALONE = 2;
+// 32-bit word indexes of the fields the hot paths touch (the intake's drain, takeWatched).
+const COUNT = AT.count / 4;
+const WATCHED_PID = AT.watched_pid / 4;
+const WATCHED_STATUS = AT.watched_status / 4;
+const REAP = AT.reap / 4;
 
 interface Shared {
   bytes: Uint8Array;
@@ -66,12 +44,29 @@ interface Shared {
 function locate(): Shared | null {
   const address = getauxval(AT_PIDONE);
   if (!address) return null;
+  // The magic and the size first, within the smallest area any version had.
+  const head = new Uint8Array(memoryView(address, AT.size + 4));
+  const end = head.indexOf(0);
+  const magic = Buffer.from(head.subarray(0, end < 0 || end > AT.size ? AT.size : end)).toString("latin1");
+  const size = new DataView(head.buffer).getUint32(AT.size, true);
+  if (magic !== MAGIC || size !== SIZE) mismatch(magic, size);
   const buffer = memoryView(address, SIZE);
-  const shared = { bytes: new Uint8Array(buffer), view: new DataView(buffer), u32: new Uint32Array(buffer), i32: new Int32Array(buffer) };
-  const magic = Buffer.from(shared.bytes.subarray(0, MAGIC.length + 1)).toString("latin1");
-  // A stub from another build would disagree on the layout: then behave as without one.
-  if (magic !== `${MAGIC}\0` || shared.view.getUint32(AT.size, true) !== SIZE) return null;
-  return shared;
+  return { bytes: new Uint8Array(buffer), view: new DataView(buffer), u32: new Uint32Array(buffer), i32: new Int32Array(buffer) };
+}
+
+/**
+ * A stub from another build: its layout cannot be trusted, and without its helper
+ * pidone would run with every signal still blocked by it. One line and exit 1, written
+ * here because this runs as the module loads, before main() could catch anything.
+ */
+function mismatch(magic: string, size: number): never {
+  const theirs = /^[\x20-\x7e]+$/.test(magic) ? magic : "an unknown protocol";
+  const line =
+    theirs === MAGIC
+      ? `pidone: the native helper in this file has a ${size}-byte shared area, this pidone needs ${SIZE} bytes of ${MAGIC}: the file was packed from mismatched builds\n`
+      : `pidone: the native helper in this file speaks ${theirs}, this pidone needs ${MAGIC}: the file was packed from mismatched builds\n`;
+  writeAll(2, Buffer.from(line), 1000);
+  exitNow(1);
 }
 
 const shared = locate();
@@ -139,7 +134,7 @@ export function publishTarget(target: number | "queue"): void {
  * that takes `sig`), or "queue" to fall back to it.
  */
 export function publishSignalTarget(sig: number, target: number | "queue"): void {
-  if (shared) shared.i32[AT.sigTarget / 4 + sig] = target === "queue" ? 0 : target;
+  if (shared) shared.i32[AT.sig_target / 4 + sig] = target === "queue" ? 0 : target;
 }
 
 /** onSignal's second argument: true when on_signal already forwarded (or dropped) it. */
@@ -157,7 +152,7 @@ export function startIntake(signals: readonly number[], onSignal: NativeSignalHa
   const [readEnd, writeEnd] = pipe(O_CLOEXEC | O_NONBLOCK);
   s.i32[AT.pipe / 4] = writeEnd;
   const seen = new Uint32Array(NSIG);
-  const counts = s.u32.subarray(AT.count / 4, AT.count / 4 + NSIG);
+  const counts = s.u32.subarray(COUNT, COUNT + NSIG);
   seen.set(counts);
   const order = [...signals.filter((x) => x !== SIGCHLD), ...signals.filter((x) => x === SIGCHLD)];
   const drain = () => {
@@ -218,10 +213,10 @@ export function startIntake(signals: readonly number[], onSignal: NativeSignalHa
 export function watchChild(pid: number, reap: boolean, exit: NativeExit | null = null): void {
   const s = shared;
   if (!s) return;
-  if (exit && reap) s.bytes.set(exit.codes.subarray(0, 256), AT.exitCode);
-  Atomics.store(s.u32, AT.exitOnWatched / 4, exit && reap ? (exit.alone ? EXIT_ALONE : EXIT_ALWAYS) : EXIT_NEVER);
+  if (exit && reap) s.bytes.set(exit.codes.subarray(0, 256), AT.exit_code);
+  Atomics.store(s.u32, AT.exit_on_watched / 4, exit && reap ? (exit.alone ? EXIT_ALONE : EXIT_ALWAYS) : EXIT_NEVER);
   Atomics.store(s.i32, AT.watch / 4, pid);
-  if (reap) Atomics.store(s.i32, AT.reap / 4, 1);
+  if (reap) Atomics.store(s.i32, REAP, 1);
 }
 
 export interface NativeExit {
@@ -231,7 +226,7 @@ export interface NativeExit {
 
 /** True once on_signal reaps (watchChild with `reap`). */
 export function reapingNatively(): boolean {
-  return shared !== null && Atomics.load(shared.i32, AT.reap / 4) !== 0;
+  return shared !== null && Atomics.load(shared.i32, REAP) !== 0;
 }
 
 /**
@@ -245,10 +240,10 @@ export function reapingNatively(): boolean {
 export function takeWatched(onReaped: (pid: number, rawStatus: number) => void): boolean {
   const s = shared;
   if (!s) return false;
-  const pid = Atomics.load(s.i32, AT.watchedPid / 4);
+  const pid = Atomics.load(s.i32, WATCHED_PID);
   if (pid === 0) return false;
-  const status = Atomics.load(s.i32, AT.watchedStatus / 4);
-  Atomics.store(s.i32, AT.watchedPid / 4, 0);
+  const status = Atomics.load(s.i32, WATCHED_STATUS);
+  Atomics.store(s.i32, WATCHED_PID, 0);
   onReaped(pid, status);
   return true;
 }
@@ -262,7 +257,9 @@ export function nativelyReaped(): number | null {
 
 /** The packed file itself: its stub recognises the marker and never starts the runtime. */
 export const TRAMPOLINE_PATH = "/proc/self/exe";
-const TRAMPOLINE_MARKER = "\x01pidone-exec";
+const WORD = Object.fromEntries(Object.entries(TRAMPOLINE.words).map(([name, [word]]) => [name, word])) as {
+  [N in keyof typeof TRAMPOLINE.words]: (typeof TRAMPOLINE.words)[N][0];
+};
 
 export interface TrampolineSteps {
   /** setgroups, setresgid, setresuid, in that order. */
@@ -289,25 +286,18 @@ export function trampolineArgv(
   argv: readonly Uint8Array[],
 ): Uint8Array[] {
   // The marker goes in argv[1]: binfmt_misc interpreters (qemu-user) replace argv[0].
-  const words = ["pidone", TRAMPOLINE_MARKER, `report=${reportFd}`];
-  if (search) words.push("search");
-  if (steps.user) words.push(`groups=${steps.user.groups.join(",")}`, `gid=${steps.user.gid}`, `uid=${steps.user.uid}`);
-  if (steps.listenPid) words.push("listen-pid");
-  if (steps.takeTerminal) words.push("ctty");
-  if (steps.ignore?.length) words.push(`ignore=${steps.ignore.join(",")}`);
-  words.push("--");
+  const words = ["pidone", TRAMPOLINE.marker, `${WORD.REPORT}${reportFd}`];
+  if (search) words.push(WORD.SEARCH);
+  if (steps.user) words.push(`${WORD.GROUPS}${steps.user.groups.join(",")}`, `${WORD.GID}${steps.user.gid}`, `${WORD.UID}${steps.user.uid}`);
+  if (steps.listenPid) words.push(WORD.LISTEN_PID);
+  if (steps.takeTerminal) words.push(WORD.CTTY);
+  if (steps.ignore?.length) words.push(`${WORD.IGNORE}${steps.ignore.join(",")}`);
+  words.push(WORD.END);
   return [...words.map((w) => new Uint8Array(Buffer.from(w, "latin1"))), file, ...argv];
 }
 
-const STEP_NAMES: Record<number, string> = {
-  1: "the trampoline's arguments",
-  2: "setgroups",
-  3: "setresgid",
-  4: "setresuid",
-  5: "TIOCSCTTY",
-  6: "execve",
-};
-const STEP_WARNING = 0x100;
+const STEP_NAMES = new Map<number, string>(Object.values(TRAMPOLINE.steps));
+const { STEP_WARNING, RECORD_SIZE } = TRAMPOLINE;
 
 export interface TrampolineReport {
   /** The system call that failed ("execve", "setresuid", ...). */
@@ -317,13 +307,13 @@ export interface TrampolineReport {
   warning: boolean;
 }
 
-/** The trampoline's reports: 8-byte records {u32 step, s32 errno}. */
+/** The trampoline's reports: RECORD_SIZE-byte records {u32 step, s32 errno}. */
 export function parseReports(bytes: Uint8Array): TrampolineReport[] {
   const out: TrampolineReport[] = [];
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let at = 0; at + 8 <= bytes.length; at += 8) {
+  for (let at = 0; at + RECORD_SIZE <= bytes.length; at += RECORD_SIZE) {
     const step = v.getUint32(at, true);
-    out.push({ step: STEP_NAMES[step & 0xff] ?? `step ${step}`, errno: v.getInt32(at + 4, true), warning: (step & STEP_WARNING) !== 0 });
+    out.push({ step: STEP_NAMES.get(step & 0xff) ?? `step ${step}`, errno: v.getInt32(at + 4, true), warning: (step & STEP_WARNING) !== 0 });
   }
   return out;
 }

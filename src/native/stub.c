@@ -23,6 +23,10 @@
  *  - started with TRAMPOLINE_MARKER as argv[1], the file never starts Bun: it performs
  *    what posix_spawn cannot (user switch, LISTEN_PID, taking a terminal) and execs.
  *
+ * What pidone and this file share (struct shared, its magic, the constants, the
+ * trampoline's words and report records) is defined once, in src/native/protocol.ts;
+ * the build writes it as protocol.h, which asserts every offset at compile time.
+ *
  * Freestanding: raw system calls, no libc, no relocations (the packer places this code
  * at any 64 KiB-aligned address and proves it position independent by linking it
  * twice). One source for x86-64 and aarch64.
@@ -34,6 +38,11 @@ typedef unsigned short u16;
 typedef unsigned char u8;
 typedef int s32;
 typedef long s64;
+
+#include "protocol.h" /* generated from src/native/protocol.ts by scripts/pack/ */
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* ------------------------------------------------------------------ system calls */
 
@@ -88,7 +97,7 @@ __asm__(".section .text.entry,\"ax\",@progbits\n"
         "  mov $14, %eax\n"
         "  xor %edi, %edi\n"
         "  lea early_block(%rip), %rsi\n"
-        "  lea pidone_shared+40(%rip), %rdx\n"
+        "  lea pidone_shared+" STR(SHARED_OFFSET_MASK) "(%rip), %rdx\n"
         "  mov $8, %r10d\n"
         "  syscall\n"
         "  mov %rsp, %rdi\n"
@@ -146,8 +155,8 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
         "  mov x0, xzr\n"
         "  adrp x1, early_block\n"
         "  add x1, x1, :lo12:early_block\n"
-        "  adrp x2, pidone_shared+40\n"
-        "  add x2, x2, :lo12:pidone_shared+40\n"
+        "  adrp x2, pidone_shared+" STR(SHARED_OFFSET_MASK) "\n"
+        "  add x2, x2, :lo12:pidone_shared+" STR(SHARED_OFFSET_MASK) "\n"
         "  mov x3, #8\n"
         "  svc #0\n"
         "  mov x0, sp\n"
@@ -211,10 +220,6 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 #define AT_BASE 7
 #define AT_ENTRY 9
 #define AT_EXECFN 31
-/* Ours: the shared area's address, for getauxval(3) in pidone (src/sys/native.ts).
- * glibc's getauxval returns any type it finds in the vector; ld.so ignores types it
- * does not know. */
-#define AT_PIDONE 0x50494431
 
 #define BIT(sig) (1UL << ((sig) - 1))
 
@@ -286,82 +291,34 @@ static const struct manifest *manifest(void) {
 /* ------------------------------------------------------------------ the shared area */
 
 /*
- * One page of state pidone and this file share for the life of the process (the
- * writable stub segment; src/sys/native.ts mirrors the layout and checks magic and
- * size). pidone writes target, sig_target, pipe, action, reap, watch and the exit
- * table; on_signal reads them and writes count, reaped, watch and the watched record;
- * everything else is written once, here, before the runtime exists.
+ * One page of state pidone and this file share for the life of the process: struct
+ * shared, from protocol.h (src/sys/native.ts reads it and stops at start-up when the
+ * magic or the size differ). pidone writes target, sig_target, pipe, action, reap, watch
+ * and the exit table; on_signal reads them and writes count, reaped, watch and the
+ * watched record; everything else is written once, here, before the runtime exists.
+ *
+ *  - count: one atomic add per delivery, so pidone reads both halves from one
+ *    consistent word.
+ *  - sig_target: in services mode, the one service that takes that signal, so its
+ *    forward needs no JavaScript either.
+ *  - reap: set by pidone only when it needs no status but the watched pid's, and only
+ *    after it has published `watch`.
+ *  - watch: on_signal sets it back to 0 when it reaps that pid and fills in the record
+ *    (watched_status first, watched_pid last with release ordering).
+ *  - exit_on_watched: once the watched pid is reaped here, the process ends right away
+ *    with exit_code[code], code being tini's (the exit status, or 128 + the signal):
+ *    EXIT_ALWAYS, or EXIT_ALONE only when no child is left either. Set by pidone, before
+ *    `watch`, only where it has nothing else to do then (tini's mode, nothing to log;
+ *    EXIT_ALONE where it would stop what the main program left behind, and with no child
+ *    left, PID 1 or a subreaper has no descendant left to stop): its JavaScript would
+ *    only call _exit after a turn of the event loop.
+ *
+ * Its address goes to the runtime as our own auxv entry AT_PIDONE: glibc's getauxval
+ * returns any type it finds in the vector; ld.so ignores types it does not know.
  */
-#define SHARED_MAGIC "pidone-native-4"
-#define NSIG 65            /* signals 1..64; index 0 unused */
-#define MAX_FDS 256
-#define FDS_UNKNOWN 0xffffffffu
-/* action[sig]: the signal to forward (1..64), or one of these; ACT_QUIET may be added. */
-#define ACT_QUEUE 0        /* leave it to pidone's JavaScript */
-#define ACT_DROP 127       /* forward nothing, but tell pidone it was dealt with */
-#define ACT_QUIET 128      /* once dealt with here, do not wake pidone: it reads the count later */
-/* exit_on_watched */
-#define EXIT_NEVER 0
-#define EXIT_ALWAYS 1
-#define EXIT_ALONE 2
-
-struct shared {
-  char magic[16];
-  u32 size;
-  u32 nfds;          /* entries in fds, or FDS_UNKNOWN (no /proc, or more than MAX_FDS) */
-  u64 handler;       /* on_signal's address, for pidone's sigaction(2) */
-  u64 envp;          /* the environment we were started with (char **, NULL-terminated) */
-  u64 mask;          /* the signal mask we were started with (bit n-1: signal n) */
-  u64 ignored;       /* the signals our parent left at SIG_IGN */
-  s32 target;        /* >0 a pid, <0 a process group, 0: queue only (pidone decides) */
-  s32 pipe;          /* the self-pipe's write end (O_NONBLOCK), -1 before pidone made it */
-  u8 action[72];     /* per signal: ACT_QUEUE, ACT_DROP or the signal to forward, | ACT_QUIET */
-  /* Per signal, deliveries << 16 | deliveries already forwarded (or dropped) here: one
-   * atomic add per delivery, so pidone reads both halves from one consistent word. */
-  u32 count[68];
-  s32 fds[MAX_FDS];  /* descriptors above 2 we were started with, ascending */
-  /* Per signal, a target that overrides `target` when nonzero: in services mode, the one
-   * service that takes that signal, so its forward needs no JavaScript either. */
-  s32 sig_target[68];
-  /* Nonzero: on SIGCHLD, on_signal reaps every ended child itself (reap_children). Set
-   * by pidone only when it needs no status but the watched pid's, and only after it has
-   * published `watch`. */
-  s32 reap;
-  /* The pid whose status pidone needs (its main child), 0 for none. on_signal sets it
-   * back to 0 when it reaps that pid and fills in the record below. */
-  s32 watch;
-  /* The record: the watched pid once reaped here (0: none to take), and its raw wait
-   * status. status is written first, watched_pid last with release ordering. */
-  s32 watched_pid;
-  s32 watched_status;
-  /* Children reaped here in all (wraps), for tests and diagnostics. */
-  u32 reaped;
-  /* Once the watched pid is reaped here, the process ends right away with
-   * exit_code[code], code being tini's (the exit status, or 128 + the signal):
-   * EXIT_ALWAYS, or EXIT_ALONE only when no child is left either. Set by pidone, before
-   * `watch`, only where it has nothing else to do then (tini's mode, nothing to log;
-   * EXIT_ALONE where it would stop what the main program left behind, and with no child
-   * left, PID 1 or a subreaper has no descendant left to stop): its JavaScript would only
-   * call _exit after a turn of the event loop. */
-  u32 exit_on_watched;
-  u8 exit_code[256];
-};
-_Static_assert(__builtin_offsetof(struct shared, mask) == 40, "_start writes the mask at pidone_shared+40");
-_Static_assert(__builtin_offsetof(struct shared, target) == 56, "src/sys/native.ts");
-_Static_assert(__builtin_offsetof(struct shared, action) == 64, "src/sys/native.ts");
-_Static_assert(__builtin_offsetof(struct shared, count) == 136, "src/sys/native.ts");
-_Static_assert(__builtin_offsetof(struct shared, fds) == 408, "src/sys/native.ts");
-_Static_assert(__builtin_offsetof(struct shared, sig_target) == 1432, "src/sys/native.ts");
-_Static_assert(__builtin_offsetof(struct shared, reap) == 1704, "src/sys/native.ts");
-_Static_assert(__builtin_offsetof(struct shared, watched_pid) == 1712, "src/sys/native.ts");
-_Static_assert(__builtin_offsetof(struct shared, reaped) == 1720, "src/sys/native.ts");
-_Static_assert(__builtin_offsetof(struct shared, exit_on_watched) == 1724, "src/sys/native.ts");
-_Static_assert(__builtin_offsetof(struct shared, exit_code) == 1728, "src/sys/native.ts");
-_Static_assert(sizeof(struct shared) == 1984, "src/sys/native.ts");
-
 __attribute__((used, aligned(64))) struct shared pidone_shared = {
     .magic = SHARED_MAGIC,
-    .size = sizeof(struct shared),
+    .size = SHARED_SIZE,
     .nfds = FDS_UNKNOWN,
     .pipe = -1,
 };
@@ -381,24 +338,6 @@ __attribute__((used)) const u64 early_block = ~(RUNTIME_SIGNALS | UNBLOCKABLE);
 
 /* ------------------------------------------------------------------ the signal handler */
 
-/*
- * Installed by pidone (src/signals/intake.ts) for every signal it handles, with every
- * handled signal in sa_mask. Async-signal-safe by construction: raw system calls (which
- * leave errno alone), lock-free atomics, no state of its own. It may run on any thread
- * that has the signal unblocked, concurrently with itself on another.
- *
- * The forward happens here rather than in JavaScript: a signal then costs one kill()
- * after delivery, not a trip through the event loop. If kill() fails (the target has
- * gone), the delivery is left to pidone, which reports it. Once forwarded, the CPU goes
- * to whoever the kill() woke (sched_yield): the signal is for the child, and on a busy
- * or single CPU everything this thread does next (returning from the handler, the
- * interrupted epoll_pwait2, the event loop) would otherwise run first; on an idle
- * machine it also keeps the child on this CPU instead of waking another (measured:
- * median 0.96x tini's latency pinned to one CPU, instead of 1.03x; about a third of
- * tini's unpinned). A quiet signal, once forwarded, does not even wake the event loop;
- * nor does a SIGCHLD once reaped here, unless pidone has something to learn from it
- * (reap_children).
- */
 /*
  * tini's loop, run where the signal lands: every child that has ended, until wait4 says
  * none has (0) or none is left (-ECHILD). pidone's JavaScript would spend one event-loop
@@ -447,6 +386,23 @@ static int reap_children(struct shared *s) {
   }
 }
 
+/*
+ * Installed by pidone (src/signals/intake.ts) for every signal it handles, with every
+ * handled signal in sa_mask. Async-signal-safe by construction: raw system calls (which
+ * leave errno alone), lock-free atomics, no state of its own. It may run on any thread
+ * that has the signal unblocked, concurrently with itself on another.
+ *
+ * The forward happens here rather than in JavaScript: a signal then costs one kill()
+ * after delivery, not a trip through the event loop. If kill() fails (the target has
+ * gone), the delivery is left to pidone, which reports it. Once forwarded, the CPU goes
+ * to whoever the kill() woke (sched_yield): the signal is for the child, and on a busy
+ * or single CPU everything this thread does next (returning from the handler, the
+ * interrupted epoll_pwait2, the event loop) would otherwise run first; on an idle
+ * machine it also keeps the child on this CPU instead of waking another (the
+ * benchmark's signal latency shows both, pinned and unpinned). A quiet signal, once
+ * forwarded, does not even wake the event loop; nor does a SIGCHLD once reaped here,
+ * unless pidone has something to learn from it (reap_children).
+ */
 __attribute__((used)) void on_signal(int sig) {
   struct shared *s = &pidone_shared;
   if (sig < 1 || sig >= NSIG) return;
@@ -484,6 +440,11 @@ static int starts(const char *s, const char *prefix) {
   while (*prefix)
     if (*s++ != *prefix++) return 0;
   return 1;
+}
+
+/* `s` past `prefix`, or 0 when it does not start with it. */
+static const char *after(const char *s, const char *prefix) {
+  return starts(s, prefix) ? s + length(prefix) : 0;
 }
 
 static int equal(const char *a, const char *b) {
@@ -630,13 +591,13 @@ static void record_fds(struct shared *s) {
  */
 static const char hidden_names[] = "BUN_\0LD_\0MALLOC_\0MIMALLOC_\0GLIBC_TUNABLES=\0NODE_OPTIONS=\0";
 /*
- * The runtime's own settings, read only at its start (measured with Bun 1.4.4, see the
- * README): Bun's GC timer off (about 14 wake-ups a second otherwise); JavaScriptCore
- * without the concurrent JIT's worker threads, without the thread that pre-faults heap
- * blocks, and without timer-driven collections (an eden GC 7 s after start, helper
- * threads waking for 20 s); and mimalloc without its scavenger thread, which purges
- * freed pages from a 30 s timer (the allocating thread purges them itself instead):
- * 1 thread instead of 5, no wake-up at all once idle, and start-up faster, not slower.
+ * The runtime's own settings, read only at its start: Bun's GC timer off (it wakes an
+ * idle process many times a second); JavaScriptCore without the concurrent JIT's worker
+ * threads, without the thread that pre-faults heap blocks, and without timer-driven
+ * collections (a collection and helper threads waking long after start); and mimalloc
+ * without its scavenger thread, which purges freed pages from a timer (the allocating
+ * thread purges them itself instead). An idle pidone then runs on one thread and never
+ * wakes, and starts faster, not slower (the benchmark's README has the figures).
  * Garbage is still collected as allocation demands.
  */
 static const char runtime_settings[] =
@@ -666,12 +627,11 @@ static u64 settings(const char **out) {
  * pidone (src/process/spawn.ts, src/sys/native.ts) posix_spawns /proc/self/exe with
  *   argv = pidone TRAMPOLINE_MARKER [report=FD] [search] [groups=G,G...] [gid=G] [uid=U]
  *          [listen-pid] [ctty] [ignore=SIG,SIG...] -- FILE ARGV0 ARGV1...
- * (the marker in argv[1]: binfmt_misc interpreters such as qemu-user replace argv[0])
- * and the child's environment, mask, dispositions, descriptors, session and working
- * directory already set by posix_spawn. We do what posix_spawn cannot, in this order
- * (ignore=: signals our parent ignored that the runtime handles in pidone, which
- * posix_spawn can only reset to their default), restore the mask the child was given,
- * and execve FILE (searched in the child's PATH
+ * (the words are protocol.h's WORD_*) and the child's environment, mask, dispositions,
+ * descriptors, session and working directory already set by posix_spawn. We do what
+ * posix_spawn cannot, in this order (ignore=: signals our parent ignored that the
+ * runtime handles in pidone, which posix_spawn can only reset to their default),
+ * restore the mask the child was given, and execve FILE (searched in the child's PATH
  * with `search`, as execvp does). Bun is never started: this costs an execve of our own
  * file (nothing of it is read but this code) and a few system calls.
  *
@@ -679,14 +639,6 @@ static u64 settings(const char **out) {
  * warns (taking the terminal) has STEP_WARNING set and we carry on. FD is close-on-exec
  * once we run, so pidone reads end-of-file as "FILE is running".
  */
-#define TRAMPOLINE_MARKER "\001pidone-exec"
-#define STEP_USAGE 1
-#define STEP_SETGROUPS 2
-#define STEP_SETRESGID 3
-#define STEP_SETRESUID 4
-#define STEP_CTTY 5
-#define STEP_EXEC 6
-#define STEP_WARNING 0x100
 #define MAX_GROUPS 65536 /* the kernel's NGROUPS_MAX */
 #define PATH_MAX 4096
 
@@ -695,6 +647,7 @@ static s32 report_fd = -1;
 static void report(u32 step, s64 err) {
   if (report_fd < 0) return;
   u32 record[2] = {step, (u32)(s32)err};
+  _Static_assert(sizeof record == REPORT_RECORD_SIZE, "src/native/protocol.ts: the report record");
   sys(NR_write, report_fd, record, sizeof record, 0, 0, 0);
 }
 
@@ -783,30 +736,27 @@ __attribute__((noreturn)) static void trampoline(char **a, char **envp) {
   s64 uid = -1, gid = -1;
   const char *groups = 0, *ignore = 0;
   int search = 0, ctty = 0, listen = 0;
-  for (; *a && !equal(*a, "--"); a++) {
-    const char *v = *a;
+  for (; *a && !equal(*a, WORD_END); a++) {
+    const char *v;
     s64 n;
-    if (starts(v, "report=")) {
-      v += 7;
+    if ((v = after(*a, WORD_REPORT))) {
       if ((n = parse_u32(&v)) < 0 || *v) fail(STEP_USAGE, EINVAL);
       report_fd = (s32)n;
       /* Closed by our execve: end-of-file tells pidone the program runs. */
       sys(NR_fcntl, report_fd, F_SETFD, FD_CLOEXEC, 0, 0, 0);
-    } else if (starts(v, "uid=")) {
-      v += 4;
+    } else if ((v = after(*a, WORD_UID))) {
       if ((uid = parse_u32(&v)) < 0 || *v) fail(STEP_USAGE, EINVAL);
-    } else if (starts(v, "gid=")) {
-      v += 4;
+    } else if ((v = after(*a, WORD_GID))) {
       if ((gid = parse_u32(&v)) < 0 || *v) fail(STEP_USAGE, EINVAL);
-    } else if (starts(v, "groups=")) {
-      groups = v + 7;
-    } else if (starts(v, "ignore=")) {
-      ignore = v + 7;
-    } else if (equal(v, "search")) {
+    } else if ((v = after(*a, WORD_GROUPS))) {
+      groups = v;
+    } else if ((v = after(*a, WORD_IGNORE))) {
+      ignore = v;
+    } else if (equal(*a, WORD_SEARCH)) {
       search = 1;
-    } else if (equal(v, "ctty")) {
+    } else if (equal(*a, WORD_CTTY)) {
       ctty = 1;
-    } else if (equal(v, "listen-pid")) {
+    } else if (equal(*a, WORD_LISTEN_PID)) {
       listen = 1;
     } else {
       fail(STEP_USAGE, EINVAL);

@@ -1,0 +1,133 @@
+// The protocol between the single file's stub (src/native/stub.c) and pidone
+// (src/sys/native.ts), defined once: the shared area's fields, the constants both sides
+// use, and the exec trampoline's words and report records. Pure data, no imports, so the
+// build can read it too: scripts/pack/protocol-header.ts turns it into the C header the
+// stub is compiled with (struct shared itself, the constants, and a static assertion
+// per field offset and for the size), and native.ts takes every offset from here. A
+// change here is a change on both sides; change MAGIC with it, so that a file packed
+// from mismatched builds fails at start-up instead of misreading the area.
+
+/** The shared area's first bytes; pidone stops with one line when the stub's differ. */
+export const MAGIC = "pidone-native-5";
+
+/** The auxiliary vector entry whose value is the shared area's address ("PID1"). */
+export const AT_PIDONE = 0x50494431;
+
+export type CType = "char" | "u8" | "s32" | "u32" | "u64";
+
+export interface Field {
+  /** The C member's name. */
+  name: string;
+  type: CType;
+  /** Elements, for an array. */
+  count?: number;
+  /** What the field holds, in one line (how each side uses it is told in stub.c). */
+  meaning: string;
+  /** Indexed by signal number: at least NSIG elements (the header asserts it). */
+  perSignal?: boolean;
+}
+
+/** Constants of the protocol: name, [value, meaning]. */
+export const CONSTANTS = {
+  NSIG: [65, "signals 1..64; index 0 unused"],
+  MAX_FDS: [256, "the capacity of fds"],
+  FDS_UNKNOWN: [0xffffffff, "nfds when the descriptors could not be listed"],
+  ACT_QUEUE: [0, "action: leave the signal to pidone's JavaScript"],
+  ACT_DROP: [127, "action: forward nothing, but tell pidone it was dealt with"],
+  ACT_QUIET: [128, "added to an action: once dealt with, do not wake pidone (it reads the count later)"],
+  EXIT_NEVER: [0, "exit_on_watched: pidone's JavaScript ends the process"],
+  EXIT_ALWAYS: [1, "exit_on_watched: exit once the watched pid is reaped in the handler"],
+  EXIT_ALONE: [2, "exit_on_watched: the same, once no child is left either"],
+} as const satisfies Record<string, readonly [number, string]>;
+
+/** The constants' values by name. */
+export const VALUES = Object.fromEntries(Object.entries(CONSTANTS).map(([name, [value]]) => [name, value])) as {
+  [N in keyof typeof CONSTANTS]: (typeof CONSTANTS)[N][0];
+};
+
+/**
+ * struct shared, in order. One page of state shared for the life of the process: the
+ * stub's writable segment.
+ */
+export const SHARED_FIELDS = [
+  { name: "magic", type: "char", count: 16, meaning: "MAGIC, NUL-padded" },
+  { name: "size", type: "u32", meaning: "sizeof(struct shared)" },
+  { name: "nfds", type: "u32", meaning: "entries in fds, or FDS_UNKNOWN (no /proc, or more than MAX_FDS)" },
+  { name: "handler", type: "u64", meaning: "on_signal's address, for pidone's sigaction(2)" },
+  { name: "envp", type: "u64", meaning: "the environment we were started with (char **, NULL-terminated)" },
+  { name: "mask", type: "u64", meaning: "the signal mask we were started with (bit n-1: signal n)" },
+  { name: "ignored", type: "u64", meaning: "the signals our parent left at SIG_IGN" },
+  { name: "target", type: "s32", meaning: ">0 a pid, <0 a process group, 0: queue only (pidone decides)" },
+  { name: "pipe", type: "s32", meaning: "the self-pipe's write end (O_NONBLOCK), -1 before pidone made it" },
+  { name: "action", type: "u8", count: 72, perSignal: true, meaning: "per signal: ACT_QUEUE, ACT_DROP or the signal to forward, | ACT_QUIET" },
+  { name: "count", type: "u32", count: 68, perSignal: true, meaning: "per signal: deliveries << 16 | deliveries forwarded (or dropped) in the handler" },
+  { name: "fds", type: "s32", count: CONSTANTS.MAX_FDS[0], meaning: "descriptors above 2 we were started with, ascending" },
+  { name: "sig_target", type: "s32", count: 68, perSignal: true, meaning: "per signal: a target that overrides `target` when nonzero" },
+  { name: "reap", type: "s32", meaning: "nonzero: on SIGCHLD, on_signal reaps every ended child itself" },
+  { name: "watch", type: "s32", meaning: "the pid whose status pidone needs (its main child), 0 for none" },
+  { name: "watched_pid", type: "s32", meaning: "the watched pid once reaped in the handler, 0: no record to take" },
+  { name: "watched_status", type: "s32", meaning: "the watched pid's raw wait status" },
+  { name: "reaped", type: "u32", meaning: "children reaped in the handler in all (wraps), for tests and diagnostics" },
+  { name: "exit_on_watched", type: "u32", meaning: "EXIT_NEVER, EXIT_ALWAYS or EXIT_ALONE" },
+  { name: "exit_code", type: "u8", count: 256, meaning: "pidone's exit code for each of tini's codes (the status, or 128 + the signal)" },
+] as const satisfies readonly Field[];
+
+export type SharedField = (typeof SHARED_FIELDS)[number]["name"];
+
+/** Bytes per element; each type is aligned to its size, as C does on x86-64 and aarch64. */
+export const TYPE_SIZE: Record<CType, number> = { char: 1, u8: 1, s32: 4, u32: 4, u64: 8 };
+
+function layout(fields: readonly Field[]): { offset: Record<string, number>; size: number } {
+  const offset: Record<string, number> = {};
+  let at = 0;
+  let align = 1;
+  for (const f of fields) {
+    const size = TYPE_SIZE[f.type];
+    at = Math.ceil(at / size) * size;
+    offset[f.name] = at;
+    at += size * (f.count ?? 1);
+    align = Math.max(align, size);
+  }
+  return { offset, size: Math.ceil(at / align) * align };
+}
+
+const shared = layout(SHARED_FIELDS);
+/** Each field's byte offset in struct shared. */
+export const OFFSET = shared.offset as Record<SharedField, number>;
+/** sizeof(struct shared). */
+export const SIZE = shared.size;
+
+/**
+ * The exec trampoline: pidone posix_spawns its own file with
+ *   argv = pidone MARKER [words...] END FILE ARGV0 ARGV1...
+ * and the stub reports a failing step as a RECORD_SIZE-byte record {u32 step, s32 errno}
+ * on the report descriptor.
+ */
+export const TRAMPOLINE = {
+  /** argv[1] (binfmt_misc interpreters such as qemu-user replace argv[0]). */
+  marker: "\x01pidone-exec",
+  /** The option words; a word ending in "=" takes a value. */
+  words: {
+    REPORT: ["report=", "FD: where failures are reported; close-on-exec once the stub runs"],
+    SEARCH: ["search", "search FILE in the child's PATH, as execvp does"],
+    GROUPS: ["groups=", "G,G,...: setgroups"],
+    GID: ["gid=", "G: setresgid"],
+    UID: ["uid=", "U: setresuid"],
+    LISTEN_PID: ["listen-pid", "LISTEN_PID becomes the child's own pid, LISTEN_PIDFDID goes"],
+    CTTY: ["ctty", "take the terminal on fd 0 (TIOCSCTTY), best effort"],
+    IGNORE: ["ignore=", "SIG,SIG,...: signals to leave ignored in the child"],
+    END: ["--", "the end of the words: FILE and the program's argv follow"],
+  },
+  /** Report records' step numbers, and the system call each names in pidone's messages. */
+  steps: {
+    USAGE: [1, "the trampoline's arguments"],
+    SETGROUPS: [2, "setgroups"],
+    SETRESGID: [3, "setresgid"],
+    SETRESUID: [4, "setresuid"],
+    CTTY: [5, "TIOCSCTTY"],
+    EXEC: [6, "execve"],
+  },
+  /** Added to a step that only warns: the trampoline carried on. */
+  STEP_WARNING: 0x100,
+  RECORD_SIZE: 8,
+} as const;
