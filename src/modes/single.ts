@@ -164,7 +164,9 @@ class TiniMode {
 
   // ---------------------------------------------------------------- state
 
-  private phase: Phase = { name: "draining" }; // until start() spawns the main child
+  // Set by start() as it spawns the main child: the events come from the event loop,
+  // which runs only after that.
+  private phase!: Phase;
   private exitCode = 0;
   /** --wait-all: the first failure of any process decides the exit code. */
   private firstFailure: number | null = null;
