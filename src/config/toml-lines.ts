@@ -4,6 +4,13 @@
 // arrays of tables. It assumes the text already parsed; on anything it does not
 // understand it skips to the next line instead of failing, since a missing line only
 // makes a message fall back to `FILE: key.path: message`.
+//
+// Why not a TOML parser from npm that reports positions: Bun.TOML.parse stays the judge
+// of what is valid and says what is wrong, so another parser would run beside it and
+// have to agree with it. One that gives every key's position (an ESLint-style AST) adds
+// about as much code as the services chunk holds and loads and runs slower than this
+// scan; one that places only errors leaves this file as it is; and both put an unclosed
+// array or string at the end of the file, where toml.ts finds the line it opens on.
 import type { KeyPath } from "./diagnostics.ts";
 
 const BARE_KEY = /[A-Za-z0-9_-]/;
@@ -28,10 +35,6 @@ export class KeyLines {
       if (line !== undefined) return line;
     }
     return undefined;
-  }
-
-  get size(): number {
-    return this.lines.size;
   }
 }
 
