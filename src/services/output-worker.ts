@@ -4,12 +4,12 @@
 // posts what happens (output.ts) and this thread does all reading and writing.
 //
 // It sleeps in poll(2) over the services' pipes and a wake-up pipe, then does one read(2)
-// per ready pipe per round into one reused buffer: Bun's own pipe reader hands out fresh
-// memory per chunk (page faults, a copy), which alone cannot keep up with cat. One read
-// per pipe per round is the fairness: a flooding service cannot starve the others. A pipe
-// is left out of the poll set while its sink is `blocked` (backpressure: the service then
-// blocks in write(2) once its pipe is full). Each round ends with a turn of the event
-// loop, so that the main thread's messages and the drain's timers get theirs.
+// per ready pipe per round into one reused buffer, where Bun's own pipe reader would hand
+// out fresh memory per chunk (page faults, a copy). One read per pipe per round is the
+// fairness: a flooding service cannot starve the others. A pipe is left out of the poll
+// set while its sink is `blocked` (backpressure: the service then blocks in write(2) once
+// its pipe is full). Each round ends with a turn of the event loop, so that the main
+// thread's messages and the drain's timers get theirs.
 //
 // This file is the worker's entry point (scripts/build.ts compiles it as its own entry):
 // nothing else may import a value from it, or its top level would run there too.
