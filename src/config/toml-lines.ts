@@ -1,9 +1,17 @@
-// Bun.TOML.parse gives values but no positions, so this scanner walks the same text
-// once more to learn on which line every key path is defined: table headers, dotted
-// keys, inline tables (even multi-line ones, which Bun accepts), array elements and
-// arrays of tables. It assumes the text already parsed; on anything it does not
-// understand it skips to the next line instead of failing, since a missing line only
-// makes a message fall back to `FILE: key.path: message`.
+// Where things are in a TOML text, for FILE:LINE diagnostics: Bun.TOML.parse gives
+// values but no positions. For a text that parsed, a scanner walks it once more to learn
+// on which line every key path is defined: table headers, dotted keys, inline tables
+// (even multi-line ones, which Bun accepts), array elements and arrays of tables; on
+// anything it does not understand it skips to the next line instead of failing, since a
+// missing line only makes a message fall back to `FILE: key.path: message`. For a text
+// that did not parse, syntaxErrorLine (at the end) finds the line by parsing prefixes.
+//
+// Why not a TOML parser from npm that reports positions: Bun.TOML.parse stays the judge
+// of what is valid and says what is wrong, so another parser would run beside it and
+// have to agree with it. One that gives every key's position (an ESLint-style AST) adds
+// about as much code as the services chunk holds and loads and runs slower than this
+// scan; one that places only errors leaves the scanner as it is; and both put an
+// unclosed array or string at the end of the file, not on the line where it opens.
 import type { KeyPath } from "./diagnostics.ts";
 
 const BARE_KEY = /[A-Za-z0-9_-]/;
@@ -28,10 +36,6 @@ export class KeyLines {
       if (line !== undefined) return line;
     }
     return undefined;
-  }
-
-  get size(): number {
-    return this.lines.size;
   }
 }
 
@@ -269,4 +273,45 @@ function unescapeBasic(raw: string): string {
         return e;
     }
   });
+}
+
+// ---------------------------------------------------------------------------------
+// The line of a syntax error
+
+/** Searching a syntax error's line re-parses prefixes: quadratic, so only for sane sizes. */
+const MAX_LINES_TO_SEARCH = 1000;
+
+function parseError(text: string): string | null {
+  try {
+    Bun.TOML.parse(text);
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
+/**
+ * Bun's error carries no position (its line and column are those of the JavaScript
+ * caller), so find it by parsing prefixes of the text. The bad line is after the last
+ * prefix that still parses; from there, the first prefix failing with the very same
+ * message ends on it. Without such a prefix (an unclosed array or string, reported only
+ * at the end of the file) the construct that never closes opens on the line after the
+ * last good prefix, which is the line worth showing.
+ */
+export function syntaxErrorLine(text: string, message: string): number | undefined {
+  const lines = text.split("\n");
+  if (lines.length > MAX_LINES_TO_SEARCH) return undefined;
+  // Each prefix ends with a newline, as that line does in the whole text.
+  const prefix = (n: number) => `${lines.slice(0, n).join("\n")}\n`;
+  let good = 0;
+  for (let n = lines.length - 1; n >= 1; n--) {
+    if (parseError(prefix(n)) === null) {
+      good = n;
+      break;
+    }
+  }
+  for (let n = good + 1; n <= lines.length; n++) {
+    if (parseError(prefix(n)) === message) return n;
+  }
+  return Math.min(good + 1, lines.length);
 }

@@ -1,11 +1,12 @@
-// The TOML schema of services mode: parsing (Bun.TOML.parse, plus our own search for the
-// line of a syntax error) and the structural checks of every key, which turn each
-// [services.NAME] table into a draft. Checks that need the outside world (programs,
-// users) or every source at once (duplicates, `after`) happen in plan.ts.
+// The TOML schema of services mode: parsing (Bun.TOML.parse; where things are in the
+// text is toml-lines.ts's business) and the structural checks of every key, which turn
+// each [services.NAME] table into a draft. Checks that need the outside world (programs,
+// users) or every source at once (duplicates, `after`) happen in plan.ts. Long because
+// it is one concern, the schema: every key's checks and messages side by side.
 import { suggestion, type Diagnostics, type KeyPath, type Where } from "./diagnostics.ts";
 import { checkServiceName } from "./procfile.ts";
 import { describeSplitError, splitCommand } from "./shellwords.ts";
-import { scanKeyLines, type KeyLines } from "./toml-lines.ts";
+import { scanKeyLines, syntaxErrorLine, type KeyLines } from "./toml-lines.ts";
 import { parseSignal, SIG, signalName } from "../signals/table.ts";
 import {
   DEFAULTS, LOG_FORMATS, MAX_SECONDS, RESTART_POLICIES,
@@ -20,8 +21,6 @@ export type TomlParse =
   | { ok: false; message: string; line?: number };
 
 const PARSE_ERROR_PREFIX = /^TOML Parse error:\s*/;
-/** Searching a syntax error's line re-parses prefixes: quadratic, so only for sane sizes. */
-const MAX_LINES_TO_SEARCH = 1000;
 
 export function parseToml(text: string): TomlParse {
   try {
@@ -33,41 +32,6 @@ export function parseToml(text: string): TomlParse {
     const line = syntaxErrorLine(text, raw);
     return line === undefined ? { ok: false, message } : { ok: false, message, line };
   }
-}
-
-function parseError(text: string): string | null {
-  try {
-    Bun.TOML.parse(text);
-    return null;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-}
-
-/**
- * Bun's error carries no position (its line and column are those of the JavaScript
- * caller), so find it by parsing prefixes of the text. The bad line is after the last
- * prefix that still parses; from there, the first prefix failing with the very same
- * message ends on it. Without such a prefix (an unclosed array or string, reported only
- * at the end of the file) the construct that never closes opens on the line after the
- * last good prefix, which is the line worth showing.
- */
-export function syntaxErrorLine(text: string, message: string): number | undefined {
-  const lines = text.split("\n");
-  if (lines.length > MAX_LINES_TO_SEARCH) return undefined;
-  // Each prefix ends with a newline, as that line does in the whole text.
-  const prefix = (n: number) => `${lines.slice(0, n).join("\n")}\n`;
-  let good = 0;
-  for (let n = lines.length - 1; n >= 1; n--) {
-    if (parseError(prefix(n)) === null) {
-      good = n;
-      break;
-    }
-  }
-  for (let n = good + 1; n <= lines.length; n++) {
-    if (parseError(prefix(n)) === message) return n;
-  }
-  return Math.min(good + 1, lines.length);
 }
 
 // ---------------------------------------------------------------------------------

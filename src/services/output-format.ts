@@ -2,6 +2,9 @@
 // appended straight into an output buffer, with no strings and no allocation per line.
 // Prefix mode never decodes text (service output need not be UTF-8); JSON mode
 // validates UTF-8 (SIMD, once per block of lines), as a JSON string must be valid Unicode.
+// Large because it is one concern done carefully: every byte of service output passes
+// through these kernels, tuned for the JIT (see WORDS and COLD below), and splitting them
+// would only spread one hot path over several files.
 import { isUtf8 } from "node:buffer";
 
 /** Longest line passed through whole; longer lines are cut into pieces of this size. */
@@ -35,7 +38,7 @@ export function pieceEnd(src: Uint8Array, start: number): number {
 /** Lines up to this long go through the kernels (see WORDS); longer ones are done one by one. */
 const SHORT_LINE = 128;
 
-// Very short runs are copied in JS: below ~16 bytes a native Buffer.copy costs more (measured).
+// Very short runs are copied in JS: for them a native Buffer.copy's call costs more than the copy.
 const NATIVE_COPY_MIN = 16;
 function copy(out: Buffer, o: number, src: Buffer, start: number, end: number): number {
   if (end - start < NATIVE_COPY_MIN) {
@@ -53,12 +56,11 @@ function copy(out: Buffer, o: number, src: Buffer, start: number, end: number): 
 // A word may run past the line's end: the bytes stored past it are overwritten by the
 // next line (or lie beyond `len`), so the output buffer only needs a few bytes of slack.
 
-// COLD: a new process runs the first ~10,000 lines through the kernels in the interpreter
-// and the baseline JIT, where every call is a real call (the DataView methods too) and
-// costs 10-50x what it does once optimized; the optimizing JITs compile on threads that
-// share the machine's cores with the worker. So the JSON kernel makes no call per word of
-// its own: specials and firstFlagged written out, its first 512 KiB in a fresh process
-// took 15-25 % less time (measured).
+// COLD: a new process runs its first thousands of lines through the kernels in the
+// interpreter and the baseline JIT, where every call is a real call (the DataView methods
+// too) and costs many times what it does once optimized; the optimizing JITs compile on
+// threads that share the machine's cores with the worker. So the JSON kernel makes no
+// call per word of its own: specials and firstFlagged are written out in it.
 
 /** Index (0..3) of the lowest byte flagged (bit 7 set) in a non-zero mask. */
 function firstFlagged(m: number): number {
@@ -332,7 +334,7 @@ function special(buf: Buffer, o: number, src: Buffer, j: number, end: number): n
 }
 
 // Long text is scanned by the regular expression engine over a latin1 copy (one byte, one
-// character), not byte by byte in JS: measured ~5x faster on 64 KiB lines of plain text.
+// character), not byte by byte in JS: the engine's scan runs in native code.
 const LONG_TEXT = 512;
 const NEEDS_LOOK = /[\x00-\x1f"\\\x80-\xff]/g;
 
@@ -377,9 +379,8 @@ function specials(w: number): number {
  * operation less. No term borrows at such a byte, so the lowest flag stays exact (checked
  * against all 2^32 words). With hi = ASCII a flagged byte of 0x80 or more stops the kernel
  * at its line, and from there on the block gets its UTF-8 check (SIMD, once): blocks of
- * ASCII need none (the check cost 1.5-3.5 µs per 64 KiB block, a few % of JSON short
- * lines; measured). With hi = 0, a word with a flag gets `& ~w` after all, which makes
- * the test specials(w): other UTF-8 goes through as it comes.
+ * ASCII, the usual log, need none. With hi = 0, a word with a flag gets `& ~w` after all,
+ * which makes the test specials(w): other UTF-8 goes through as it comes.
  */
 const ASCII = 0x80808080 | 0;
 
@@ -406,9 +407,9 @@ function jsonKernel(
 ): number {
   const hl = head.length;
   const hn = hd === null ? 0 : hd.length;
-  // The head goes out in 8-byte stores: 15 % faster than a native copy per line. Up to 96
-  // bytes (service names of up to ~25 bytes) in twelve stores from locals, which stay in
-  // registers: another 14 % (measured). What they write past the head, the line overwrites.
+  // The head goes out in 8-byte stores, cheaper than a native copy's call per line; up to
+  // 96 bytes (service names of up to ~25 bytes) in twelve stores from locals, which stay in
+  // registers. What they write past the head, the line overwrites.
   const unrolled = hd !== null && hn <= HEAD_DOUBLES.length;
   HEAD_DOUBLES.fill(0);
   if (unrolled) HEAD_DOUBLES.set(hd);
@@ -471,9 +472,9 @@ function jsonKernel(
 
 /**
  * Appends src[pos, end) (valid UTF-8, no newline) to buf at `o` as the body of a JSON
- * string, four bytes at a time (WORDS); for long lines. Returns the new offset. On 64 KiB
- * lines 2-3x faster than the regular-expression scan of escapeLong, which makes a string
- * of every line for the garbage collector (measured).
+ * string, four bytes at a time (WORDS); for long lines. Returns the new offset. Faster
+ * than escapeLong's regular-expression scan, which makes a string of every line for the
+ * garbage collector; escapeLong stays for text not known to be UTF-8.
  */
 function escapeWords(src: Buffer, sv: DataView, pos: number, end: number, buf: Buffer, ov: DataView, o: number): number {
   let k = pos;

@@ -12,15 +12,14 @@
 //  - a socket or terminal, or a pipe on a kernel that refuses RWF_NOWAIT for pipes (before
 //    Linux 6.x): poll(POLLOUT, 0), then at most PIPE_BUF bytes, which a pipe reporting
 //    POLLOUT takes at once (it has a free page), cut after the last whole line that fits.
-//    Two system calls per 4 KiB: into a pipe read by cat that costs ~2x the CPU and
-//    halves the throughput of RWF_NOWAIT (measured), so it is the fallback.
+//    Two system calls per PIPE_BUF instead of one per batch: the fallback.
 // Bun offers no "writable" callback for a descriptor we may not make non-blocking, so
 // when nothing can be written the sink retries: on the next turns of the event loop first
-// (a reader like cat drains a pipe in microseconds), then on a timer from 1 ms doubling to
-// 50 ms while the reader makes no progress (a stuck reader costs 20 wake-ups/s). Once enough is
-// queued the sink reports itself `blocked`; the multiplexer then stops reading the
-// services' pipes, so the services block in their own writes (backpressure) while our
-// event loop keeps turning.
+// (a reader like cat drains a pipe in microseconds), then on a timer from 1 ms, doubling
+// up to RETRY_MAX_MS while the reader makes no progress (a stuck reader costs a few
+// wake-ups a second, not a busy loop). Once enough is queued the sink reports itself
+// `blocked`; the multiplexer then stops reading the services' pipes, so the services
+// block in their own writes (backpressure) while our event loop keeps turning.
 //
 // In the output worker (output-worker.ts) nothing may wait on timers while the thread
 // sleeps in poll(2): with `external` retries the sink only records when it wants to be
@@ -30,9 +29,9 @@ import { errno, getauxval, isatty, pipeFill, pollWritable, writeNoWait, writeSom
 
 /**
  * Formatted lines are batched in buffers of this size (a line longer than that gets its own).
- * Room for the worst case of one JSON line of 64 KiB (every byte a \u00XX escape: ~390 KiB,
- * ~480 KiB with its base64 copy): smaller, each such line allocated a buffer of its own
- * (page faults on fresh memory: JSON of 64 KiB lines ran at half the speed).
+ * Room for the worst case of one JSON line of MAX_LINE bytes (every byte a \u00XX escape,
+ * plus its base64 copy): smaller, each such line would get a buffer of its own, and fresh
+ * memory costs a page fault per page.
  */
 const BUFFER_BYTES = 512 * 1024;
 /** Above this much queued output the services feeding this sink are paused... */

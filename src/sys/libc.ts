@@ -1,5 +1,11 @@
 // The only module that imports bun:ffi. Everything above it gets typed functions
-// that either return a result or throw a SyscallError naming the call and errno.
+// that either return a result or throw a SyscallError naming the call and errno (a few,
+// on hot paths or where failure is an answer, return -errno, null or a state instead,
+// as their doc comments say).
+// Large because it is one concern, the FFI boundary, kept whole: every symbol bound,
+// the C structures pidone fills (sigset_t, posix_spawn's objects, struct sigaction) and
+// every errno check live here, so the rest of pidone never makes a pointer and cannot
+// forget to check a call.
 import { dlopen, ptr, read, toArrayBuffer, CString, type Pointer } from "bun:ffi";
 
 const symbols = {
