@@ -74,7 +74,7 @@ command = "echo init; sleep 0.3; echo init-done"
 shell = true
 oneshot = true
 [services.db]
-command = "sleep 0.3; touch ${flag}; echo db-up; exec sleep 100"
+command = "sleep 0.3; echo db-up; touch ${flag}; exec sleep 100"
 shell = true
 after = ["init"]
 ready = { file = "${flag}" }
@@ -84,6 +84,7 @@ shell = true
 after = ["db"]
 `);
     const r = await run([...AS_PID1, PIDONE, "--grace", "1", "-c", file]);
+    // db says db-up before it makes itself ready: app may start the moment the file is there.
     const order = r.stdout.split("\n").filter((l) => /init-done|db-up|app-start/.test(l)).map((l) => l.split("| ")[1]);
     expect(order).toEqual(["init-done", "db-up", "app-start"]);
     expect(r.code).toBe(0); // app (critical) exited 0: the container ends with its status
