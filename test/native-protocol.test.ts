@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { MAGIC, OFFSET, SHARED_FIELDS, SIZE } from "../src/native/protocol.ts";
+import { MAGIC, OFFSET, SHARED_FIELDS, SIZE, STRUCTS, layout } from "../src/native/protocol.ts";
 import { protocolHeader } from "../scripts/pack/protocol-header.ts";
 import { AS_PID1, PIDONE, ROOT, needs, run, tempDir } from "./helpers.ts";
 import { NATIVE, SINGLE_FILE } from "./fixtures/native-lib.ts";
@@ -24,15 +24,24 @@ async function compileWithHeader(header: string, main: string, out: string | nul
 const TYPEDEFS = "typedef unsigned long u64; typedef unsigned int u32; typedef unsigned char u8; typedef int s32;\n";
 
 describe("the generated header", () => {
-  test("C lays struct shared out at the offsets pidone reads", async () => {
+  test("C lays every struct out at the offsets pidone and the packer use (the shared area, the manifest)", async () => {
     const exe = join(tempDir("pidone-protocol-"), "offsets");
-    const fields = SHARED_FIELDS.map((f) => `  printf("${f.name} %zu\\n", __builtin_offsetof(struct shared, ${f.name}));`).join("\n");
-    const main = `#include <stdio.h>\n${TYPEDEFS}#include "protocol.h"\nint main(void) {\n${fields}\n  printf("size %zu\\n", sizeof(struct shared));\n  return 0;\n}\n`;
+    const lines = STRUCTS.flatMap((st) => [
+      ...st.fields.map((f) => `  printf("${st.name}.${f.name} %zu\\n", __builtin_offsetof(struct ${st.name}, ${f.name}));`),
+      `  printf("${st.name} %zu\\n", sizeof(struct ${st.name}));`,
+    ]);
+    const main = `#include <stdio.h>\n${TYPEDEFS}#include "protocol.h"\nint main(void) {\n${lines.join("\n")}\n  return 0;\n}\n`;
     const built = await compileWithHeader(protocolHeader(), main, exe);
     expect(built.code, built.stderr).toBe(0);
     const r = await run([exe]);
-    const want = [...SHARED_FIELDS.map((f) => `${f.name} ${OFFSET[f.name]}`), `size ${SIZE}`];
+    const want = STRUCTS.flatMap((st) => {
+      const l = layout(st.fields);
+      return [...st.fields.map((f) => `${st.name}.${f.name} ${l.offset[f.name]}`), `${st.name} ${l.size}`];
+    });
     expect(r.stdout.trim().split("\n")).toEqual(want);
+    // native.ts reads the shared area through OFFSET and SIZE: the same numbers.
+    expect(want).toContain(`shared ${SIZE}`);
+    for (const f of SHARED_FIELDS) expect(want).toContain(`shared.${f.name} ${OFFSET[f.name]}`);
   });
 
   test("swapping two fields of the same size is refused at compile time", async () => {
@@ -43,10 +52,10 @@ describe("the generated header", () => {
     expect(swapped).not.toBe(header);
     const r = await compileWithHeader(swapped, `${TYPEDEFS}#include "protocol.h"\n`, null);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain("src/native/protocol.ts: mask");
+    expect(r.stderr).toContain("src/native/protocol.ts: shared.mask");
   });
 
-  test("the magic and the trampoline's marker are spelled only in src/native/protocol.ts", () => {
+  test("the magics and the trampoline's marker are spelled only in src/native/protocol.ts", () => {
     const own = join(ROOT, "src/native/protocol.ts");
     const spelled: string[] = [];
     const walk = (dir: string) => {
@@ -56,7 +65,7 @@ describe("the generated header", () => {
         if (statSync(path).isDirectory()) walk(path);
         else if (/\.(ts|c|h)$/.test(name) && path !== own) {
           const text = readFileSync(path, "latin1");
-          if (/pidone-native-\d|\\(x01|001)pidone-exec/.test(text)) spelled.push(relative(ROOT, path));
+          if (/pidone-(native|stub)-v?\d|\\(x01|001)pidone-exec/.test(text)) spelled.push(relative(ROOT, path));
         }
       }
     };

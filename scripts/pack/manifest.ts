@@ -1,18 +1,22 @@
-// The stub's manifest (struct manifest in src/native/stub.c), encoded by the packer
-// into the stub's bytes. The layout is mirrored here field by field; the packer checks
-// the C symbol's size against MANIFEST_SIZE so the two cannot drift apart silently.
+// The stub's manifest (struct manifest, defined in src/native/protocol.ts), encoded by
+// the packer into the stub's bytes at the offsets that definition gives; the stub is
+// compiled from the same definition, and the packer checks the C symbol's size too.
+import { CONSTANTS, LIBRARY, MANIFEST, MANIFEST_MAGIC, SEGMENT, layout } from "../../src/native/protocol.ts";
 
-export const MAGIC = "pidone-stub-v2";
-export const MAX_SEGMENTS = 8;
-export const MAX_LIBRARIES = 8;
+export const MAGIC = MANIFEST_MAGIC;
+export const MAX_SEGMENTS = CONSTANTS.MAX_SEGMENTS[0];
+export const MAX_LIBRARIES = CONSTANTS.MAX_LIBRARIES[0];
 /** Bytes reserved in .dynstr for each library's name: "/proc/self/fd/" + up to 10 digits. */
-export const NAME_SLOT = 32;
-const MEMFD_NAME = 32;
+export const NAME_SLOT = CONSTANTS.NAME_SLOT[0];
+/** struct manifest's flags: the payload is pidone and takes over the native helper. */
+export const MANIFEST_NATIVE = CONSTANTS.MANIFEST_NATIVE[0];
 
-const SEGMENT_SIZE = 40;
-const LIBRARY_SIZE = 32 + MEMFD_NAME;
-const HEADER_SIZE = 16 + 7 * 8 + 4 * 4;
-export const MANIFEST_SIZE = HEADER_SIZE + MAX_SEGMENTS * SEGMENT_SIZE + MAX_LIBRARIES * LIBRARY_SIZE;
+const M = layout(MANIFEST.fields);
+const SEG = layout(SEGMENT.fields);
+const LIB = layout(LIBRARY.fields);
+export const MANIFEST_SIZE = M.size;
+/** Offset of pack_id inside the manifest (the stub reads it back from the file). */
+export const PACK_ID_OFFSET = M.offset.pack_id!;
 
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
@@ -34,9 +38,6 @@ export interface LibrarySlot {
   memfdName: string;
 }
 
-/** struct manifest's flags: the payload is pidone and takes over the native helper. */
-export const MANIFEST_NATIVE = 1;
-
 export interface Manifest {
   packId: bigint;
   selfOffset: number;
@@ -57,37 +58,36 @@ export function encodeManifest(m: Manifest): Uint8Array {
   const out = new Uint8Array(MANIFEST_SIZE);
   const v = new DataView(out.buffer);
   const u64 = (at: number, x: number | bigint) => v.setBigUint64(at, BigInt(x), true);
-  out.set(Buffer.from(MAGIC, "latin1"), 0);
-  let at = 16;
-  u64(at, m.packId);
-  for (const x of [m.selfOffset, m.entry, m.phdr, m.ldsoOffset, m.ldsoSpan, m.ldsoEntry]) u64((at += 8), x);
-  at += 8;
-  v.setUint32(at, m.segments.length, true);
-  v.setUint32(at + 4, m.libraries.length, true);
-  v.setUint32(at + 8, m.native ? MANIFEST_NATIVE : 0, true);
-  at += 16;
-  for (let i = 0; i < MAX_SEGMENTS; i++, at += SEGMENT_SIZE) {
-    const s = m.segments[i];
-    if (!s) continue;
-    u64(at, s.vaddr);
-    u64(at + 8, s.offset);
-    u64(at + 16, s.filesz);
-    u64(at + 24, s.memsz);
-    v.setUint32(at + 32, s.prot, true);
-  }
-  for (let i = 0; i < MAX_LIBRARIES; i++, at += LIBRARY_SIZE) {
-    const l = m.libraries[i];
-    if (!l) continue;
-    u64(at, l.offset);
-    u64(at + 8, l.size);
-    u64(at + 16, l.nameSlot);
-    v.setInt32(at + 24, l.fd, true);
+  const o = M.offset;
+  out.set(Buffer.from(MAGIC, "latin1"), o.magic!);
+  u64(o.pack_id!, m.packId);
+  u64(o.self_offset!, m.selfOffset);
+  u64(o.entry!, m.entry);
+  u64(o.phdr!, m.phdr);
+  u64(o.ldso_offset!, m.ldsoOffset);
+  u64(o.ldso_span!, m.ldsoSpan);
+  u64(o.ldso_entry!, m.ldsoEntry);
+  v.setUint32(o.nsegments!, m.segments.length, true);
+  v.setUint32(o.nlibraries!, m.libraries.length, true);
+  v.setUint32(o.flags!, m.native ? MANIFEST_NATIVE : 0, true);
+  m.segments.forEach((s, i) => {
+    const at = o.segment! + i * SEG.size;
+    u64(at + SEG.offset.vaddr!, s.vaddr);
+    u64(at + SEG.offset.offset!, s.offset);
+    u64(at + SEG.offset.filesz!, s.filesz);
+    u64(at + SEG.offset.memsz!, s.memsz);
+    v.setUint32(at + SEG.offset.prot!, s.prot, true);
+  });
+  const nameBytes = LIBRARY.fields.find((f) => f.name === "memfd_name")!.count!;
+  m.libraries.forEach((l, i) => {
+    const at = o.library! + i * LIB.size;
+    u64(at + LIB.offset.offset!, l.offset);
+    u64(at + LIB.offset.size!, l.size);
+    u64(at + LIB.offset.name_slot!, l.nameSlot);
+    v.setInt32(at + LIB.offset.fd!, l.fd, true);
     const name = Buffer.from(l.memfdName, "latin1");
-    if (name.length >= MEMFD_NAME) throw new Error(`memfd name ${l.memfdName} is too long`);
-    out.set(name, at + 32);
-  }
+    if (name.length >= nameBytes) throw new Error(`memfd name ${l.memfdName} is too long`);
+    out.set(name, at + LIB.offset.memfd_name!);
+  });
   return out;
 }
-
-/** Offset of pack_id inside the manifest (the stub reads it back from the file). */
-export const PACK_ID_OFFSET = 16;

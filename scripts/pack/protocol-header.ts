@@ -1,9 +1,20 @@
 // Writes src/native/protocol.ts as the C header the stub is compiled with (protocol.h in
-// the stub's temporary build directory, never committed): struct shared itself, the
-// constants, the trampoline's words and steps, and a static assertion for every field's
-// offset and for the size, so the compiler refuses a stub whose layout differs from the
-// one pidone reads.
-import { AT_PIDONE, CONSTANTS, MAGIC, OFFSET, SHARED_FIELDS, SIZE, TRAMPOLINE, TYPE_SIZE } from "../../src/native/protocol.ts";
+// the stub's temporary build directory, never committed): the structs themselves (the
+// shared area, the manifest), the constants, the trampoline's words and steps, and a
+// static assertion for every field's offset and size and every struct's size, so the
+// compiler refuses a stub whose layout differs from the one pidone and the packer use.
+import {
+  AT_PIDONE,
+  CONSTANTS,
+  MAGIC,
+  MANIFEST_MAGIC,
+  SIZE,
+  STRUCTS,
+  TRAMPOLINE,
+  TYPE_SIZE,
+  layout,
+  type Struct,
+} from "../../src/native/protocol.ts";
 
 /** A C string literal: printable ASCII as is, the rest as octal escapes. */
 function cString(s: string): string {
@@ -28,6 +39,29 @@ function comment(text: string): string {
   return `/* ${text} */`;
 }
 
+/** `struct NAME { ... };` and, per field, its offset as SHARED_OFFSET_FIELD (the shared
+ *  area's, which the assembly uses) and the assertions of its offset and size. */
+function struct(st: Struct): string[] {
+  const { offset, size } = layout(st.fields);
+  const L = [`struct ${st.name} {`];
+  for (const f of st.fields) {
+    const type = typeof f.type === "string" ? f.type : `struct ${f.type.name}`;
+    L.push(`  ${type} ${f.name}${f.count ? `[${f.count}]` : ""}; ${comment(f.meaning)}`);
+  }
+  L.push("};");
+  const where = `src/native/protocol.ts: ${st.name}`;
+  for (const f of st.fields) {
+    const at = st.name === "shared" ? `SHARED_OFFSET_${f.name.toUpperCase()}` : String(offset[f.name]);
+    if (st.name === "shared") L.push(`#define ${at} ${offset[f.name]}`);
+    const bytes = (typeof f.type === "string" ? TYPE_SIZE[f.type] : layout(f.type.fields).size) * (f.count ?? 1);
+    L.push(`_Static_assert(__builtin_offsetof(struct ${st.name}, ${f.name}) == ${at}, "${where}.${f.name}");`);
+    L.push(`_Static_assert(sizeof(((struct ${st.name} *)0)->${f.name}) == ${bytes}, "${where}.${f.name}");`);
+    if (f.perSignal) L.push(`_Static_assert(${f.count ?? 1} >= NSIG, "${where}.${f.name} is indexed by signal");`);
+  }
+  L.push(`_Static_assert(sizeof(struct ${st.name}) == ${size}, "${where}: the size");`);
+  return L;
+}
+
 export function protocolHeader(): string {
   const L: string[] = [
     "/* Generated from src/native/protocol.ts by scripts/pack/protocol-header.ts: edit that file.",
@@ -43,21 +77,9 @@ export function protocolHeader(): string {
   for (const [name, [value, meaning]] of Object.entries(CONSTANTS)) L.push(`#define ${name} ${cNumber(value)} ${comment(meaning)}`);
 
   L.push("", "_Static_assert(sizeof(u8) == 1 && sizeof(s32) == 4 && sizeof(u32) == 4 && sizeof(u64) == 8, \"the typedefs\");");
-  L.push("", "struct shared {");
-  for (const f of SHARED_FIELDS) {
-    const count = "count" in f ? `[${f.count}]` : "";
-    L.push(`  ${f.type} ${f.name}${count}; ${comment(f.meaning)}`);
-  }
-  L.push("};", "");
-  for (const f of SHARED_FIELDS) {
-    const macro = `SHARED_OFFSET_${f.name.toUpperCase()}`;
-    L.push(`#define ${macro} ${OFFSET[f.name]}`);
-    L.push(`_Static_assert(__builtin_offsetof(struct shared, ${f.name}) == ${macro}, "src/native/protocol.ts: ${f.name}");`);
-    L.push(`_Static_assert(sizeof(((struct shared *)0)->${f.name}) == ${TYPE_SIZE[f.type] * ("count" in f ? f.count : 1)}, "src/native/protocol.ts: ${f.name}");`);
-    if ("perSignal" in f) L.push(`_Static_assert(${"count" in f ? f.count : 1} >= NSIG, "src/native/protocol.ts: ${f.name} is indexed by signal");`);
-  }
+  for (const st of STRUCTS) L.push("", ...struct(st));
   L.push(`_Static_assert(sizeof(struct shared) == SHARED_SIZE, "src/native/protocol.ts: the size");`, "");
-
+  L.push(`#define MANIFEST_MAGIC ${cString(MANIFEST_MAGIC)}`);
   L.push(`#define TRAMPOLINE_MARKER ${cString(TRAMPOLINE.marker)}`);
   for (const [name, [word, meaning]] of Object.entries(TRAMPOLINE.words)) L.push(`#define WORD_${name} ${cString(word)} ${comment(meaning)}`);
   for (const [name, [step, meaning]] of Object.entries(TRAMPOLINE.steps)) L.push(`#define STEP_${name} ${step} ${comment(meaning)}`);

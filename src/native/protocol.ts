@@ -1,11 +1,12 @@
-// The protocol between the single file's stub (src/native/stub.c) and pidone
-// (src/sys/native.ts), defined once: the shared area's fields, the constants both sides
-// use, and the exec trampoline's words and report records. Pure data, no imports, so the
-// build can read it too: scripts/pack/protocol-header.ts turns it into the C header the
-// stub is compiled with (struct shared itself, the constants, and a static assertion
-// per field offset and for the size), and native.ts takes every offset from here. A
-// change here is a change on both sides; change MAGIC with it, so that a file packed
-// from mismatched builds fails at start-up instead of misreading the area.
+// The protocols of the single file's stub (src/native/stub.c), defined once: with pidone
+// (src/sys/native.ts), the shared area's fields, the constants both sides use, and the
+// exec trampoline's words and report records; with the packer (scripts/pack/), the
+// manifest it writes into the stub. Pure data, no imports, so the build can read it too:
+// scripts/pack/protocol-header.ts turns it into the C header the stub is compiled with
+// (the structs themselves, the constants, and a static assertion per field offset and
+// per struct size), and native.ts and the packer take every offset from here. A change
+// here is a change on both sides; change the magic with it, so that a file packed from
+// mismatched builds fails at start-up instead of misreading the area.
 
 /** The shared area's first bytes; pidone stops with one line when the stub's differ. */
 export const MAGIC = "pidone-native-5";
@@ -15,10 +16,17 @@ export const AT_PIDONE = 0x50494431;
 
 export type CType = "char" | "u8" | "s32" | "u32" | "u64";
 
+/** A C struct: its tag and its fields, in order. */
+export interface Struct {
+  name: string;
+  fields: readonly Field[];
+}
+
 export interface Field {
   /** The C member's name. */
   name: string;
-  type: CType;
+  /** A scalar, or a struct defined before this one. */
+  type: CType | Struct;
   /** Elements, for an array. */
   count?: number;
   /** What the field holds, in one line (how each side uses it is told in stub.c). */
@@ -38,6 +46,10 @@ export const CONSTANTS = {
   EXIT_NEVER: [0, "exit_on_watched: pidone's JavaScript ends the process"],
   EXIT_ALWAYS: [1, "exit_on_watched: exit once the watched pid is reaped in the handler"],
   EXIT_ALONE: [2, "exit_on_watched: the same, once no child is left either"],
+  MAX_SEGMENTS: [8, "the manifest's capacity for ld.so's PT_LOAD segments"],
+  MAX_LIBRARIES: [8, "the manifest's capacity for C libraries"],
+  NAME_SLOT: [32, "bytes reserved in .dynstr for each library's name: /proc/self/fd/ and up to 10 digits"],
+  MANIFEST_NATIVE: [1, "manifest flags: the payload is pidone, which takes over the native helper"],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** The constants' values by name. */
@@ -74,21 +86,30 @@ export const SHARED_FIELDS = [
 
 export type SharedField = (typeof SHARED_FIELDS)[number]["name"];
 
-/** Bytes per element; each type is aligned to its size, as C does on x86-64 and aarch64. */
+/** Bytes per element; each scalar is aligned to its size, as C does on x86-64 and aarch64. */
 export const TYPE_SIZE: Record<CType, number> = { char: 1, u8: 1, s32: 4, u32: 4, u64: 8 };
 
-function layout(fields: readonly Field[]): { offset: Record<string, number>; size: number } {
+export interface Layout {
+  /** Each field's byte offset. */
+  offset: Record<string, number>;
+  /** sizeof, padded to the alignment. */
+  size: number;
+  align: number;
+}
+
+/** C's layout of a struct: each member at the next multiple of its alignment. */
+export function layout(fields: readonly Field[]): Layout {
   const offset: Record<string, number> = {};
   let at = 0;
   let align = 1;
   for (const f of fields) {
-    const size = TYPE_SIZE[f.type];
-    at = Math.ceil(at / size) * size;
+    const t = typeof f.type === "string" ? { size: TYPE_SIZE[f.type], align: TYPE_SIZE[f.type] } : layout(f.type.fields);
+    at = Math.ceil(at / t.align) * t.align;
     offset[f.name] = at;
-    at += size * (f.count ?? 1);
-    align = Math.max(align, size);
+    at += t.size * (f.count ?? 1);
+    align = Math.max(align, t.align);
   }
-  return { offset, size: Math.ceil(at / align) * align };
+  return { offset, size: Math.ceil(at / align) * align, align };
 }
 
 const shared = layout(SHARED_FIELDS);
@@ -96,6 +117,62 @@ const shared = layout(SHARED_FIELDS);
 export const OFFSET = shared.offset as Record<SharedField, number>;
 /** sizeof(struct shared). */
 export const SIZE = shared.size;
+
+// ---------------------------------------------------------------- the manifest
+
+/**
+ * The packer's half: written into the stub's read-only data after compilation (the
+ * stub's `pidone_manifest`), read by the stub before anything else. All addresses are
+ * absolute: the Bun executable is ET_EXEC, so nothing moves at run time.
+ */
+export const MANIFEST_MAGIC = "pidone-stub-v3";
+
+export const SEGMENT: Struct = {
+  name: "segment",
+  fields: [
+    { name: "vaddr", type: "u64", meaning: "relative to ld.so's load base" },
+    { name: "offset", type: "u64", meaning: "in ld.so's own file" },
+    { name: "filesz", type: "u64", meaning: "bytes from the file" },
+    { name: "memsz", type: "u64", meaning: "bytes in memory (.bss included)" },
+    { name: "prot", type: "u32", meaning: "PROT_* for mmap" },
+    { name: "pad", type: "u32", meaning: "0" },
+  ],
+};
+
+export const LIBRARY: Struct = {
+  name: "library",
+  fields: [
+    { name: "offset", type: "u64", meaning: "of its bytes in our file" },
+    { name: "size", type: "u64", meaning: "its length" },
+    { name: "name_slot", type: "u64", meaning: "address of its NAME_SLOT-byte DT_NEEDED string in the .dynstr copy" },
+    { name: "fd", type: "s32", meaning: "the fd number that string names" },
+    { name: "pad", type: "u32", meaning: "0" },
+    { name: "memfd_name", type: "char", count: 32, meaning: "the memfd's name, NUL-terminated" },
+  ],
+};
+
+export const MANIFEST: Struct = {
+  name: "manifest",
+  fields: [
+    { name: "magic", type: "char", count: 16, meaning: "MANIFEST_MAGIC, NUL-padded" },
+    { name: "pack_id", type: "u64", meaning: "also found at self_offset in the file: we opened ourselves" },
+    { name: "self_offset", type: "u64", meaning: "where this manifest sits in the file" },
+    { name: "entry", type: "u64", meaning: "Bun's own e_entry" },
+    { name: "phdr", type: "u64", meaning: "the original program headers, PT_INTERP included" },
+    { name: "ldso_offset", type: "u64", meaning: "ld.so's file offset in ours (64 KiB aligned)" },
+    { name: "ldso_span", type: "u64", meaning: "the address range ld.so's segments cover" },
+    { name: "ldso_entry", type: "u64", meaning: "ld.so's entry, relative to its load base" },
+    { name: "nsegments", type: "u32", meaning: "entries in segment" },
+    { name: "nlibraries", type: "u32", meaning: "entries in library" },
+    { name: "flags", type: "u32", meaning: "MANIFEST_NATIVE or 0" },
+    { name: "pad", type: "u32", meaning: "0" },
+    { name: "segment", type: SEGMENT, count: CONSTANTS.MAX_SEGMENTS[0], meaning: "ld.so's PT_LOADs" },
+    { name: "library", type: LIBRARY, count: CONSTANTS.MAX_LIBRARIES[0], meaning: "the C libraries, each copied into a memfd" },
+  ],
+};
+
+/** The structs the stub is compiled with, each after those it contains. */
+export const STRUCTS: readonly Struct[] = [{ name: "shared", fields: SHARED_FIELDS }, SEGMENT, LIBRARY, MANIFEST];
 
 /**
  * The exec trampoline: pidone posix_spawns its own file with

@@ -226,58 +226,14 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 /* ------------------------------------------------------------------ the manifest */
 
 /*
- * Written by the packer (scripts/pack/manifest.ts encodes the same layout; the packer
- * checks the symbol's size). All addresses are absolute: the Bun executable is ET_EXEC,
- * so nothing here moves at run time.
+ * Written by the packer after compilation (struct manifest and its constants come from
+ * protocol.h, the packer's offsets from the same definition). MANIFEST_NATIVE is set
+ * when the JavaScript payload carries src/sys/native.ts: only such a payload unblocks
+ * signals, installs on_signal and reads what we recorded. Any other (the benchmark's
+ * floors) gets the plain loader: no block, no environment changes.
  */
-#define MAX_SEGMENTS 8
-#define MAX_LIBRARIES 8
-#define NAME_SLOT 32
-
-struct segment {
-  u64 vaddr;  /* relative to ld.so's load base */
-  u64 offset; /* in ld.so's own file */
-  u64 filesz;
-  u64 memsz;
-  u32 prot;
-  u32 pad;
-};
-
-struct library {
-  u64 offset;    /* of its bytes in our file */
-  u64 size;
-  u64 name_slot; /* address of its NAME_SLOT-byte DT_NEEDED string in the .dynstr copy */
-  s32 fd;        /* the fd number that string names */
-  u32 pad;
-  char memfd_name[32];
-};
-
-struct manifest {
-  char magic[16];
-  u64 pack_id;     /* also found at self_offset in the file: we opened ourselves */
-  u64 self_offset;
-  u64 entry;       /* Bun's own e_entry */
-  u64 phdr;        /* the original program headers, PT_INTERP included */
-  u64 ldso_offset; /* ld.so's file offset in ours (64 KiB aligned) */
-  u64 ldso_span;
-  u64 ldso_entry;
-  u32 nsegments;
-  u32 nlibraries;
-  u32 flags;       /* MANIFEST_NATIVE: the payload is pidone, which takes over from us */
-  u32 pad;
-  struct segment segment[MAX_SEGMENTS];
-  struct library library[MAX_LIBRARIES];
-};
-
-/*
- * Set by the packer when the JavaScript payload carries src/sys/native.ts: only such a
- * payload unblocks signals, installs on_signal and reads what we recorded. Any other
- * (the benchmark's floors) gets the plain loader: no block, no environment changes.
- */
-#define MANIFEST_NATIVE 1
-
 __attribute__((section(".rodata.manifest"), used, aligned(16))) const struct manifest pidone_manifest = {
-    .magic = "pidone-stub-v2",
+    .magic = MANIFEST_MAGIC,
 };
 
 static const struct manifest *manifest(void) {
