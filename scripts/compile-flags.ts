@@ -6,8 +6,7 @@
  * Start-up code runs once: JavaScriptCore's JIT would compile some of it anyway, on the
  * main thread (the single file's runtime has no concurrent JIT), for nothing. This scales
  * the tier-up thresholds until src/main.ts resets the policy once the child runs
- * (measured: about 1 ms of pidone's start-up; scripts/bench/breakdown.ts shows what it
- * does for an empty program).
+ * (scripts/bench/breakdown.ts shows what it does for an empty program).
  */
 export const JIT_POLICY = 8;
 
@@ -20,9 +19,8 @@ export const COMPILE_FLAGS: readonly string[] = [
   "--minify",
   "--bytecode",
   // The modes and the help that tini's mode never runs (services, config parsing, citty)
-  // go to chunks loaded on their dynamic import, so the start does not load them: about
-  // 2 ms of pidone's start-up, side by side against one bundle (the empty program gains
-  // 1.3 ms from the ESM format alone). Splitting needs the ESM format.
+  // go to chunks loaded on their dynamic import, so the start does not load them.
+  // Splitting needs the ESM format.
   "--format=esm",
   "--splitting",
   `--compile-jit-policy=${JIT_POLICY}`,
