@@ -1,6 +1,13 @@
 // Several services in one container: start them in dependency order, restart them per
 // policy, stop them in reverse order inside the grace, and end the container when a
-// critical one ends for good.
+// critical one ends for good. One loop, as in tini's mode:
+//
+//   running ──a stop signal, a critical service ended for good, nothing left to run──▶ stopping
+//   stopping ──every level stopped and no child left, or the grace over──▶ finishing ──▶ exit
+//
+// moved by its events: a signal, a reaped child, a service that ended for good (or
+// became ready: its dependents start), and the grace timer. One service's own states
+// are src/services/service.ts's.
 import type { RunConfig } from "../cli/options.ts";
 import { buildPlan, check, stopLevels, type ServicePlan, type ServiceSpec, type PlanOptions } from "../config/index.ts";
 import { EXIT, exitCodeOfFailure } from "../errors.ts";
@@ -18,7 +25,7 @@ import { exit, getpid, isatty, yieldCpu } from "../sys/libc.ts";
 import { available as nativeHelper, publishSignalTarget } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
 
-/** At exit, what services already wrote is copied for at most this long. */
+/** At exit, what services already wrote is copied for at least this long (or what is left of the grace). */
 const DRAIN_MS = 1000;
 
 function planOptions(cfg: RunConfig, env: ReadonlyMap<string, string>): PlanOptions {
@@ -119,6 +126,7 @@ class ServicesMode {
 
   // ---------------------------------------------------------------- the transitions
 
+  /** Every change of phase. */
   private enter(next: Phase): void {
     this.phase = next;
     if (next.name === "finishing") void this.finish(next.since);
