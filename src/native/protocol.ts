@@ -208,3 +208,26 @@ export const TRAMPOLINE = {
   STEP_WARNING: 0x100,
   RECORD_SIZE: 8,
 } as const;
+
+/**
+ * What pidone's native.ts reads, as plain values: imported as a Bun macro (`with { type:
+ * "macro" }`), this runs at bundle time and the bundle holds only the resulting literal,
+ * not the tables and the layout computed at every start.
+ */
+export function runtimeView() {
+  return {
+    MAGIC,
+    AT_PIDONE,
+    SIZE,
+    AT: OFFSET,
+    ...VALUES,
+    MARKER: TRAMPOLINE.marker,
+    WORD: Object.fromEntries(Object.entries(TRAMPOLINE.words).map(([name, [word]]) => [name, word])) as {
+      [N in keyof typeof TRAMPOLINE.words]: (typeof TRAMPOLINE.words)[N][0];
+    },
+    /** Step number → the system call's name in pidone's messages. */
+    STEP_NAMES: Object.fromEntries(Object.values(TRAMPOLINE.steps)) as Record<number, string>,
+    STEP_WARNING: TRAMPOLINE.STEP_WARNING,
+    RECORD_SIZE: TRAMPOLINE.RECORD_SIZE,
+  };
+}

@@ -6,7 +6,8 @@
 // is no such entry: `available` is false and every caller keeps its plain path. The
 // layout, the constants and the trampoline's words come from src/native/protocol.ts,
 // which the stub is compiled from too.
-import { AT_PIDONE, MAGIC, OFFSET as AT, SIZE, TRAMPOLINE, VALUES } from "../native/protocol.ts";
+// A macro: evaluated at bundle time, so the bundle holds the protocol's values, not its tables.
+import { runtimeView } from "../native/protocol.ts" with { type: "macro" };
 import {
   O_CLOEXEC,
   O_NONBLOCK,
@@ -25,7 +26,8 @@ import {
 } from "./libc.ts";
 
 // ---------------------------------------------------------------- the shared area
-const { FDS_UNKNOWN, ACT_QUEUE, ACT_DROP, ACT_QUIET, NSIG, EXIT_NEVER, EXIT_ALWAYS, EXIT_ALONE } = VALUES;
+const P = runtimeView();
+const { MAGIC, AT_PIDONE, SIZE, AT, FDS_UNKNOWN, ACT_QUEUE, ACT_DROP, ACT_QUIET, NSIG, EXIT_NEVER, EXIT_ALWAYS, EXIT_ALONE } = P;
 const SIGCHLD = 17;
 // 32-bit word indexes of the fields the hot paths touch (the intake's drain, takeWatched).
 const COUNT = AT.count / 4;
@@ -257,9 +259,7 @@ export function nativelyReaped(): number | null {
 
 /** The packed file itself: its stub recognises the marker and never starts the runtime. */
 export const TRAMPOLINE_PATH = "/proc/self/exe";
-const WORD = Object.fromEntries(Object.entries(TRAMPOLINE.words).map(([name, [word]]) => [name, word])) as {
-  [N in keyof typeof TRAMPOLINE.words]: (typeof TRAMPOLINE.words)[N][0];
-};
+const WORD = P.WORD;
 
 export interface TrampolineSteps {
   /** setgroups, setresgid, setresuid, in that order. */
@@ -286,7 +286,7 @@ export function trampolineArgv(
   argv: readonly Uint8Array[],
 ): Uint8Array[] {
   // The marker goes in argv[1]: binfmt_misc interpreters (qemu-user) replace argv[0].
-  const words = ["pidone", TRAMPOLINE.marker, `${WORD.REPORT}${reportFd}`];
+  const words = ["pidone", P.MARKER, `${WORD.REPORT}${reportFd}`];
   if (search) words.push(WORD.SEARCH);
   if (steps.user) words.push(`${WORD.GROUPS}${steps.user.groups.join(",")}`, `${WORD.GID}${steps.user.gid}`, `${WORD.UID}${steps.user.uid}`);
   if (steps.listenPid) words.push(WORD.LISTEN_PID);
@@ -296,8 +296,7 @@ export function trampolineArgv(
   return [...words.map((w) => new Uint8Array(Buffer.from(w, "latin1"))), file, ...argv];
 }
 
-const STEP_NAMES = new Map<number, string>(Object.values(TRAMPOLINE.steps));
-const { STEP_WARNING, RECORD_SIZE } = TRAMPOLINE;
+const { STEP_NAMES, STEP_WARNING, RECORD_SIZE } = P;
 
 export interface TrampolineReport {
   /** The system call that failed ("execve", "setresuid", ...). */
@@ -313,7 +312,7 @@ export function parseReports(bytes: Uint8Array): TrampolineReport[] {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let at = 0; at + RECORD_SIZE <= bytes.length; at += RECORD_SIZE) {
     const step = v.getUint32(at, true);
-    out.push({ step: STEP_NAMES.get(step & 0xff) ?? `step ${step}`, errno: v.getInt32(at + 4, true), warning: (step & STEP_WARNING) !== 0 });
+    out.push({ step: STEP_NAMES[step & 0xff] ?? `step ${step}`, errno: v.getInt32(at + 4, true), warning: (step & STEP_WARNING) !== 0 });
   }
   return out;
 }
