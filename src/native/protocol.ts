@@ -5,9 +5,9 @@
 // scripts/pack/protocol-header.ts turns it into the C header the stub is compiled with
 // (the structs themselves, the constants, and a static assertion per field offset and
 // per struct size), and native.ts (through runtimeView, a macro evaluated at bundle time)
-// and the packer take every offset from here. A change
-// here is a change on both sides; change the magic with it, so that a file packed from
-// mismatched builds fails at start-up instead of misreading the area.
+// and the packer take every offset from here. A change here is a change on both sides;
+// change the magic with it, so that a file packed from mismatched builds fails at
+// start-up instead of misreading the area.
 
 /** The shared area's first bytes; pidone stops with one line when the stub's differ. */
 export const MAGIC = "pidone-native-5";
