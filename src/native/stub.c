@@ -24,8 +24,9 @@
  *    what posix_spawn cannot (user switch, LISTEN_PID, taking a terminal) and execs.
  *
  * What pidone and this file share (struct shared, its magic, the constants, the
- * trampoline's words and report records) is defined once, in src/native/protocol.ts;
- * the build writes it as protocol.h, which asserts every offset at compile time.
+ * trampoline's words and report records) and what the packer writes into it (struct
+ * manifest) are defined once, in src/native/protocol.ts; the build writes them as
+ * protocol.h, which asserts every offset at compile time.
  *
  * Freestanding: raw system calls, no libc, no relocations (the packer places this code
  * at any 64 KiB-aligned address and proves it position independent by linking it
