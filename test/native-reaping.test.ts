@@ -265,9 +265,12 @@ describe("--pause", () => {
         const cgt = (await Bun.file(`/proc/${pid1}/status`).text()).match(/SigCgt:\s*([0-9a-f]+)/)![1]!;
         return (BigInt(`0x${cgt}`) & (1n << 16n)) !== 0n; // SIGCHLD caught: the intake is up
       }, 15_000, "pidone --pause to catch SIGCHLD");
-      const r = await run(["nsenter", "-t", String(pid1), "-p", "-m", "sh", "-c", orphans(100)]);
+      // A sleeper adopted first keeps a child there throughout: with none left, the handler
+      // wakes JavaScript, whose own waitpid loop may then take an orphan that ended meanwhile.
+      const r = await run(["nsenter", "-t", String(pid1), "-p", "-m", "sh", "-c", `(exec sleep 60 </dev/null >/dev/null 2>&1 &); ${orphans(100)}`]);
       expect(r.code).toBe(0);
       if (NATIVE) await waitFor(() => nativelyReaped(pid1) >= 100, 15_000, "the handler to reap 100 orphans");
+      for (const sleeper of await childrenOfAllThreads(pid1)) process.kill(sleeper, "SIGKILL");
       await waitFor(async () => (await childrenOfAllThreads(pid1)).length === 0, 15_000, "no child left");
       process.kill(pid1, "SIGTERM");
       expect(await p.exit()).toBe(0);
