@@ -218,6 +218,8 @@ class ServicesMode {
   /** Who learns of each pid's end: a service's process, or a probe's. */
   private readonly owners = new Map<number, (status: ExitStatus) => void>();
   private readonly signalPlan: SignalPlan;
+  /** The dispositions every service and probe starts with (the plan never changes). */
+  private readonly sigdefault: Uint8Array;
   private readonly treeStop: TreeStop;
   private readonly mux: OutputMux | null;
   /** pidone's own events, in the order things happened (see event). */
@@ -236,6 +238,7 @@ class ServicesMode {
         ? null
         : new OutputMux({ format, names: plan.services.map((s) => s.name), color: isatty(1) && !env.has("NO_COLOR") });
     this.signalPlan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals]);
+    this.sigdefault = childDefaultSet(this.signalPlan);
     this.treeStop = new TreeStop(plan.settings.grace * 1000, this.graceOver);
     const host = this.host();
     for (const spec of plan.services) {
@@ -246,7 +249,7 @@ class ServicesMode {
   }
 
   private ctx(output: LaunchContext["output"]): LaunchContext {
-    return { envp: this.envp, sigmask: this.inherited.sigmask, sigdefault: childDefaultSet(this.signalPlan), output };
+    return { envp: this.envp, sigmask: this.inherited.sigmask, sigdefault: this.sigdefault, output };
   }
 
   /** pidone's own event line: through the multiplexer (prefixed or JSON), else on stderr. */
