@@ -25,7 +25,7 @@
 // sleeps in poll(2): with `external` retries the sink only records when it wants to be
 // flushed again (`retryIn`), and the worker's poll timeout honours it.
 import { fstatSync } from "node:fs";
-import { errno, getauxval, isatty, pipeFill, pollWritable, writeNoWait, writeSome } from "../sys/libc.ts";
+import { errno, getauxval, isatty, pipeFill, pollWritable, takeBackWriteSignal, withWriteSignalsBlocked, writeNoWait, writeSome } from "../sys/libc.ts";
 
 /**
  * Formatted lines are batched in buffers of this size (a line longer than that gets its own).
@@ -152,6 +152,15 @@ export class OutputSink {
 
   /** Writes what can be written now without blocking; schedules a retry for the rest. */
   flush(): void {
+    // The worker's thread keeps SIGPIPE and SIGXFSZ blocked (output-worker.ts); on the
+    // main thread they are caught, to be forwarded: see withWriteSignalsBlocked.
+    if (this.external) takeBackWriteSignal(this.flushNow());
+    else withWriteSignalsBlocked(() => this.flushNow());
+  }
+
+  /** flush(): -errno when a write failed for good, else 0. */
+  private flushNow(): number {
+    let failed = 0;
     this.dueAt = null;
     if (this.gone || this.discarding) this.dropAll();
     const before = this.written;
@@ -167,6 +176,7 @@ export class OutputSink {
       if (n === 0) break; // would block: retry later
       if (n < 0) {
         this.gone = true;
+        failed = n;
         this.dropAll();
         break;
       }
@@ -177,6 +187,7 @@ export class OutputSink {
     if (this.written > before) this.retries = 0;
     if (this.pending > 0) this.scheduleRetry();
     if (this.pending <= LOW_WATER) this.wake();
+    return failed;
   }
 
   /** External retries: ms until flush() wants to run again (0: now), or null when nothing waits. */
@@ -193,7 +204,7 @@ export class OutputSink {
     this.flush();
   }
 
-  /** Writes some of buf[from, to) (whole lines): the count, 0 if that would block, -1 if the descriptor is gone. */
+  /** Writes some of buf[from, to) (whole lines): the count, 0 if that would block, -errno (or -1) if the descriptor is gone. */
   private writeSome(buf: Buffer, from: number, to: number): number {
     let len = to - from;
     if (this.kind === "pipe") {
@@ -211,7 +222,7 @@ export class OutputSink {
       if (n >= 0) return n;
       // EAGAIN: someone else made the shared description non-blocking; treat as full.
       if (n === -errno.EAGAIN) return 0;
-      if (n !== -errno.EINTR) return -1;
+      if (n !== -errno.EINTR) return n;
     }
   }
 
@@ -247,7 +258,7 @@ export class OutputSink {
         this.kind = "polled"; // an older kernel or a seccomp filter: from now on, poll
         return null;
       }
-      return -1;
+      return n;
     }
   }
 

@@ -13,7 +13,8 @@
 //
 // This file is the worker's entry point (scripts/build.ts compiles it as its own entry):
 // nothing else may import a value from it, or its top level would run there too.
-import { errno, POLLIN, pollFds, readSome } from "../sys/libc.ts";
+import { errno, POLLIN, pollFds, readSome, SIG_BLOCK, sigprocmask, sigset } from "../sys/libc.ts";
+import { SIG } from "../signals/table.ts";
 import { MuxCore, type Drained, type OutputOptions, type Stream } from "./output-core.ts";
 
 /** What the main thread tells the worker. */
@@ -140,6 +141,11 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
   const m = e.data;
   switch (m.t) {
     case "init":
+      // The kernel sends SIGPIPE (EPIPE) and SIGXFSZ (EFBIG) to the thread whose write
+      // failed, and pidone catches them to forward: unblocked here, a stdout whose
+      // reader is gone would signal every service. Blocked, they stay pending on this
+      // thread, which never takes signals (the main thread receives those sent to pidone).
+      sigprocmask(SIG_BLOCK, sigset([SIG.PIPE, SIG.XFSZ]));
       mux = new PollMux(m.opts);
       wakeFd = m.wakeFd;
       counters = new Int32Array(m.shared, 0, 2);

@@ -59,6 +59,7 @@ const laterSymbols = {
   posix_spawn_file_actions_addchdir_np: { args: ["ptr", "ptr"], returns: "i32" },
   ioctl: { args: ["i32", "u64", "u64"], returns: "i32" },
   getsid: { args: ["i32"], returns: "i32" },
+  sigtimedwait: { args: ["ptr", "ptr", "ptr"], returns: "i32" },
   // the plain executable's /proc/self/fd listing (src/process/startup.ts)
   opendir: { args: ["ptr"], returns: "ptr" },
   readdir: { args: ["ptr"], returns: "ptr" },
@@ -133,6 +134,7 @@ export const errno = {
   EINVAL: 22,
   ENOTTY: 25,
   EPIPE: 32,
+  EFBIG: 27,
   ENOEXEC: 8,
   ENXIO: 6,
   EOPNOTSUPP: 95,
@@ -339,23 +341,59 @@ const POLLOUT = 4;
  * `timeoutMs` and the message dropped after that. Returns false when dropped.
  */
 export function writeAll(fd: number, data: Uint8Array, timeoutMs: number): boolean {
+  return withWriteSignalsBlocked(() => writeAllNow(fd, data, timeoutMs));
+}
+
+function writeAllNow(fd: number, data: Uint8Array, timeoutMs: number): number {
   let off = 0;
   while (off < data.length) {
     pollBuf[0] = fd;
     pollBuf[1] = POLLOUT;
     const ready = c.poll(ptr(pollBuf), 1n, timeoutMs);
-    if (ready <= 0) return false; // timeout, or EINTR: drop rather than stall PID 1
+    if (ready <= 0) return -1; // timeout, or EINTR: drop rather than stall PID 1
     const revents = (pollBuf[1]! >>> 16) & 0xffff;
-    if (revents & ~POLLOUT) return false; // POLLERR/POLLHUP/POLLNVAL: nobody is reading
+    if (revents & ~POLLOUT) return -1; // POLLERR/POLLHUP/POLLNVAL: nobody is reading
     const n = Number(c.write(fd, ptr(data, off), BigInt(data.length - off)));
     if (n < 0) {
       const e = lastErrno();
       if (e === errno.EINTR || e === errno.EAGAIN) continue;
-      return false;
+      return -e;
     }
     off += n;
   }
-  return true;
+  return 0;
+}
+
+const WRITE_SIGNALS = sigset([13, 25]); // SIGPIPE, SIGXFSZ
+const noWait = new BigInt64Array(2); // struct timespec { 0, 0 }
+/**
+ * Runs `write`, which returns -errno of a write(2) that failed (else anything >= 0), with
+ * SIGPIPE and SIGXFSZ blocked on this thread; true when it returned >= 0.
+ * Why: pidone catches those two to forward them, and the kernel sends them to the thread
+ * whose write(2) hit a pipe nobody reads (EPIPE) or RLIMIT_FSIZE (EFBIG): unblocked, our
+ * own failed write would reach the child or the services as a signal sent to pidone.
+ * Blocked, the one our write raised waits on this thread and is taken back here.
+ */
+export function withWriteSignalsBlocked(write: () => number): boolean {
+  const old = new Uint8Array(SIGSET_BYTES);
+  c.pthread_sigmask(SIG_BLOCK, ptr(WRITE_SIGNALS), ptr(old)); // fails only for a bad `how`
+  try {
+    const r = write();
+    takeBackWriteSignal(r);
+    return r >= 0;
+  } finally {
+    c.pthread_sigmask(SIG_SETMASK, ptr(old), null);
+  }
+}
+
+/**
+ * After a write(2) that returned `result` (-errno on failure) on a thread that blocks
+ * SIGPIPE and SIGXFSZ: takes back the one an EPIPE or EFBIG raised, which would otherwise
+ * stay pending on the thread and be delivered once the thread unblocks it (or, for a
+ * worker's thread, when the runtime tears the thread down).
+ */
+export function takeBackWriteSignal(result: number): void {
+  if (result === -errno.EPIPE || result === -errno.EFBIG) later().sigtimedwait(ptr(WRITE_SIGNALS), null, ptr(noWait));
 }
 
 export function exit(code: number): never {
