@@ -182,6 +182,8 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 #define AT_FDCWD (-100)
 #define O_RDONLY 0
 #define O_CLOEXEC 0x80000
+#define O_RDWR 2
+#define O_PATH 0x200000
 #define PROT_NONE 0
 #define PROT_WRITE 2
 #define MAP_PRIVATE 0x02
@@ -920,6 +922,24 @@ static void load_libraries(const struct manifest *m, s32 self) {
   }
 }
 
+/*
+ * The runtime puts /dev/null (close-on-exec) on a closed fd 0, 1 or 2 before pidone's
+ * first line, and aborts with its crash banner when it cannot open it (no /dev in the
+ * container). So we do it first, and without /dev/null an O_PATH descriptor of "/"
+ * stands in: reads and writes fail with EBADF, so pidone's lines to it go nowhere, and
+ * close-on-exec, so the child still gets the descriptor closed, as pidone got it.
+ */
+static void fill_closed_stdio(void) {
+  for (s32 fd = 0; fd <= 2; fd++) {
+    if (sys(NR_fcntl, fd, F_GETFD, 0, 0, 0, 0) != -EBADF) continue;
+    s64 got = sys(NR_openat, AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC, 0, 0, 0);
+    if (got < 0) got = sys(NR_openat, AT_FDCWD, "/", O_PATH | O_CLOEXEC, 0, 0, 0);
+    if (got < 0 || got == fd) continue; /* the lowest free number: fd, as 0..fd-1 are open */
+    sys(NR_dup3, got, fd, O_CLOEXEC, 0, 0, 0);
+    sys(NR_close, got, 0, 0, 0, 0, 0);
+  }
+}
+
 /* ------------------------------------------------------------------ start-up */
 
 /* What stub_main found and stub_stack needs: the stub's own .bss. */
@@ -980,6 +1000,7 @@ __attribute__((used)) u64 stub_main(u64 *sp) {
   start.ldso = map_ldso(m, self, page);
   load_libraries(m, self);
   sys(NR_close, self, 0, 0, 0, 0, 0);
+  fill_closed_stdio();
 
   start.auxv = auxv;
   if (!start.native) return 0; /* ld.so starts on the kernel's stack, as the kernel left it */
