@@ -9,7 +9,8 @@ import { closeSync, constants, openSync, readFileSync, writeFileSync, writeSync 
 import { join } from "node:path";
 import { OutputMux } from "../src/services/output.ts";
 import { close, pipe, writeAll } from "../src/sys/libc.ts";
-import { AS_PID1, PIDONE, cHelper, childrenOfAllThreads, killQuietly, pid1Of, processState, run, tempDir, waitFor } from "./helpers.ts";
+import { AS_PID1, PIDONE, childrenOfAllThreads, killQuietly, needs, pid1Of, processState, run, tempDir, waitFor } from "./helpers.ts";
+import { NATIVE, SINGLE_FILE } from "./fixtures/native-lib.ts";
 
 setDefaultTimeout(120_000);
 
@@ -359,6 +360,94 @@ shell = true
     process.kill(pid1, "SIGTERM");
     expect(await exitWithin(proc, 20_000)).toBe(0);
     expect(count(f, "pipe")).toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------- closed at start
+
+describe("stdout or stderr closed when pidone starts", () => {
+  // The runtime puts /dev/null (close-on-exec) on a closed fd 0-2 before pidone's first
+  // line: what pidone writes there is gone, and the child still gets it closed.
+  const sh = (script: string, ...args: string[]) => run([SH, "-c", script, ...args]);
+  const levels = (text: string) => text.split("\n").filter(Boolean).map((l) => /^\[(\w+) *pidone \(\d+\)\]/.exec(l)?.[1] ?? l);
+
+  test("stderr closed: stdout carries exactly what it carries with stderr open, no warning or error moves to it", async () => {
+    const closed = await sh('exec "$0" -vv -- true 2>&-', PIDONE);
+    const open = await sh('exec "$0" -vv -- true 2>/dev/null', PIDONE);
+    expect(closed.code).toBe(0);
+    expect(levels(closed.stdout)).toEqual(levels(open.stdout));
+    expect(levels(closed.stdout)).toEqual(["INFO", "DEBUG", "DEBUG", "INFO"]); // tini's: info and debug on stdout
+    const tini = Bun.which("tini");
+    if (tini) {
+      // tini does the same: its info and debug lines are stdout's, whatever stderr is.
+      const theirs = await sh('exec "$0" -vv -- true 2>&-', tini);
+      expect(theirs.stdout.split("\n").filter(Boolean).map((l) => /^\[(\w+) *tini/.exec(l)?.[1])).toEqual(levels(closed.stdout));
+    }
+    const fatal = await sh('exec "$0" -vvv -- /nonexistent/program 2>&-', PIDONE);
+    expect(fatal.code).toBe(127);
+    expect(levels(fatal.stdout).filter((l) => l === "FATAL" || l === "WARN")).toEqual([]);
+  });
+
+  test("stdout closed: nothing of pidone's moves to stderr", async () => {
+    const r = await sh('exec "$0" -s -vvv -- true >&-', PIDONE);
+    expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
+  });
+
+  test("the child gets the closed descriptor closed, and pidone's other streams as they were", async () => {
+    const dir = tempDir("pidone-hostile-");
+    const f = join(dir, "fds");
+    // Each test before the shell's own redirection of its fd 1 for the echo.
+    const probe = `: > "$0"; for n in 0 1 2; do if [ -e /proc/$$/fd/$n ]; then r=open; else r=closed; fi; echo "fd$n $r" >> "$0"; done`;
+    for (const [redirect, expected] of [
+      ["2>&-", ["fd0 open", "fd1 open", "fd2 closed"]],
+      [">&-", ["fd0 open", "fd1 closed", "fd2 open"]],
+      [">&- 2>&-", ["fd0 open", "fd1 closed", "fd2 closed"]],
+    ] as const) {
+      const r = await run([SH, "-c", `exec "$0" -s -- sh -c '${probe}' "$1" ${redirect}`, PIDONE, f], { stdin: "pipe" });
+      expect(r.code).toBe(0);
+      expect({ redirect, fds: readFileSync(f, "latin1").split("\n").filter(Boolean) }).toEqual({ redirect, fds: [...expected] });
+    }
+  });
+
+  test("services mode, stdout closed: services' stdout lines and pidone's events are dropped, stderr lines still on stderr", async () => {
+    const dir = tempDir("pidone-hostile-");
+    const file = config(dir, `[services.web]\ncommand = "seq -f 'out %g' 1 100000; echo oops >&2"\nshell = true\n`);
+    const r = await sh('exec "$0" -s -c "$1" >&-', PIDONE, file);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("web    | oops\n"); // nothing moved here, no loss reported: a closed stdout wants nothing
+  });
+
+  test("services mode, stderr closed: services' stderr lines are dropped, stdout keeps its own", async () => {
+    const dir = tempDir("pidone-hostile-");
+    const file = config(dir, `[services.web]\ncommand = "echo fine; echo oops >&2; echo fine again"\nshell = true\n`);
+    const r = await sh('exec "$0" -s -c "$1" 2>&-', PIDONE, file);
+    expect(r.code).toBe(0);
+    expect(serviceLines(r.stdout, "web")).toEqual(["fine", "fine again"]);
+    expect(r.stdout).not.toContain("oops");
+  });
+});
+
+needs(NATIVE, SINGLE_FILE)("closed descriptors and no /dev/null (the single file)", () => {
+  // The runtime aborts with its crash banner when it cannot put /dev/null on a closed
+  // fd 0-2; the stub puts a stand-in there first. A tmpfs hides /dev in a mount namespace.
+  const noDev = (script: string, ...args: string[]) =>
+    run(["unshare", "--mount", SH, "-c", `mount -t tmpfs none /dev && ${script}`, ...args], { stdin: "pipe" });
+
+  test("pidone runs, writes nothing where nothing is open, and the child gets the descriptors closed", async () => {
+    const dir = tempDir("pidone-hostile-");
+    const f = join(dir, "fds");
+    const probe = `: > "$0"; for n in 0 1 2; do if [ -e /proc/$$/fd/$n ]; then r=open; else r=closed; fi; echo "fd$n $r" >> "$0"; done; exit 3`;
+    for (const [redirect, expected] of [
+      ["2>&-", ["fd0 open", "fd1 open", "fd2 closed"]],
+      [">&- <&-", ["fd0 closed", "fd1 closed", "fd2 open"]],
+    ] as const) {
+      const r = await noDev(`exec "$0" -s -vv -- sh -c '${probe}' "$1" ${redirect}`, PIDONE, f);
+      expect({ redirect, code: r.code }).toEqual({ redirect, code: 3 });
+      expect(r.stderr).not.toContain("Bun");
+      expect(r.stdout).not.toContain("Bun");
+      expect(readFileSync(f, "latin1").split("\n").filter(Boolean)).toEqual([...expected]);
+      if (redirect === "2>&-") expect(r.stdout).toMatch(/^\[INFO  pidone \(\d+\)\] Main child exited normally \(with status '3'\)$/m);
+    }
   });
 });
 
