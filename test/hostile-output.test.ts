@@ -363,6 +363,25 @@ shell = true
   });
 });
 
+describe("services mode, stdout broken", () => {
+  test("/dev/full (ENOSPC): output dropped, services not held back, the loss said on stderr at the stop", async () => {
+    const dir = tempDir("pidone-hostile-");
+    const f = join(dir, "events");
+    const file = config(dir, `[services.flood]\ncommand = "seq -f 'out %g' 1 300000; echo flood-done >> ${f}; exec sleep 1000"\nshell = true\n`);
+    const err = output(false);
+    err.resume();
+    const proc = Bun.spawn([...AS_PID1, PIDONE, "-c", file], { stdin: "ignore", stdout: Bun.file("/dev/full"), stderr: err.w });
+    procs.push(proc);
+    err.closeWriter();
+    const pid1 = await pid1Of(proc.pid);
+    await waitFor(() => count(f, "flood-done") === 1, 30_000, "the flood to finish");
+    expect(await cpuOver(pid1, 1_000)).toBeLessThan(IDLE_CPU_SECONDS);
+    process.kill(pid1, "SIGTERM");
+    expect(await exitWithin(proc, 20_000)).toBe(0);
+    expect(await err.finish()).toMatch(/^\[WARN  pidone \(1\)\] \d+ lines of service output were lost at exit$/m);
+  });
+});
+
 // ---------------------------------------------------------------- closed at start
 
 describe("stdout or stderr closed when pidone starts", () => {
