@@ -86,16 +86,26 @@ class Output {
 
   dispose(): void {
     this.closeReader();
-    if (this.reader) killQuietly(this.reader.pid);
+    if (this.reader && this.reader.exitCode === null && !this.reader.signalCode) killQuietly(this.reader.pid);
   }
 }
 
 const outputs: Output[] = [];
 const procs: ReturnType<typeof Bun.spawn>[] = [];
+const pid1s: { unshare: ReturnType<typeof Bun.spawn>; pid: number }[] = [];
 afterEach(() => {
-  for (const p of procs.splice(0)) killQuietly(p.pid);
+  // The namespace goes with its PID 1; once unshare has exited, so has its child.
+  for (const { unshare, pid } of pid1s.splice(0)) if (unshare.exitCode === null && !unshare.signalCode) killQuietly(pid);
+  for (const p of procs.splice(0)) if (p.exitCode === null && !p.signalCode) killQuietly(p.pid);
   for (const o of outputs.splice(0)) o.dispose();
 });
+
+/** pidone's pid, as PID 1 under `unshare --fork` (killed after the test, should it fail). */
+async function pidoneUnder(proc: ReturnType<typeof Bun.spawn>): Promise<number> {
+  const pid = await pid1Of(proc.pid);
+  pid1s.push({ unshare: proc, pid });
+  return pid;
+}
 
 function output(full: boolean): Output {
   const o = new Output(full);
@@ -103,19 +113,12 @@ function output(full: boolean): Output {
   return o;
 }
 
-/** Starts cmd with the given stdout and stderr (an Output, or a closed descriptor with null). */
-function startWith(cmd: string[], out: Output | null, err: Output | null) {
-  // A closed descriptor: through sh, which closes it before exec.
-  const redirect = `${out ? "" : " >&-"}${err ? "" : " 2>&-"}`;
-  const proc = Bun.spawn([SH, "-c", `exec "$@"${redirect}`, SH, ...cmd], {
-    stdin: "ignore",
-    stdout: out ? out.w : "ignore",
-    stderr: err ? err.w : "ignore",
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-  });
+/** Starts cmd with the given stdout and stderr. */
+function startWith(cmd: string[], out: Output, err: Output) {
+  const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: out.w, stderr: err.w, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
   procs.push(proc);
-  out?.closeWriter();
-  err?.closeWriter();
+  out.closeWriter();
+  err.closeWriter();
   return proc;
 }
 
@@ -196,7 +199,7 @@ describe("tini's mode, as PID 1 with -vvv", () => {
       }
       const file = join(tempDir("pidone-hostile-"), "events");
       const proc = startWith([...AS_PID1, PIDONE, "-vvv", "--", ...child(file)], out, err);
-      const pid1 = await pid1Of(proc.pid);
+      const pid1 = await pidoneUnder(proc);
       await waitFor(() => count(file, "started") === 1, 15_000, "the child to start");
       // Every orphan reaped: only the child is left.
       await waitFor(async () => (await childrenOfAllThreads(pid1)).length === 1, 15_000, "every orphan to be reaped");
@@ -278,7 +281,7 @@ signals = []
     const out = output(true);
     const err = output(true);
     const proc = startWith([...AS_PID1, PIDONE, "-c", file], out, err);
-    const pid1 = await pid1Of(proc.pid);
+    const pid1 = await pidoneUnder(proc);
     await waitFor(() => count(f, "sig-up") === 1 && count(f, "orphans") === 1, 15_000, "the services to start");
     // Every orphan reaped: pidone's children are the five services' processes at most.
     await waitFor(async () => (await childrenOfAllThreads(pid1)).length <= 5 && (await zombiesOf(pid1)).length === 0, 15_000, "the orphans to be reaped");
@@ -322,7 +325,7 @@ shell = true
     const err = output(false);
     err.resume();
     const proc = startWith([...AS_PID1, PIDONE, "-c", file], out, err);
-    const pid1 = await pid1Of(proc.pid);
+    const pid1 = await pidoneUnder(proc);
     await waitFor(() => count(f, "up") === 1, 15_000, "the service to start");
     await Bun.sleep(300); // let it fill what it can
     const t0 = performance.now();
@@ -350,7 +353,7 @@ shell = true
     out.closeReader();
     err.closeReader();
     const proc = startWith([...AS_PID1, PIDONE, "-c", file], out, err);
-    const pid1 = await pid1Of(proc.pid);
+    const pid1 = await pidoneUnder(proc);
     // The output is dropped (nobody can read it): the flood is not held back.
     await waitFor(() => count(f, "flood-done") === 1, 30_000, "the flood to finish");
     const cpu = await cpuOver(pid1, 2_000);
@@ -373,7 +376,7 @@ describe("services mode, stdout broken", () => {
     const proc = Bun.spawn([...AS_PID1, PIDONE, "-c", file], { stdin: "ignore", stdout: Bun.file("/dev/full"), stderr: err.w });
     procs.push(proc);
     err.closeWriter();
-    const pid1 = await pid1Of(proc.pid);
+    const pid1 = await pidoneUnder(proc);
     await waitFor(() => count(f, "flood-done") === 1, 30_000, "the flood to finish");
     expect(await cpuOver(pid1, 1_000)).toBeLessThan(IDLE_CPU_SECONDS);
     process.kill(pid1, "SIGTERM");
