@@ -14,6 +14,9 @@ const {
   LIMIT_MEMORY_SERVICES_MIB: SERVICES_FLOOR,
   LIMIT_MEMORY_NEAR_PERCENT: NEAR,
   LIMIT_ADDRESS_SPACE_MIB: AS_MIB,
+  LIMIT_ADDRESS_SPACE_SERVICES_MIB: AS_SERVICES_MIB,
+  LIMIT_DATA_MIB: DATA_MIB,
+  LIMIT_STACK_KIB: STACK_KIB,
   LIMIT_TASKS_START: TASKS,
   LIMIT_TASKS_SERVICES: SERVICES_TASKS,
 } = VALUES;
@@ -36,35 +39,73 @@ function expectRefusal(r: { code: number; stdout: string; stderr: string }, line
   expect(r.code).toBe(1);
 }
 
-describe("address space (ulimit -v)", () => {
-  const under = (kib: number, cmd: string[]) => run(["prlimit", `--as=${kib * 1024}`, "--", ...cmd], { timeoutMs: 60_000 });
+describe("resource limits (ulimit -v, -d, -s)", () => {
+  const under = (limits: string[], cmd: string[]) => run(["prlimit", ...limits, "--", ...cmd], { timeoutMs: 60_000 });
+  const as = (kib: number) => `--as=${kib * 1024}`;
 
   test("at 512 MB tini's mode runs", async () => {
-    const r = await under(512 * 1024, [PIDONE, "-s", "--", ...CHILD]);
+    const r = await under([as(512 * 1024)], [PIDONE, "-s", "--", ...CHILD]);
     expect(r.stderr).toBe("");
     expect(r.stdout).toBe("ok\n");
     expect(r.code).toBe(3);
   });
 
   test("at 512 MB services mode runs a burst of output", async () => {
-    const r = await under(512 * 1024, [PIDONE, "-s", "--service", BURST]);
+    const r = await under([as(512 * 1024)], [PIDONE, "-s", "--service", BURST]);
     expect(r.stderr).not.toMatch(CRASH);
     expect(r.stdout.split("\n").filter((l) => /^burst +\| line \d+$/.test(l))).toHaveLength(20_000);
     expect(r.code).toBe(0);
   });
 
   test("at 512 MB --pause runs and stops on SIGTERM", async () => {
-    const r = await under(512 * 1024, ["sh", "-c", `"$0" -s --pause & sleep 1; kill -TERM $!; wait $!`, PIDONE]);
+    const r = await under([as(512 * 1024)], ["sh", "-c", `"$0" -s --pause & sleep 1; kill -TERM $!; wait $!`, PIDONE]);
     expect(r.stderr).not.toMatch(CRASH);
     expect(r.code).toBe(0);
   });
 
-  test("below what pidone needs: one line naming ulimit -v and RLIMIT_AS, exit 1 at once", async () => {
-    const kib = (AS_MIB - 100) * 1024;
+  test("at exactly the needs stated, every mode runs: tini's, --pause, services with a burst", async () => {
+    const common = [as(AS_MIB * 1024), `--data=${DATA_MIB * MIB}`, `--stack=${STACK_KIB * 1024}`];
+    const tini = await under(common, [PIDONE, "-s", "--", ...CHILD]);
+    expect(tini.stderr).toBe("");
+    expect(tini.stdout).toBe("ok\n");
+    expect(tini.code).toBe(3);
+    const pause = await under(common, ["sh", "-c", `"$0" -s --pause & sleep 1; kill -TERM $!; wait $!`, PIDONE]);
+    expect(pause.stderr).not.toMatch(CRASH);
+    expect(pause.code).toBe(0);
+    const services = await under([as(AS_SERVICES_MIB * 1024), `--data=${DATA_MIB * MIB}`, `--stack=${STACK_KIB * 1024}`], [PIDONE, "-s", "--service", BURST]);
+    expect(services.stderr).not.toMatch(CRASH);
+    expect(services.stdout.split("\n").filter((l) => /^burst +\| line \d+$/.test(l))).toHaveLength(20_000);
+    expect(services.code).toBe(0);
+  });
+
+  test("ulimit -v below what pidone needs: one line naming it and RLIMIT_AS, exit 1 at once", async () => {
+    const kib = (AS_MIB - 64) * 1024;
     const t0 = performance.now();
-    const r = await under(kib, [PIDONE, "-s", "--", ...CHILD]);
+    const r = await under([as(kib)], [PIDONE, "-s", "--", ...CHILD]);
     expect(performance.now() - t0).toBeLessThan(3000); // 1 s and scheduling noise
     expectRefusal(r, new RegExp(`${FATAL.source}the address-space limit \\(RLIMIT_AS, ulimit -v ${kib}\\) is below the ${AS_MIB} MiB pidone needs \\(ulimit -v ${AS_MIB * 1024}\\)$`));
+  });
+
+  test("ulimit -v enough for tini's mode, not for services mode: tini's runs, services mode says so in one line", async () => {
+    const kib = Math.floor((AS_MIB + AS_SERVICES_MIB) / 2) * 1024;
+    const tini = await under([as(kib)], [PIDONE, "-s", "--", ...CHILD]);
+    expect(tini.stdout).toBe("ok\n");
+    expect(tini.code).toBe(3);
+    const r = await under([as(kib)], [PIDONE, "-s", "--service", BURST]);
+    expectRefusal(r, new RegExp(`${FATAL.source}the address-space limit \\(RLIMIT_AS, ulimit -v ${kib}\\) is below the ${AS_SERVICES_MIB} MiB services mode needs \\(ulimit -v ${AS_SERVICES_MIB * 1024}\\)$`));
+  });
+
+  test("ulimit -d and ulimit -s below what pidone needs: one line each", async () => {
+    const data = (DATA_MIB - 32) * 1024;
+    expectRefusal(
+      await under([`--data=${data * 1024}`], [PIDONE, "-s", "--", ...CHILD]),
+      new RegExp(`${FATAL.source}the data-segment limit \\(RLIMIT_DATA, ulimit -d ${data}\\) is below the ${DATA_MIB} MiB pidone needs \\(ulimit -d ${DATA_MIB * 1024}\\)$`),
+    );
+    const stack = Math.floor(STACK_KIB / 4);
+    expectRefusal(
+      await under([`--stack=${stack * 1024}`], [PIDONE, "-s", "--", ...CHILD]),
+      new RegExp(`${FATAL.source}the stack limit \\(RLIMIT_STACK, ulimit -s ${stack}\\) is below the ${STACK_KIB} KiB pidone needs \\(ulimit -s ${STACK_KIB}\\)$`),
+    );
   });
 });
 

@@ -56,7 +56,10 @@ export const CONSTANTS = {
   LIMIT_MEMORY_MIB: [10, "the container memory limit every mode needs"],
   LIMIT_MEMORY_SERVICES_MIB: [16, "the container memory limit services mode needs"],
   LIMIT_MEMORY_NEAR_PERCENT: [25, "a limit less than this much above a floor gets a warning"],
-  LIMIT_ADDRESS_SPACE_MIB: [400, "RLIMIT_AS every mode needs"],
+  LIMIT_ADDRESS_SPACE_MIB: [288, "RLIMIT_AS every mode needs"],
+  LIMIT_DATA_MIB: [160, "RLIMIT_DATA every mode needs"],
+  LIMIT_STACK_KIB: [512, "RLIMIT_STACK every mode needs"],
+  LIMIT_ADDRESS_SPACE_SERVICES_MIB: [384, "RLIMIT_AS services mode needs (its output worker is a second runtime)"],
   LIMIT_TASKS_START: [2, "tasks (pids) pidone needs to start: the runtime's threads and a child"],
   LIMIT_TASKS_SERVICES: [4, "the same in services mode: the output worker, the collector's helper thread and a service"],
 } as const satisfies Record<string, readonly [number, string]>;

@@ -218,6 +218,8 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 #define ENAMETOOLONG 36
 #define ETIMEDOUT 110
 #define ESTALE 116
+#define RLIMIT_DATA 2
+#define RLIMIT_STACK 3
 #define RLIMIT_AS 9
 
 #define AT_NULL 0
@@ -571,7 +573,10 @@ static const char runtime_settings[] =
     /* JavaScriptCore reserves its JIT's address space at start; by default a range that
      * an address-space limit (ulimit -v) refuses, and without the JIT bun:ffi refuses to
      * load. pidone's compiled code fits many times in this much. */
-    "BUN_JSC_jitMemoryReservationSize=4194304\0";
+    "BUN_JSC_jitMemoryReservationSize=4194304\0"
+    /* mimalloc reserves its arenas' address space ahead too: segments are mapped as the
+     * heap grows instead. */
+    "MIMALLOC_ARENA_RESERVE=0\0";
 
 static int hidden(const char *entry) {
   for (const char *h = hidden_names; *h; h += length(h) + 1)
@@ -992,27 +997,55 @@ __attribute__((noreturn)) static void refuse(void) {
   for (;;) sys(NR_exit_group, 1, 0, 0, 0, 0, 0);
 }
 
-static void check_limits(void) {
-  /* RLIMIT_AS: the runtime reserves its heaps' address space at start and aborts when
-   * a reservation fails, long before any line of pidone's. */
+/* `value < need` through a call: a LIMIT_* set to 0 must not turn the comparison into
+ * "always false", which the compiler refuses. */
+static int below(u64 value, u64 need) {
+  return value < need;
+}
+
+/* "N MiB" or "N KiB". */
+static void say_kib(u64 kib) {
+  say_u64(kib % 1024 ? kib : kib >> 10);
+  say(kib % 1024 ? " KiB" : " MiB");
+}
+
+/*
+ * A resource limit below `need` KiB: one line naming it as ulimit and the kernel do, and
+ * exit. The runtime reserves address space (RLIMIT_AS) and private writable memory
+ * (RLIMIT_DATA) for its heaps at start and needs a stack deep enough for its own start
+ * (RLIMIT_STACK); each failure aborts it long before any line of pidone's.
+ */
+static void check_rlimit(u32 resource, u64 need, const char *what, const char *name, const char *flag) {
   u64 rl[2];
-  if (sys(NR_prlimit64, 0, RLIMIT_AS, 0, rl, 0, 0) == 0 && rl[0] < (u64)LIMIT_ADDRESS_SPACE_MIB << 20) {
-    limit_line("FATAL");
-    say("the address-space limit (RLIMIT_AS, ulimit -v ");
-    say_u64(rl[0] >> 10);
-    say(") is below the ");
-    say_u64(LIMIT_ADDRESS_SPACE_MIB);
-    say(" MiB pidone needs (ulimit -v ");
-    say_u64((u64)LIMIT_ADDRESS_SPACE_MIB << 10);
-    say(")\n");
-    refuse();
-  }
+  if (sys(NR_prlimit64, 0, resource, 0, rl, 0, 0) != 0 || !below(rl[0] >> 10, need)) return;
+  limit_line("FATAL");
+  say(what);
+  say(" (");
+  say(name);
+  say(", ulimit -");
+  say(flag);
+  say(" ");
+  say_u64(rl[0] >> 10);
+  say(") is below the ");
+  say_kib(need);
+  say(" pidone needs (ulimit -");
+  say(flag);
+  say(" ");
+  say_u64(need);
+  say(")\n");
+  refuse();
+}
+
+static void check_limits(void) {
+  check_rlimit(RLIMIT_AS, (u64)LIMIT_ADDRESS_SPACE_MIB << 10, "the address-space limit", "RLIMIT_AS", "v");
+  check_rlimit(RLIMIT_DATA, (u64)LIMIT_DATA_MIB << 10, "the data-segment limit", "RLIMIT_DATA", "d");
+  check_rlimit(RLIMIT_STACK, LIMIT_STACK_KIB, "the stack limit", "RLIMIT_STACK", "s");
 
   /* Memory: below the floor the kernel does not kill us, it evicts our own file's pages
    * as fast as we fault them back in, and nothing ever starts. */
   u64 memory = cgroup_limit("memory", "memory.max", "memory.limit_in_bytes", 0);
   u64 floor = (u64)LIMIT_MEMORY_MIB << 20;
-  if (memory < floor) {
+  if (below(memory, floor)) {
     limit_line("FATAL");
     say("the container's memory limit (");
     say_u64(memory >> 20);
@@ -1021,7 +1054,7 @@ static void check_limits(void) {
     say(" MiB pidone needs\n");
     refuse();
   }
-  if (memory < floor + floor / 100 * LIMIT_MEMORY_NEAR_PERCENT) {
+  if (below(memory, floor + floor / 100 * LIMIT_MEMORY_NEAR_PERCENT)) {
     limit_line("WARN ");
     say("the container's memory limit (");
     say_u64(memory >> 20);
@@ -1032,7 +1065,7 @@ static void check_limits(void) {
 
   /* Tasks: a thread the runtime cannot create aborts it. pids.current counts us. */
   u64 left = cgroup_limit("pids", "pids.max", "pids.max", "pids.current");
-  if (left < LIMIT_TASKS_START - 1) {
+  if (left != ~0UL && below(left + 1, LIMIT_TASKS_START)) {
     limit_line("FATAL");
     say("the container's pids limit leaves room for ");
     say_u64(left + 1);

@@ -77,6 +77,12 @@ export function tasksLeft(): number {
   return cgroupLimit("pids", "pids.max", "pids.max", "pids.current");
 }
 
+/** RLIMIT_AS in bytes (/proc/self/limits: "Max address space  SOFT  HARD  bytes"). */
+export function addressSpaceLimit(): number {
+  const m = /^Max address space\s+(\d+|unlimited)/m.exec(read("/proc/self/limits") ?? "");
+  return !m || m[1] === "unlimited" ? Infinity : Number(m[1]);
+}
+
 export interface LimitCheck {
   /** The line that refuses to start, or null. */
   fatal: string | null;
@@ -85,14 +91,22 @@ export interface LimitCheck {
 }
 
 /**
- * Services mode's needs: more memory than tini's mode (the output of every service goes
- * through pidone), and the threads its runtime creates once services run, whose failed
- * creation aborts the runtime. Also the whole check for the plain -glibc file, which has
- * no stub to check the floor every mode needs.
+ * Services mode's needs: more memory and address space than tini's mode (the services'
+ * output goes through pidone's output worker, a second JavaScript VM), and the threads
+ * its runtime creates once services run: a failed creation or reservation aborts the
+ * runtime. For the plain -glibc file, which has no stub, this is the only check.
  */
-export function checkServicesLimits(memory = memoryLimit(), tasks = tasksLeft()): LimitCheck {
+export function checkServicesLimits(memory = memoryLimit(), tasks = tasksLeft(), as = addressSpaceLimit()): LimitCheck {
   const floor = LIMIT.LIMIT_MEMORY_SERVICES_MIB;
   const mib = Math.floor(memory / MIB);
+  const asNeed = LIMIT.LIMIT_ADDRESS_SPACE_SERVICES_MIB;
+  if (as < asNeed * MIB) {
+    const kib = Math.floor(as / 1024);
+    return {
+      fatal: `the address-space limit (RLIMIT_AS, ulimit -v ${kib}) is below the ${asNeed} MiB services mode needs (ulimit -v ${asNeed * 1024})`,
+      warnings: [],
+    };
+  }
   if (memory < floor * MIB) {
     return { fatal: `the container's memory limit (${mib} MiB) is below the ${floor} MiB services mode needs`, warnings: [] };
   }
