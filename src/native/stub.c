@@ -942,6 +942,7 @@ static u64 walk_up(char *dir, const char *root, const char *path, const char *fi
   u64 rootlen = equal(root, "/") ? 0 : length(root);
   if (!path || !starts(path, root) || (path[rootlen] && path[rootlen] != '/')) path = "";
   else path += rootlen;
+  if (equal(path, "/")) path = "";
   if (!append(dir, path)) return ~0UL;
   u64 best = ~0UL;
   for (;;) {
