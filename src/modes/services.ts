@@ -12,6 +12,7 @@ import type { RunConfig } from "../cli/options.ts";
 import { buildPlan, check, stopLevels, type ServicePlan, type ServiceSpec, type PlanOptions } from "../config/index.ts";
 import { EXIT, exitCodeOfFailure } from "../errors.ts";
 import { LEVEL, log, print } from "../log/logger.ts";
+import { checkServicesLimits } from "../process/limits.ts";
 import { keepAlive } from "../process/loop.ts";
 import { reapAll, exitCodeOf, type ExitStatus } from "../process/reap.ts";
 import { checkReaping, setUpReaping } from "../process/reaper.ts";
@@ -51,6 +52,12 @@ export function runServices(
   envp: readonly Uint8Array[],
   env: ReadonlyMap<string, string>,
 ): void {
+  const limits = checkServicesLimits();
+  if (limits.fatal) {
+    log.fatal(limits.fatal);
+    exit(EXIT.FAILURE);
+  }
+  for (const w of limits.warnings) log.warn(w);
   const built = buildPlan(cfg.configFiles, cfg.services, planOptions(cfg, env));
   if (!built.ok) {
     print(2, built.diagnostics.map((d) => `${d}\n`).join(""));

@@ -51,6 +51,17 @@ export const CONSTANTS = {
   MAX_LIBRARIES: [8, "the manifest's capacity for C libraries"],
   NAME_SLOT: [32, "bytes reserved in .dynstr for each library's name: /proc/self/fd/ and up to 10 digits"],
   MANIFEST_NATIVE: [1, "manifest flags: the payload is pidone, which takes over the native helper"],
+  // The limits pidone refuses to start under (the stub for every mode, src/process/limits.ts
+  // for services mode): the benchmark's floors, measured from a cold page cache.
+  LIMIT_MEMORY_MIB: [10, "the container memory limit every mode needs"],
+  LIMIT_MEMORY_SERVICES_MIB: [16, "the container memory limit services mode needs"],
+  LIMIT_MEMORY_NEAR_PERCENT: [25, "a limit less than this much above a floor gets a warning"],
+  LIMIT_ADDRESS_SPACE_MIB: [288, "RLIMIT_AS every mode needs"],
+  LIMIT_DATA_MIB: [160, "RLIMIT_DATA every mode needs"],
+  LIMIT_STACK_KIB: [512, "RLIMIT_STACK every mode needs"],
+  LIMIT_ADDRESS_SPACE_SERVICES_MIB: [384, "RLIMIT_AS services mode needs (its output worker is a second runtime)"],
+  LIMIT_TASKS_START: [2, "tasks (pids) pidone needs to start: the runtime's threads and a child"],
+  LIMIT_TASKS_SERVICES: [4, "the same in services mode: the output worker, the collector's helper thread and a service"],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** The constants' values by name. */
@@ -230,5 +241,12 @@ export function runtimeView() {
     STEP_NAMES: Object.fromEntries(Object.values(TRAMPOLINE.steps)) as Record<number, string>,
     STEP_WARNING: TRAMPOLINE.STEP_WARNING,
     RECORD_SIZE: TRAMPOLINE.RECORD_SIZE,
+  };
+}
+
+/** The LIMIT_* constants, for src/process/limits.ts (a macro too: values only in the bundle). */
+export function limitsView() {
+  return Object.fromEntries(Object.entries(VALUES).filter(([name]) => name.startsWith("LIMIT_"))) as {
+    [N in keyof typeof VALUES as N extends `LIMIT_${string}` ? N : never]: (typeof VALUES)[N];
   };
 }

@@ -48,6 +48,7 @@ typedef long s64;
 /* ------------------------------------------------------------------ system calls */
 
 #if defined(__x86_64__)
+#define NR_read 0
 #define NR_write 1
 #define NR_close 3
 #define NR_mmap 9
@@ -69,6 +70,7 @@ typedef long s64;
 #define NR_exit_group 231
 #define NR_openat 257
 #define NR_dup3 292
+#define NR_prlimit64 302
 #define NR_memfd_create 319
 
 static inline s64 syscall6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
@@ -117,6 +119,7 @@ __asm__(".section .text.entry,\"ax\",@progbits\n"
 #define NR_ioctl 29
 #define NR_openat 56
 #define NR_close 57
+#define NR_read 63
 #define NR_write 64
 #define NR_pread64 67
 #define NR_sendfile 71
@@ -130,6 +133,7 @@ __asm__(".section .text.entry,\"ax\",@progbits\n"
 #define NR_sched_yield 124
 #define NR_getpid 172
 #define NR_execve 221
+#define NR_prlimit64 261
 #define NR_wait4 260
 #define NR_mmap 222
 #define NR_memfd_create 279
@@ -216,6 +220,9 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 #define ENAMETOOLONG 36
 #define ETIMEDOUT 110
 #define ESTALE 116
+#define RLIMIT_DATA 2
+#define RLIMIT_STACK 3
+#define RLIMIT_AS 9
 
 #define AT_NULL 0
 #define AT_PHDR 3
@@ -564,7 +571,14 @@ static const char runtime_settings[] =
     "BUN_JSC_useConcurrentJIT=false\0"
     "BUN_JSC_useWarmUpMarkedBlocks=false\0"
     "BUN_JSC_collectionTimerMaxPercentCPU=0\0"
-    "MIMALLOC_SCAVENGER=0\0";
+    "MIMALLOC_SCAVENGER=0\0"
+    /* JavaScriptCore reserves its JIT's address space at start; by default a range that
+     * an address-space limit (ulimit -v) refuses, and without the JIT bun:ffi refuses to
+     * load. pidone's compiled code fits many times in this much. */
+    "BUN_JSC_jitMemoryReservationSize=4194304\0"
+    /* mimalloc reserves its arenas' address space ahead too: segments are mapped as the
+     * heap grows instead. */
+    "MIMALLOC_ARENA_RESERVE=0\0";
 
 static int hidden(const char *entry) {
   for (const char *h = hidden_names; *h; h += length(h) + 1)
@@ -777,6 +791,295 @@ __attribute__((noreturn)) static void trampoline(char **a, char **envp) {
   s64 r = exec_searching(file, args, envp, search);
   fail(STEP_EXEC, -r);
 }
+/* ------------------------------------------------------------------ limits */
+
+/*
+ * The limits under which the runtime would crash or thrash before pidone's first line,
+ * checked while nothing but this stub runs: below what every mode needs, one line and
+ * exit 1 (services mode checks its own, higher needs in src/process/limits.ts). The
+ * figures are protocol.h's LIMIT_*. Only what this process can see: a limit set on a
+ * cgroup above the one we can read (a Kubernetes pod's) stays invisible.
+ */
+
+/* A file's first bytes as a NUL-terminated string; 0 when it cannot be read. */
+static int read_small(const char *path, char *buf, u64 size) {
+  s64 fd = open_read(path);
+  if (fd < 0) return 0;
+  u64 n = 0;
+  for (;;) {
+    s64 r = sys(NR_read, fd, buf + n, size - 1 - n, 0, 0, 0);
+    if (r <= 0 || (n += (u64)r) == size - 1) break;
+  }
+  sys(NR_close, fd, 0, 0, 0, 0, 0);
+  buf[n] = 0;
+  return n > 0;
+}
+
+/* A cgroup value: a decimal number, or "max" (no limit, ~0). Returns 0 when unreadable. */
+static int read_value(const char *path, u64 *value) {
+  char buf[32];
+  if (!read_small(path, buf, sizeof buf)) return 0;
+  if (starts(buf, "max")) return *value = ~0UL, 1;
+  const char *p = buf;
+  u64 v = 0;
+  if (*p < '0' || *p > '9') return 0;
+  while (*p >= '0' && *p <= '9') v = v * 10 + (u64)(*p++ - '0');
+  return *value = v, 1;
+}
+
+/* Appends `s` to the NUL-terminated string at `to` (PATH_MAX bytes); 0 when it does not fit. */
+static int append(char *to, const char *s) {
+  u64 n = length(to), k = length(s);
+  if (n + k + 1 > PATH_MAX) return 0;
+  for (u64 i = 0; i <= k; i++) to[n + i] = s[i];
+  return 1;
+}
+
+/* Reads `fd` a line at a time into `line` (PATH_MAX bytes; longer lines are cut). */
+struct lines {
+  s32 fd;
+  u64 have, at;
+  char buf[4096];
+};
+
+static int next_line(struct lines *l, char *line) {
+  u64 n = 0;
+  for (;;) {
+    if (l->at == l->have) {
+      s64 r = sys(NR_read, l->fd, l->buf, sizeof l->buf, 0, 0, 0);
+      if (r <= 0) {
+        line[n] = 0;
+        return n > 0;
+      }
+      l->have = (u64)r;
+      l->at = 0;
+    }
+    char c = l->buf[l->at++];
+    if (c == '\n') break;
+    if (n + 1 < PATH_MAX) line[n++] = c;
+  }
+  line[n] = 0;
+  return 1;
+}
+
+/* Is `word` one of the comma-separated items of `list` (which ends at `end` or NUL)? */
+static int has_item(const char *list, const char *end, const char *word) {
+  while (list < end && *list) {
+    const char *w = word, *p = list;
+    while (*w && p < end && *p == *w) p++, w++;
+    if (!*w && (p == end || !*p || *p == ',' || *p == ' ')) return 1;
+    while (list < end && *list && *list != ',') list++;
+    if (list < end && *list == ',') list++;
+  }
+  return 0;
+}
+
+/*
+ * Our cgroup's path for `controller` from /proc/self/cgroup ("ID:CONTROLLERS:PATH"; the
+ * v2 line is "0::PATH"), into `path`; 0 when there is none.
+ */
+static int own_cgroup(const char *controller, char *path) {
+  s64 fd = open_read("/proc/self/cgroup");
+  if (fd < 0) return 0;
+  struct lines l;
+  l.fd = (s32)fd, l.have = l.at = 0;
+  char line[PATH_MAX];
+  int found = 0;
+  while (!found && next_line(&l, line)) {
+    char *list = line;
+    while (*list && *list != ':') list++;
+    if (!*list++) continue;
+    char *end = list;
+    while (*end && *end != ':') end++;
+    if (!*end) continue;
+    if (controller ? has_item(list, end, controller) : end == list) {
+      path[0] = 0;
+      found = append(path, end + 1);
+    }
+  }
+  sys(NR_close, fd, 0, 0, 0, 0, 0);
+  return found;
+}
+
+/*
+ * cgroup v1: where `controller`'s hierarchy is mounted and which of its cgroups that
+ * mount shows at its root ("ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - cgroup SRC OPTIONS"
+ * in /proc/self/mountinfo). Docker mounts the container's own cgroup there.
+ */
+static int v1_mount(const char *controller, char *mount, char *root) {
+  s64 fd = open_read("/proc/self/mountinfo");
+  if (fd < 0) return 0;
+  struct lines l;
+  l.fd = (s32)fd, l.have = l.at = 0;
+  char line[PATH_MAX];
+  int found = 0;
+  while (!found && next_line(&l, line)) {
+    char *field[5];
+    char *p = line;
+    for (int i = 0; i < 5; i++) {
+      while (*p == ' ') *p++ = 0;
+      field[i] = p;
+      while (*p && *p != ' ') p++;
+    }
+    if (*p) *p++ = 0;
+    char *dash = p;
+    while (*dash && !starts(dash, "- ")) dash++;
+    if (!*dash || !starts(dash + 2, "cgroup ")) continue;
+    char *options = dash + 9;
+    while (*options && *options != ' ') options++; /* past the source */
+    if (!*options || !has_item(options + 1, options + 1 + length(options + 1), controller)) continue;
+    mount[0] = root[0] = 0;
+    found = append(mount, field[4]) && append(root, field[3]);
+  }
+  sys(NR_close, fd, 0, 0, 0, 0, 0);
+  return found;
+}
+
+/*
+ * The tightest `file` (less `used` when given: then what is left) from our own cgroup up
+ * to the mount's root, whichever of them this mount shows. ~0 when none is set.
+ */
+static u64 walk_up(char *dir, const char *root, const char *path, const char *file, const char *used) {
+  u64 base = length(dir);
+  u64 rootlen = equal(root, "/") ? 0 : length(root);
+  if (!path || !starts(path, root) || (path[rootlen] && path[rootlen] != '/')) path = "";
+  else path += rootlen;
+  if (equal(path, "/")) path = "";
+  if (!append(dir, path)) return ~0UL;
+  u64 best = ~0UL;
+  for (;;) {
+    u64 end = length(dir);
+    u64 limit, current = 0;
+    if (append(dir, "/") && append(dir, file) && read_value(dir, &limit) && limit != ~0UL) {
+      dir[end] = 0;
+      if (used && !(append(dir, "/") && append(dir, used) && read_value(dir, &current))) current = 0;
+      u64 left = limit > current ? limit - current : 0;
+      if (left < best) best = left;
+    }
+    dir[end] = 0;
+    if (end == base) return best;
+    while (end > base && dir[end] != '/') end--;
+    dir[end] = 0;
+  }
+}
+
+/*
+ * A controller's limit, in the README's order: cgroup v2 at /sys/fs/cgroup (a
+ * container's own namespace shows its cgroup there; elsewhere /proc/self/cgroup names
+ * it below), else the v1 hierarchy holding the controller. ~0 when nothing is set.
+ */
+static u64 cgroup_limit(const char *controller, const char *v2file, const char *v1file, const char *used) {
+  char dir[PATH_MAX], path[PATH_MAX], root[PATH_MAX];
+  s64 v2 = open_read("/sys/fs/cgroup/cgroup.controllers");
+  if (v2 >= 0) {
+    sys(NR_close, v2, 0, 0, 0, 0, 0);
+    dir[0] = 0;
+    append(dir, "/sys/fs/cgroup");
+    return walk_up(dir, "/", own_cgroup(0, path) ? path : 0, v2file, used);
+  }
+  if (!v1_mount(controller, dir, root)) return ~0UL;
+  return walk_up(dir, root, own_cgroup(controller, path) ? path : 0, v1file, used);
+}
+
+/* "[FATAL pidone (PID)] " or "[WARN  pidone (PID)] ", as pidone's own lines start. */
+static void limit_line(const char *label) {
+  char digits[24];
+  say("[");
+  say(label);
+  say(" pidone (");
+  say(decimal(digits + sizeof digits, (u64)sys(NR_getpid, 0, 0, 0, 0, 0, 0)));
+  say(")] ");
+}
+
+static void say_u64(u64 v) {
+  char digits[24];
+  say(decimal(digits + sizeof digits, v));
+}
+
+__attribute__((noreturn)) static void refuse(void) {
+  for (;;) sys(NR_exit_group, 1, 0, 0, 0, 0, 0);
+}
+
+/* `value < need` through a call: a LIMIT_* set to 0 must not turn the comparison into
+ * "always false", which the compiler refuses. */
+static int below(u64 value, u64 need) {
+  return value < need;
+}
+
+/* "N MiB" or "N KiB". */
+static void say_kib(u64 kib) {
+  say_u64(kib % 1024 ? kib : kib >> 10);
+  say(kib % 1024 ? " KiB" : " MiB");
+}
+
+/*
+ * A resource limit below `need` KiB: one line naming it as ulimit and the kernel do, and
+ * exit. The runtime reserves address space (RLIMIT_AS) and private writable memory
+ * (RLIMIT_DATA) for its heaps at start and needs a stack deep enough for its own start
+ * (RLIMIT_STACK); each failure aborts it long before any line of pidone's.
+ */
+static void check_rlimit(u32 resource, u64 need, const char *what, const char *name, const char *flag) {
+  u64 rl[2];
+  if (sys(NR_prlimit64, 0, resource, 0, rl, 0, 0) != 0 || !below(rl[0] >> 10, need)) return;
+  limit_line("FATAL");
+  say(what);
+  say(" (");
+  say(name);
+  say(", ulimit -");
+  say(flag);
+  say(" ");
+  say_u64(rl[0] >> 10);
+  say(") is below the ");
+  say_kib(need);
+  say(" pidone needs (ulimit -");
+  say(flag);
+  say(" ");
+  say_u64(need);
+  say(")\n");
+  refuse();
+}
+
+static void check_limits(void) {
+  check_rlimit(RLIMIT_AS, (u64)LIMIT_ADDRESS_SPACE_MIB << 10, "the address-space limit", "RLIMIT_AS", "v");
+  check_rlimit(RLIMIT_DATA, (u64)LIMIT_DATA_MIB << 10, "the data-segment limit", "RLIMIT_DATA", "d");
+  check_rlimit(RLIMIT_STACK, LIMIT_STACK_KIB, "the stack limit", "RLIMIT_STACK", "s");
+
+  /* Memory: below the floor the kernel does not kill us, it evicts our own file's pages
+   * as fast as we fault them back in, and nothing ever starts. */
+  u64 memory = cgroup_limit("memory", "memory.max", "memory.limit_in_bytes", 0);
+  u64 floor = (u64)LIMIT_MEMORY_MIB << 20;
+  if (below(memory, floor)) {
+    limit_line("FATAL");
+    say("the container's memory limit (");
+    say_u64(memory >> 20);
+    say(" MiB) is below the ");
+    say_u64(LIMIT_MEMORY_MIB);
+    say(" MiB pidone needs\n");
+    refuse();
+  }
+  if (below(memory, floor + floor / 100 * LIMIT_MEMORY_NEAR_PERCENT)) {
+    limit_line("WARN ");
+    say("the container's memory limit (");
+    say_u64(memory >> 20);
+    say(" MiB) is close to the ");
+    say_u64(LIMIT_MEMORY_MIB);
+    say(" MiB pidone needs: it may run out of memory\n");
+  }
+
+  /* Tasks: a thread the runtime cannot create aborts it. pids.current counts us. */
+  u64 left = cgroup_limit("pids", "pids.max", "pids.max", "pids.current");
+  if (left != ~0UL && below(left + 1, LIMIT_TASKS_START)) {
+    limit_line("FATAL");
+    say("the container's pids limit leaves room for ");
+    say_u64(left + 1);
+    say(left ? " tasks" : " task");
+    say(", below the ");
+    say_u64(LIMIT_TASKS_START);
+    say(" pidone needs to start (its runtime's threads and a child)\n");
+    refuse();
+  }
+}
+
 /* ------------------------------------------------------------------ steps */
 
 /*
@@ -972,6 +1275,7 @@ __attribute__((used)) u64 stub_main(u64 *sp) {
   start.native = m->flags & MANIFEST_NATIVE;
   if (start.native) {
     if (argc >= 2 && equal(argv[1], TRAMPOLINE_MARKER)) trampoline(argv + 2, envp);
+    check_limits();
     record_ignored(s);
     record_fds(s);
     s->envp = (u64)envp;

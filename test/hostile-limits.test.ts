@@ -1,0 +1,253 @@
+// Start-up limits: under an address-space, memory or pids limit below what pidone needs,
+// one line naming the limit and exit 1 at once, never the runtime's crash banner or a
+// container thrashing its own pages; at and above the needs, every mode runs. The floors
+// are protocol.ts's LIMIT_*, so these tests follow them when they change.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { VALUES } from "../src/native/protocol.ts";
+import { PIDONE, needs, run, tempDir } from "./helpers.ts";
+import { DOCKER_ENGINE, buildScratchImage, dockerAvailable } from "./docker.ts";
+
+const {
+  LIMIT_MEMORY_MIB: FLOOR,
+  LIMIT_MEMORY_SERVICES_MIB: SERVICES_FLOOR,
+  LIMIT_MEMORY_NEAR_PERCENT: NEAR,
+  LIMIT_ADDRESS_SPACE_MIB: AS_MIB,
+  LIMIT_ADDRESS_SPACE_SERVICES_MIB: AS_SERVICES_MIB,
+  LIMIT_DATA_MIB: DATA_MIB,
+  LIMIT_STACK_KIB: STACK_KIB,
+  LIMIT_TASKS_START: TASKS,
+  LIMIT_TASKS_SERVICES: SERVICES_TASKS,
+} = VALUES;
+const MIB = 1024 * 1024;
+const FATAL = /^\[FATAL pidone \(\d+\)\] /;
+const WARN = /^\[WARN  pidone \(\d+\)\] /;
+const CRASH = /bun\.report|Bun has crashed|panic|file a GitHub issue/i;
+const lines = (s: string) => s.split("\n").filter(Boolean);
+// The child shows it ran; its exit code comes back through pidone.
+const CHILD = ["sh", "-c", "echo ok; exit 3"];
+// A burst of output through the services' multiplexer, then the end of the service (and of pidone: 0).
+const BURST = `burst: i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done`;
+
+/** Exactly one fatal line, nothing else from pidone, no crash banner, exit 1. */
+function expectRefusal(r: { code: number; stdout: string; stderr: string }, line: RegExp): void {
+  expect(r.stderr).not.toMatch(CRASH);
+  expect(lines(r.stderr).filter((l) => !WARN.test(l))).toEqual([expect.stringMatching(line)]);
+  expect(lines(r.stderr).filter((l) => FATAL.test(l))).toHaveLength(1);
+  expect(r.stdout).toBe("");
+  expect(r.code).toBe(1);
+}
+
+describe("resource limits (ulimit -v, -d, -s)", () => {
+  const under = (limits: string[], cmd: string[]) => run(["prlimit", ...limits, "--", ...cmd], { timeoutMs: 60_000 });
+  const as = (kib: number) => `--as=${kib * 1024}`;
+
+  test("at 512 MB tini's mode runs", async () => {
+    const r = await under([as(512 * 1024)], [PIDONE, "-s", "--", ...CHILD]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("ok\n");
+    expect(r.code).toBe(3);
+  });
+
+  test("at 512 MB services mode runs a burst of output", async () => {
+    const r = await under([as(512 * 1024)], [PIDONE, "-s", "--service", BURST]);
+    expect(r.stderr).not.toMatch(CRASH);
+    expect(r.stdout.split("\n").filter((l) => /^burst +\| line \d+$/.test(l))).toHaveLength(20_000);
+    expect(r.code).toBe(0);
+  });
+
+  test("at 512 MB --pause runs and stops on SIGTERM", async () => {
+    const r = await under([as(512 * 1024)], ["sh", "-c", `"$0" -s --pause & sleep 1; kill -TERM $!; wait $!`, PIDONE]);
+    expect(r.stderr).not.toMatch(CRASH);
+    expect(r.code).toBe(0);
+  });
+
+  test("at exactly the needs stated, every mode runs: tini's, --pause, services with a burst", async () => {
+    const common = [as(AS_MIB * 1024), `--data=${DATA_MIB * MIB}`, `--stack=${STACK_KIB * 1024}`];
+    const tini = await under(common, [PIDONE, "-s", "--", ...CHILD]);
+    expect(tini.stderr).toBe("");
+    expect(tini.stdout).toBe("ok\n");
+    expect(tini.code).toBe(3);
+    const pause = await under(common, ["sh", "-c", `"$0" -s --pause & sleep 1; kill -TERM $!; wait $!`, PIDONE]);
+    expect(pause.stderr).not.toMatch(CRASH);
+    expect(pause.code).toBe(0);
+    const services = await under([as(AS_SERVICES_MIB * 1024), `--data=${DATA_MIB * MIB}`, `--stack=${STACK_KIB * 1024}`], [PIDONE, "-s", "--service", BURST]);
+    expect(services.stderr).not.toMatch(CRASH);
+    expect(services.stdout.split("\n").filter((l) => /^burst +\| line \d+$/.test(l))).toHaveLength(20_000);
+    expect(services.code).toBe(0);
+  });
+
+  test("ulimit -v below what pidone needs: one line naming it and RLIMIT_AS, exit 1 at once", async () => {
+    const kib = (AS_MIB - 64) * 1024;
+    const t0 = performance.now();
+    const r = await under([as(kib)], [PIDONE, "-s", "--", ...CHILD]);
+    expect(performance.now() - t0).toBeLessThan(3000); // 1 s and scheduling noise
+    expectRefusal(r, new RegExp(`${FATAL.source}the address-space limit \\(RLIMIT_AS, ulimit -v ${kib}\\) is below the ${AS_MIB} MiB pidone needs \\(ulimit -v ${AS_MIB * 1024}\\)$`));
+  });
+
+  test("ulimit -v enough for tini's mode, not for services mode: tini's runs, services mode says so in one line", async () => {
+    const kib = Math.floor((AS_MIB + AS_SERVICES_MIB) / 2) * 1024;
+    const tini = await under([as(kib)], [PIDONE, "-s", "--", ...CHILD]);
+    expect(tini.stdout).toBe("ok\n");
+    expect(tini.code).toBe(3);
+    const r = await under([as(kib)], [PIDONE, "-s", "--service", BURST]);
+    expectRefusal(r, new RegExp(`${FATAL.source}the address-space limit \\(RLIMIT_AS, ulimit -v ${kib}\\) is below the ${AS_SERVICES_MIB} MiB services mode needs \\(ulimit -v ${AS_SERVICES_MIB * 1024}\\)$`));
+  });
+
+  test("ulimit -d and ulimit -s below what pidone needs: one line each", async () => {
+    const data = (DATA_MIB - 32) * 1024;
+    expectRefusal(
+      await under([`--data=${data * 1024}`], [PIDONE, "-s", "--", ...CHILD]),
+      new RegExp(`${FATAL.source}the data-segment limit \\(RLIMIT_DATA, ulimit -d ${data}\\) is below the ${DATA_MIB} MiB pidone needs \\(ulimit -d ${DATA_MIB * 1024}\\)$`),
+    );
+    const stack = Math.floor(STACK_KIB / 4);
+    expectRefusal(
+      await under([`--stack=${stack * 1024}`], [PIDONE, "-s", "--", ...CHILD]),
+      new RegExp(`${FATAL.source}the stack limit \\(RLIMIT_STACK, ulimit -s ${stack}\\) is below the ${STACK_KIB} KiB pidone needs \\(ulimit -s ${STACK_KIB}\\)$`),
+    );
+  });
+});
+
+/**
+ * cgroup v2 from fixture files (this machine's memory and pids controllers are bound to
+ * cgroup v1, so a real v2 mount has neither): in a private mount namespace, a tmpfs over
+ * /sys/fs/cgroup holds what a v2 container sees, and a file bind-mounted over
+ * /proc/PID/cgroup names our cgroup where a case needs it.
+ */
+describe("cgroup v2 (fixture files)", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = tempDir("pidone-cgroup-");
+  });
+
+  /** Runs pidone as PID 1 over a fake /sys/fs/cgroup: `files` relative to it, `cgroup` the /proc/self/cgroup text. */
+  async function withCgroup(files: Record<string, string>, cgroup: string | null, args: string[]) {
+    const root = join(dir, `case-${Math.random().toString(36).slice(2)}`);
+    for (const [path, text] of Object.entries({ "cgroup.controllers": "memory pids\n", ...files })) {
+      mkdirSync(join(root, path, ".."), { recursive: true });
+      writeFileSync(join(root, path), text);
+    }
+    if (cgroup !== null) writeFileSync(join(root, ".self-cgroup"), cgroup);
+    const script = [
+      'mount -t tmpfs pidone-test /sys/fs/cgroup || exit 90',
+      'cp -a "$1"/. /sys/fs/cgroup/ || exit 91',
+      'if [ -f /sys/fs/cgroup/.self-cgroup ]; then mount --bind /sys/fs/cgroup/.self-cgroup /proc/$$/cgroup || exit 92; fi',
+      'shift; exec "$@"',
+    ].join("\n");
+    const t0 = performance.now();
+    const r = await run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script, "sh", root, PIDONE, ...args], { timeoutMs: 60_000 });
+    return { ...r, ms: performance.now() - t0 };
+  }
+
+  test("memory.max below the floor: one line, exit 1 at once", async () => {
+    const r = await withCgroup({ "memory.max": `${(FLOOR - 2) * MIB}\n` }, null, ["--", ...CHILD]);
+    expectRefusal(r, new RegExp(`${FATAL.source}the container's memory limit \\(${FLOOR - 2} MiB\\) is below the ${FLOOR} MiB pidone needs$`));
+    expect(r.ms).toBeLessThan(3000);
+  });
+
+  test("memory.max near the floor: one warning, and the child runs", async () => {
+    const near = FLOOR + Math.max(1, Math.floor((FLOOR * NEAR) / 100) - 1);
+    const r = await withCgroup({ "memory.max": `${near * MIB}\n` }, null, ["--", ...CHILD]);
+    expect(lines(r.stderr)).toEqual([expect.stringMatching(new RegExp(`${WARN.source}the container's memory limit \\(${near} MiB\\) is close to the ${FLOOR} MiB pidone needs`))]);
+    expect(r.stdout).toBe("ok\n");
+    expect(r.code).toBe(3);
+  });
+
+  test("memory.max \"max\" and pids.max \"max\": nothing said, the child runs", async () => {
+    const r = await withCgroup({ "memory.max": "max\n", "pids.max": "max\n", "pids.current": "1\n" }, null, ["--", ...CHILD]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("ok\n");
+    expect(r.code).toBe(3);
+  });
+
+  test("the cgroup /proc/self/cgroup names, below the mount, holds the limit", async () => {
+    const r = await withCgroup(
+      { "memory.max": "max\n", "kubepods/pod1/app/memory.max": `${(FLOOR - 1) * MIB}\n` },
+      "0::/kubepods/pod1/app\n",
+      ["--", ...CHILD],
+    );
+    expectRefusal(r, new RegExp(`${FATAL.source}the container's memory limit \\(${FLOOR - 1} MiB\\) is below`));
+  });
+
+  test("a parent of that cgroup holds the limit: the tightest on the way up counts", async () => {
+    const r = await withCgroup(
+      { "kubepods/pod1/memory.max": `${(FLOOR - 1) * MIB}\n`, "kubepods/pod1/app/memory.max": "max\n" },
+      "0::/kubepods/pod1/app\n",
+      ["--", ...CHILD],
+    );
+    expectRefusal(r, new RegExp(`${FATAL.source}the container's memory limit \\(${FLOOR - 1} MiB\\) is below`));
+  });
+
+  test("pids.max leaves no room for a child: one line", async () => {
+    const r = await withCgroup({ "pids.max": `${TASKS - 1}\n`, "pids.current": "1\n" }, null, ["--", ...CHILD]);
+    expectRefusal(r, new RegExp(`${FATAL.source}the container's pids limit leaves room for ${TASKS - 1} tasks?, below the ${TASKS} pidone needs to start`));
+  });
+
+  test("services mode: memory.max between the common floor and its own: one line from services mode", async () => {
+    const between = Math.max(Math.ceil(FLOOR * (1 + NEAR / 100)), SERVICES_FLOOR - 1);
+    const r = await withCgroup({ "memory.max": `${between * MIB}\n` }, null, ["--service", "a: echo hi"]);
+    expectRefusal(r, new RegExp(`${FATAL.source}the container's memory limit \\(${between} MiB\\) is below the ${SERVICES_FLOOR} MiB services mode needs$`));
+  });
+
+  test("services mode: pids.max below its threads and a service: one line", async () => {
+    const r = await withCgroup({ "pids.max": `${SERVICES_TASKS - 1}\n`, "pids.current": "1\n" }, null, ["--service", "a: echo hi"]);
+    expectRefusal(r, new RegExp(`${FATAL.source}the container's pids limit leaves room for ${SERVICES_TASKS - 1} tasks, below the ${SERVICES_TASKS} services mode needs`));
+  });
+});
+
+const haveDocker = await dockerAvailable();
+const IMAGE = "pidone-test-limits:latest";
+
+needs(haveDocker, DOCKER_ENGINE)("in Docker (cgroup v1 here)", () => {
+  beforeAll(async () => {
+    await buildScratchImage({ tag: IMAGE });
+  }, 180_000);
+  afterAll(async () => {
+    await run(["docker", "rmi", "-f", IMAGE], { timeoutMs: 60_000 });
+  });
+
+  /** docker run bounded: below the floor a container used to thrash for minutes. */
+  async function docker(args: string[], cmd: string[]) {
+    const t0 = performance.now();
+    const r = await run(
+      ["timeout", "-k", "5", "60", "docker", "run", "--rm", "--network", "none", "--sig-proxy=false", ...args, IMAGE, "/pidone", ...cmd],
+      { timeoutMs: 90_000 },
+    );
+    return { ...r, ms: performance.now() - t0 };
+  }
+
+  test("-m below the floor (memory and swap): one line, exit 1 within seconds, the child never starts", async () => {
+    const m = `${Math.max(6, FLOOR - 2)}m`; // Docker's smallest -m is 6m
+    const r = await docker(["-m", m, "--memory-swap", m], ["--", ...CHILD]);
+    expectRefusal(r, new RegExp(`${FATAL.source}the container's memory limit \\(${Math.max(6, FLOOR - 2)} MiB\\) is below the ${FLOOR} MiB pidone needs$`));
+    expect(r.ms).toBeLessThan(20_000); // container start-up included; the thrash lasted minutes
+  });
+
+  // Well above: how much memory the start takes depends on how much of the file's page
+  // cache another container already paid for (a cold cache costs most).
+  test("-m well above the floor: tini's mode runs, silently", async () => {
+    const m = `${Math.max(64, 2 * SERVICES_FLOOR)}m`;
+    const r = await docker(["-m", m, "--memory-swap", m], ["--", ...CHILD]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("ok\n");
+    expect(r.code).toBe(3);
+  });
+
+  test("--pids-limit leaving no room for a child: one line", async () => {
+    const r = await docker(["--pids-limit", String(TASKS - 1)], ["--", ...CHILD]);
+    expectRefusal(r, new RegExp(`${FATAL.source}the container's pids limit leaves room for ${TASKS - 1} tasks?, below the ${TASKS} pidone needs to start`));
+  });
+
+  test("--pids-limit at the start-up need: tini's mode runs", async () => {
+    const r = await docker(["--pids-limit", String(TASKS)], ["--", ...CHILD]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("ok\n");
+    expect(r.code).toBe(3);
+  });
+
+  test("services mode under --pids-limit below its threads and a service: one line, no crash banner", async () => {
+    const r = await docker(["--pids-limit", String(SERVICES_TASKS - 1)], ["--service", BURST]);
+    expectRefusal(r, new RegExp(`${FATAL.source}the container's pids limit leaves room for ${SERVICES_TASKS - 1} tasks, below the ${SERVICES_TASKS} services mode needs`));
+  });
+});
