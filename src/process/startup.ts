@@ -48,8 +48,9 @@ function inheritedFds(): number[] {
 }
 
 function ignoredSignals(): number[] {
+  const status = readSmallFile("/proc/self/status"); // throws when out of descriptors
   try {
-    const line = Buffer.from(readSmallFile("/proc/self/status") ?? [])
+    const line = Buffer.from(status ?? [])
       .toString("latin1")
       .split("\n")
       .find((l) => l.startsWith("SigIgn:"));
@@ -66,35 +67,47 @@ function ignoredSignals(): number[] {
 }
 
 function cmdline(): Uint8Array[] | null {
-  try {
-    const raw = readSmallFile("/proc/self/cmdline");
-    if (!raw) return null;
-    const parts: Uint8Array[] = [];
-    let start = 0;
-    for (let i = 0; i < raw.length; i++) {
-      if (raw[i] === 0) {
-        parts.push(new Uint8Array(raw.subarray(start, i)));
-        start = i + 1;
-      }
+  const raw = readSmallFile("/proc/self/cmdline"); // throws when out of descriptors
+  if (!raw) return null;
+  const parts: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0) {
+      parts.push(new Uint8Array(raw.subarray(start, i)));
+      start = i + 1;
     }
-    if (start < raw.length) parts.push(new Uint8Array(raw.subarray(start)));
-    // Under `bun src/main.ts` (development), argv[0] is bun and argv[1] the script.
-    return isCompiled() ? parts : parts.slice(1);
-  } catch {
-    return null;
   }
+  if (start < raw.length) parts.push(new Uint8Array(raw.subarray(start)));
+  // Under `bun src/main.ts` (development), argv[0] is bun and argv[1] the script.
+  return isCompiled() ? parts : parts.slice(1);
 }
 
 function isCompiled(): boolean {
   return (process.argv[1] ?? "").startsWith("/$bunfs/");
 }
 
-export const inheritance: Inheritance = {
-  fds: native.inheritedFds() ?? inheritedFds(),
-  // SIGPIPE and SIGXFSZ are default in the child by design, whatever our parent did,
-  // with or without the stub (the plain executable cannot tell, see ignoredSignals).
-  ignored: native.originalIgnored()?.filter((s) => s !== 13 && s !== 25) ?? ignoredSignals(),
-  // Without the stub nothing has touched this thread's mask yet.
-  sigmask: native.originalMask() ?? sigprocmask(SIG_BLOCK, null),
-  argv: cmdline(),
-};
+function capture(): Inheritance {
+  return {
+    fds: native.inheritedFds() ?? inheritedFds(),
+    // SIGPIPE and SIGXFSZ are default in the child by design, whatever our parent did,
+    // with or without the stub (the plain executable cannot tell, see ignoredSignals).
+    ignored: native.originalIgnored()?.filter((s) => s !== 13 && s !== 25) ?? ignoredSignals(),
+    // Without the stub nothing has touched this thread's mask yet.
+    sigmask: native.originalMask() ?? sigprocmask(SIG_BLOCK, null),
+    argv: cmdline(),
+  };
+}
+
+/**
+ * Why the capture failed (no libc, no descriptor left for /proc), or null. It runs as
+ * the module loads, outside main()'s handler: main() raises this first thing.
+ */
+export let inheritanceFailure: unknown = null;
+export const inheritance: Inheritance = (() => {
+  try {
+    return capture();
+  } catch (e) {
+    inheritanceFailure = e;
+    return { fds: [], ignored: [], sigmask: new Uint8Array(0), argv: null };
+  }
+})();
