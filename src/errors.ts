@@ -44,17 +44,26 @@ export function exitCodeOfFailure(f: SpawnFailure): number {
 // ---------------------------------------------------------------- the limits' words
 
 /**
- * The descriptors pidone itself holds in tini's mode and --pause (the single file's
- * libraries, the runtime's event loop, the signal intake), beyond 0-2 and what it
- * inherits; services mode adds its output multiplexer and two pipes per running service.
+ * No descriptor could be made: `step` names what needed it; `needed`, when known, the
+ * limit that would have done.
  */
-export const DESCRIPTORS_NEEDED = 16;
+export class DescriptorShortage extends Error {
+  override name = "DescriptorShortage";
+  constructor(
+    readonly step: string,
+    readonly errno: number,
+    readonly needed: number | null = null,
+  ) {
+    super(descriptorShortage(step, errno, descriptorLimit(), needed));
+  }
+}
 
 /** Out of descriptors, in words: which limit, its value, and what pidone needs. */
-export function descriptorShortage(step: string, code: number, limit: number | null): string {
-  if (code === errno.ENFILE) return `${step}: the system's file table is full (ENFILE: fs.file-max)`;
-  const value = limit === null ? "" : ` of ${limit}`;
-  return `${step}: out of file descriptors: the descriptor limit (ulimit -n, RLIMIT_NOFILE)${value} is too low; pidone needs ${DESCRIPTORS_NEEDED} beyond what it inherits, services mode 2 more per service`;
+export function descriptorShortage(step: string, code: number, limit: number | null, needed: number | null): string {
+  const head = `out of file descriptors (${step})`;
+  if (code === errno.ENFILE) return `${head}: the system's file table is full (ENFILE, sysctl fs.file-max)`;
+  const limitWords = `the descriptor limit (ulimit -n, RLIMIT_NOFILE)${limit === null ? "" : ` is ${limit}`}`;
+  return needed === null ? `${head}: ${limitWords}: raise it` : `${head}: ${limitWords}; pidone needs at least ${needed}`;
 }
 
 export function isDescriptorShortage(code: number): boolean {
@@ -89,6 +98,7 @@ export function libcFailureLine(tried: readonly { path: string; reason: string }
 export function fatalLine(e: unknown, addressSpace: () => number | null): string {
   if (e instanceof StartupError) return e.message;
   if (e instanceof LibcUnavailable) return libcFailureLine(e.tried, e.jitless, e.jitless ? addressSpace() : null);
-  if (e instanceof SyscallError && isDescriptorShortage(e.errno)) return descriptorShortage(e.syscall, e.errno, descriptorLimit());
+  if (e instanceof DescriptorShortage) return e.message;
+  if (e instanceof SyscallError && isDescriptorShortage(e.errno)) return descriptorShortage(e.syscall, e.errno, descriptorLimit(), null);
   return `pidone failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
 }

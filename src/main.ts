@@ -1,7 +1,7 @@
 // pidone's entry: capture what we inherited, decide what to do from argv (bytes), run it.
 // Every failure ends as one clear line and a defined exit code; PID 1 never dies of an
 // uncaught exception.
-import { inheritance, inheritanceFailure } from "./process/startup.ts"; // first: before anything opens descriptors
+import { checkDescriptors, inheritance, inheritanceFailure } from "./process/startup.ts"; // first: before anything opens descriptors
 import { decide } from "./cli/options.ts";
 import { EXIT, fatalLine } from "./errors.ts";
 import { log, print, setVerbosity } from "./log/logger.ts";
@@ -63,6 +63,7 @@ async function main(): Promise<void> {
       setVerbosity(decision.verbosity);
       // Only tini's mode is loaded up front: the others cost start-up time it never needs.
       if (decision.check) return (await import("./modes/services.ts")).runCheck(decision, env);
+      checkDescriptors(decision.services.length > 0 || decision.configFiles.length > 0);
       if (decision.services.length || decision.configFiles.length) {
         (await import("./modes/services.ts")).runServices(decision, inheritance, envp, env);
       } else if (decision.pause) (await import("./modes/pause.ts")).runPause(decision, inheritance);

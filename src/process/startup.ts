@@ -3,7 +3,17 @@
 // otherwise it is reconstructed here, before our own code opens descriptors (evaluating
 // src/sys/libc.ts opens none).
 import * as native from "../sys/native.ts";
-import { SIG_BLOCK, listDirectory, readLink, readSmallFile, sigprocmask } from "../sys/libc.ts";
+import { DescriptorShortage, isDescriptorShortage } from "../errors.ts";
+import {
+  SIG_BLOCK,
+  SyscallError,
+  descriptorLimit,
+  listDirectory,
+  readLink,
+  readSmallFile,
+  sigprocmask,
+  spareDescriptors,
+} from "../sys/libc.ts";
 
 export interface Inheritance {
   /** Descriptors above 2 that our parent passed us (the runtime marked them close-on-exec). */
@@ -86,6 +96,39 @@ function isCompiled(): boolean {
   return (process.argv[1] ?? "").startsWith("/$bunfs/");
 }
 
+// ---------------------------------------------------------------- descriptors to come
+
+// What pidone opens once the child runs, and cannot do without: the native signal
+// intake's pipe and the reader's copy of it (the single file); in services mode the
+// output worker's wake-up pipe, the reserve every launch leaves free (SPARE: the
+// worker's own event loop, which its thread opens later, the stop's /proc walk and
+// pidfds), and what the first launch takes (two pipes, and the service's own /dev/null
+// in its copy of our table). Run short of these later and the runtime either ends the
+// process with its own message (a Worker's event loop) or leaves a reader dead (the
+// intake's stream).
+const INTAKE_DESCRIPTORS = 3;
+const OUTPUT_DESCRIPTORS = 2;
+export const SPARE_DESCRIPTORS = 4;
+export const LAUNCH_DESCRIPTORS = 5;
+
+/**
+ * Makes sure the descriptors the mode opens after start-up can be made, before the
+ * child runs: a DescriptorShortage naming the limit that would do, otherwise.
+ */
+export function checkDescriptors(services: boolean): void {
+  const need = ownNeed(services);
+  if (need === 0) return;
+  const { made, errno } = spareDescriptors(need);
+  if (made >= need) return;
+  if (!isDescriptorShortage(errno)) throw new SyscallError("pipe2", errno);
+  const limit = descriptorLimit();
+  throw new DescriptorShortage("start-up", errno, limit === null ? null : limit + need - made);
+}
+
+function ownNeed(services: boolean): number {
+  return (native.available ? INTAKE_DESCRIPTORS : 0) + (services ? OUTPUT_DESCRIPTORS + SPARE_DESCRIPTORS + LAUNCH_DESCRIPTORS : 0);
+}
+
 function capture(): Inheritance {
   return {
     fds: native.inheritedFds() ?? inheritedFds(),
@@ -107,7 +150,11 @@ export const inheritance: Inheritance = (() => {
   try {
     return capture();
   } catch (e) {
-    inheritanceFailure = e;
+    // Out of descriptors for a /proc read (one at a time, closed before the intake
+    // opens its own): name the limit tini's mode would need.
+    const limit = descriptorLimit();
+    const short = e instanceof SyscallError && isDescriptorShortage(e.errno);
+    inheritanceFailure = short ? new DescriptorShortage(e.syscall, e.errno, limit === null ? null : limit + Math.max(1, ownNeed(false))) : e;
     return { fds: [], ignored: [], sigmask: new Uint8Array(0), argv: null };
   }
 })();

@@ -458,6 +458,26 @@ export function listDirectory(path: string): string[] | null {
   return names;
 }
 
+/**
+ * Opens up to `count` descriptors and closes them again: how many could be made, and the
+ * errno that stopped it (0 when none did). Pipes, two at a time; the root directory for
+ * the last one, or when only one is left.
+ */
+export function spareDescriptors(count: number): { made: number; errno: number } {
+  const made: number[] = [];
+  const pair = new Int32Array(2);
+  let failure = 0;
+  while (count - made.length >= 2 && c.pipe2(ptr(pair), O_CLOEXEC) === 0) made.push(pair[0]!, pair[1]!);
+  if (made.length < count) {
+    const fd = c.open(ptr(ROOT), O_CLOEXEC /* | O_RDONLY */, 0);
+    if (fd >= 0) made.push(fd);
+    if (made.length < count) failure = fd >= 0 ? errno.EMFILE : lastErrno();
+  }
+  for (const fd of made) c.close(fd);
+  return { made: made.length, errno: failure };
+}
+const ROOT = cString("/");
+
 /** Null for a file that cannot be opened; a SyscallError when no descriptor could be made. */
 function outOfDescriptors(syscall: string, e: number): null {
   if (e === errno.EMFILE || e === errno.ENFILE) throw new SyscallError(syscall, e);
