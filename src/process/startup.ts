@@ -100,16 +100,16 @@ function isCompiled(): boolean {
 
 // What pidone opens once the child runs, and cannot do without: the native signal
 // intake's pipe and the reader's copy of it (the single file); in services mode the
-// output worker's wake-up pipe, the reserve every launch leaves free (SPARE: the
-// worker's own event loop, which its thread opens later, the stop's /proc walk and
-// pidfds), and what the first launch takes (two pipes, and the service's own /dev/null
-// in its copy of our table). Run short of these later and the runtime either ends the
-// process with its own message (a Worker's event loop) or leaves a reader dead (the
-// intake's stream).
+// output worker's wake-up pipe and its own event loop (which its thread opens whenever
+// it gets to it), the reserve every launch leaves free (SPARE: the stop's /proc walk and
+// pidfds, a probe's socket, the worker's loop if it is not there yet), and what the first
+// launch takes (two pipes, and the service's own /dev/null in its copy of our table).
+// Run short of these later and the runtime either ends the process with its own message
+// (a Worker's event loop) or leaves a reader dead (the intake's stream).
 const INTAKE_DESCRIPTORS = 3;
-const OUTPUT_DESCRIPTORS = 2;
+const OUTPUT_DESCRIPTORS = 4;
 export const SPARE_DESCRIPTORS = 4;
-export const LAUNCH_DESCRIPTORS = 5;
+const LAUNCH_DESCRIPTORS = 5;
 
 /**
  * Makes sure the descriptors the mode opens after start-up can be made, before the
