@@ -454,7 +454,7 @@ __attribute__((noreturn)) static void die(const char *what, s64 err, const char 
   /* Out of descriptors says nothing about /proc or memfd: the limit is the cause. The
    * figures are src/process/startup.ts's, with the libraries' four memfds. */
   if (err == 24)
-    hint = ": the descriptor limit (ulimit -n, RLIMIT_NOFILE) is too low: the single-file pidone needs 9 beyond"
+    hint = ": the descriptor limit (ulimit -n, RLIMIT_NOFILE) is too low: the single-file pidone needs 11 beyond"
            " 0-2 and what it inherits, 22 in services mode";
   if (err == 23) hint = ": the system's file table is full (sysctl fs.file-max)";
   say("pidone: ");

@@ -99,14 +99,17 @@ function isCompiled(): boolean {
 // ---------------------------------------------------------------- descriptors to come
 
 // What pidone opens once the child runs, and cannot do without: the native signal
-// intake's pipe and the reader's copy of it (the single file); in services mode the
-// output worker's wake-up pipe and its own event loop (which its thread opens whenever
-// it gets to it), the reserve every launch leaves free (SPARE: the stop's /proc walk and
-// pidfds, a probe's socket, the worker's loop if it is not there yet), and what the first
-// launch takes (two pipes, and the service's own /dev/null in its copy of our table).
-// Run short of these later and the runtime either ends the process with its own message
-// (a Worker's event loop) or leaves a reader dead (the intake's stream).
+// intake's pipe and the reader's copy of it (the single file); the stop's /proc walk and
+// the pidfd it signals each leftover process through (tini's mode and --pause); in
+// services mode the output worker's wake-up pipe and its own event loop (which its
+// thread opens whenever it gets to it), the reserve every launch leaves free (SPARE: the
+// stop's, a probe's socket, the worker's loop if it is not there yet), and what the
+// first launch takes (two pipes, and the service's own /dev/null in its copy of our
+// table). Run short of these later and the runtime either ends the process with its own
+// message (a Worker's event loop) or leaves a reader dead (the intake's stream), and
+// the stop misses the processes it should have ended gracefully.
 const INTAKE_DESCRIPTORS = 3;
+const STOP_DESCRIPTORS = 2;
 const OUTPUT_DESCRIPTORS = 4;
 export const SPARE_DESCRIPTORS = 4;
 const LAUNCH_DESCRIPTORS = 5;
@@ -117,7 +120,6 @@ const LAUNCH_DESCRIPTORS = 5;
  */
 export function checkDescriptors(services: boolean): void {
   const need = ownNeed(services);
-  if (need === 0) return;
   const { made, errno } = spareDescriptors(need);
   if (made >= need) return;
   if (!isDescriptorShortage(errno)) throw new SyscallError("pipe2", errno);
@@ -126,7 +128,8 @@ export function checkDescriptors(services: boolean): void {
 }
 
 function ownNeed(services: boolean): number {
-  return (native.available ? INTAKE_DESCRIPTORS : 0) + (services ? OUTPUT_DESCRIPTORS + SPARE_DESCRIPTORS + LAUNCH_DESCRIPTORS : 0);
+  const mode = services ? OUTPUT_DESCRIPTORS + SPARE_DESCRIPTORS + LAUNCH_DESCRIPTORS : STOP_DESCRIPTORS;
+  return (native.available ? INTAKE_DESCRIPTORS : 0) + mode;
 }
 
 function capture(): Inheritance {
