@@ -84,10 +84,13 @@ main().catch(async (e) => {
   }
   // No libc: neither the logger's write(2) nor _exit. node:fs's writeSync is a plain
   // write(2) that leaves the descriptor's flags alone (process.stderr would not).
-  const fs = await import("node:fs");
-  const line = fatalLine(e, () => addressSpaceLimit(fs.readFileSync));
-  fs.writeSync(2, `[FATAL pidone (${process.pid})] ${line}\n`);
-  process.exit(EXIT.FAILURE);
+  try {
+    const fs = await import("node:fs");
+    const line = fatalLine(e, () => addressSpaceLimit(fs.readFileSync));
+    fs.writeSync(2, `[FATAL pidone (${process.pid})] ${line}\n`);
+  } finally {
+    process.exit(EXIT.FAILURE); // stderr closed or not
+  }
 });
 
 /** RLIMIT_AS's soft limit in bytes from /proc/self/limits; null when unlimited or unreadable. */

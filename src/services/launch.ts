@@ -2,8 +2,7 @@
 // /dev/null, stdout/stderr into pipes pidone reads (or pidone's own, for raw output),
 // its own process group, and the signal state pidone was given.
 import type { ResolvedUser, ServiceSpec } from "../config/index.ts";
-import type { SpawnFailure } from "../errors.ts";
-import { DescriptorShortage, isDescriptorShortage } from "../errors.ts";
+import { DescriptorShortage, isDescriptorShortage, type SpawnFailure } from "../errors.ts";
 import { spawnChild, spawnFailure } from "../process/spawn.ts";
 import { SPARE_DESCRIPTORS } from "../process/startup.ts";
 import { SyscallError, close, pipe, spareDescriptors, O_RDONLY, O_WRONLY, type FileAction } from "../sys/libc.ts";

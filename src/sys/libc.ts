@@ -458,25 +458,31 @@ export function listDirectory(path: string): string[] | null {
   return names;
 }
 
+const ROOT = cString("/");
 /**
  * Opens up to `count` descriptors and closes them again: how many could be made, and the
- * errno that stopped it (0 when none did). Pipes, two at a time; the root directory for
- * the last one, or when only one is left.
+ * errno that stopped it (0 when all were). Pipes, two at a time; the root directory for
+ * an odd last one, or the one left when a pipe found only one.
  */
 export function spareDescriptors(count: number): { made: number; errno: number } {
   const made: number[] = [];
   const pair = new Int32Array(2);
   let failure = 0;
-  while (count - made.length >= 2 && c.pipe2(ptr(pair), O_CLOEXEC) === 0) made.push(pair[0]!, pair[1]!);
-  if (made.length < count) {
+  while (count - made.length >= 2) {
+    if (c.pipe2(ptr(pair), O_CLOEXEC) !== 0) {
+      failure = lastErrno();
+      break;
+    }
+    made.push(pair[0]!, pair[1]!);
+  }
+  if (made.length < count && (failure === 0 || failure === errno.EMFILE)) {
     const fd = c.open(ptr(ROOT), O_CLOEXEC /* | O_RDONLY */, 0);
     if (fd >= 0) made.push(fd);
-    if (made.length < count) failure = fd >= 0 ? errno.EMFILE : lastErrno();
+    else failure = lastErrno();
   }
   for (const fd of made) c.close(fd);
-  return { made: made.length, errno: failure };
+  return { made: made.length, errno: made.length >= count ? 0 : failure };
 }
-const ROOT = cString("/");
 
 /** Null for a file that cannot be opened; a SyscallError when no descriptor could be made. */
 function outOfDescriptors(syscall: string, e: number): null {
