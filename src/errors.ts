@@ -82,8 +82,9 @@ const SMALL_JIT_SETTING = "BUN_JSC_jitMemoryReservationSize=33554432";
  * the JIT's reservation.
  */
 export function libcFailureLine(tried: readonly { path: string; reason: string }[], jitless: boolean, asLimit: number | null): string {
-  // bun:ffi's own prefix repeats the path
-  const why = tried.map((t) => `${t.path}: ${t.reason.replace(/^Failed to open library "[^"]*": /, "")}`).join("; ");
+  // bun:ffi's prefix and dlerror's both repeat the path
+  const reason = (t: { path: string; reason: string }) => t.reason.replace(/^Failed to open library "[^"]*": /, "").replace(`${t.path}: `, "");
+  const why = tried.map((t) => `${t.path}: ${reason(t)}`).join("; ");
   const head = `cannot load the C library (${why})`;
   if (!jitless) return head;
   if (asLimit === null) return `${head}: the runtime runs without its JIT (BUN_JSC_useJIT?), and bun:ffi needs it`;

@@ -58,7 +58,7 @@ describe("libc that cannot be loaded: one line naming each path and the cause", 
       expect(code).toBe(1);
       const lines = p.stderr().trimEnd().split("\n");
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/cannot load the C library \(libc\.so\.6: .*JIT.*; libc\.musl-\S+: .*; \/lib\/ld-musl-\S+: /);
+      expect(lines[0]).toMatch(/cannot load the C library \(libc\.so\.6: .*JIT.*; \/lib\/libc\.musl-\S+: .*; \/lib\/ld-musl-\S+: /);
       expect(lines[0]).toMatch(/address-space limit \(ulimit -v, RLIMIT_AS\) of 1024 MiB/);
       expect(lines[0]).toMatch(/jitMemoryReservationSize/);
     });

@@ -75,10 +75,12 @@ const optionalSymbols = {
   posix_spawn_file_actions_addtcsetpgrp_np: { args: ["ptr", "i32"], returns: "i32" },
 } as const;
 
-// glibc's soname first; musl names its libc after the dynamic loader.
+// glibc's soname first (the runtime has it loaded already); musl names its libc after
+// the dynamic loader. Those by absolute path: bun:ffi opens a bare name from the current
+// directory when a file of that name is there.
 const LIBC_NAMES = [
   "libc.so.6",
-  `libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`,
+  `/lib/libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`,
   `/lib/ld-musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`,
 ];
 
