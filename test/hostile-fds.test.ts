@@ -107,22 +107,25 @@ describe("services mode out of descriptors: the start fails, pidone supervises t
     test(`${f.label}: failed starts are retried, the others run, nothing spins, the stop is clean`, async () => {
       const dir = tempDir();
       const config = join(dir, "pidone.toml");
-      const services = ["short = { command = [\"sleep\", \"2\"], critical = false }"];
+      // Every one with an exec probe: a probe keeps nothing open in pidone and may use
+      // the reserve, so it runs at this limit too.
+      const probe = `ready = { exec = ["true"] }`;
+      const services = [`short = { command = ["sleep", "2"], critical = false, ${probe} }`];
       for (const name of ["b", "c", "d", "e", "f", "g"]) {
-        services.push(`${name} = { command = ["sleep", "100"], critical = false, restart = "always" }`);
+        services.push(`${name} = { command = ["sleep", "100"], critical = false, restart = "always", ${probe} }`);
       }
       writeFileSync(config, `[services]\n${services.join("\n")}\n`);
       // The limit pidone names for starting its first service: the others cannot all fit.
-      const probe = limited("n", 10, f.path, ["-s", "-c", config]);
-      expect(await probe.exit(20_000)).toBe(1);
-      const needed = Number(/needs at least (\d+)/.exec(probe.stderr())?.[1]);
+      const tooLow = limited("n", 10, f.path, ["-s", "-c", config]);
+      expect(await tooLow.exit(20_000)).toBe(1);
+      const needed = Number(/needs at least (\d+)/.exec(tooLow.stderr())?.[1]);
       expect(needed).toBeGreaterThan(10);
 
       const p = limited("n", needed, f.path, ["-s", "-c", config]);
       await p.waitStdout(/(\w+): cannot start sleep: out of file descriptors \(.*RLIMIT_NOFILE/, 30_000);
       await p.waitStdout(/: restarting in/, 30_000);
       const failed = /(\w+): cannot start sleep/.exec(p.stdout())![1]!;
-      await p.waitStdout(/\w+: started/, 30_000);
+      await p.waitStdout(/\w+: ready/, 30_000);
       // Once `short` ends its pipes are free again: a service that failed gets them.
       await p.waitStdout(
         (out) => out.split("\n").some((l, i, all) => /cannot start/.test(l) && all.slice(i + 1).some((m) => m.includes(`${l.split(":")[0]}: started`))),

@@ -58,7 +58,7 @@ export function launch(
       actions.push({ kind: "open", fd: 1, path: "/dev/null", flags: O_WRONLY }, { kind: "dup2", from: 1, to: 2 });
     }
     if (spec.cwd) actions.push({ kind: "chdir", path: spec.cwd });
-    keepSpare();
+    if (out) keepSpare(); // the pipes' read ends stay ours while the service runs
     const file = spec.executable ?? argv[0]!;
     const request = {
       file: Buffer.from(file),
@@ -89,7 +89,8 @@ export function launch(
 /**
  * A service whose pipes would leave pidone without the descriptors it keeps for itself
  * (startup.ts) fails its start instead: a Worker or a stop short of them is worse off.
- * The child's own open of /dev/null needs one more, in its copy of our table.
+ * The child's own open of /dev/null needs one more, in its copy of our table. A probe
+ * keeps nothing open in pidone: it may use the reserve.
  */
 function keepSpare(): void {
   const need = SPARE_DESCRIPTORS + 1;
