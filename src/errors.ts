@@ -89,7 +89,7 @@ export function libcFailureLine(tried: readonly { path: string; reason: string }
   if (!jitless) return head;
   if (asLimit === null) return `${head}: the runtime runs without its JIT (BUN_JSC_useJIT?), and bun:ffi needs it`;
   const mib = Math.floor(asLimit / 1048576);
-  return `${head}: the address-space limit (ulimit -v, RLIMIT_AS) of ${mib} MiB leaves no room for the runtime's JIT, which bun:ffi needs: raise it to ${PLAIN_ADDRESS_SPACE} (pidone-glibc), or ${SMALL_JIT_ADDRESS_SPACE} with ${SMALL_JIT_SETTING} set`;
+  return `${head}: the address-space limit (ulimit -v, RLIMIT_AS) of ${mib} MiB leaves no room for the runtime's JIT, which bun:ffi needs: raise it (the plain pidone-glibc file needs ${PLAIN_ADDRESS_SPACE}, or ${SMALL_JIT_ADDRESS_SPACE} with ${SMALL_JIT_SETTING} set)`;
 }
 
 /**
