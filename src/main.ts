@@ -1,12 +1,12 @@
 // pidone's entry: capture what we inherited, decide what to do from argv (bytes), run it.
 // Every failure ends as one clear line and a defined exit code; PID 1 never dies of an
 // uncaught exception.
-import { inheritance } from "./process/startup.ts"; // first: before anything opens descriptors
+import { checkDescriptors, inheritance, inheritanceFailure } from "./process/startup.ts"; // first: before anything opens descriptors
 import { decide } from "./cli/options.ts";
-import { EXIT, StartupError } from "./errors.ts";
+import { EXIT, fatalLine } from "./errors.ts";
 import { log, print, setVerbosity } from "./log/logger.ts";
 import { runSingle } from "./modes/single.ts";
-import { exit, readEnviron } from "./sys/libc.ts";
+import { exit, libcFailure, readEnviron } from "./sys/libc.ts";
 import { VERSION_LINE } from "./version.ts";
 
 function environment(envp: readonly Uint8Array[]): Map<string, string> {
@@ -35,6 +35,9 @@ function keepSupervising(): void {
 }
 
 async function main(): Promise<void> {
+  // What failed while the modules loaded, raised here so that the handler below reports it.
+  if (libcFailure) throw libcFailure;
+  if (inheritanceFailure) throw inheritanceFailure;
   const envp = readEnviron();
   const argv = inheritance.argv ?? ["pidone", ...process.argv.slice(2)].map((a) => new Uint8Array(Buffer.from(a)));
   const env = environment(envp);
@@ -60,6 +63,7 @@ async function main(): Promise<void> {
       setVerbosity(decision.verbosity);
       // Only tini's mode is loaded up front: the others cost start-up time it never needs.
       if (decision.check) return (await import("./modes/services.ts")).runCheck(decision, env);
+      checkDescriptors(decision.services.length > 0 || decision.configFiles.length > 0);
       if (decision.services.length || decision.configFiles.length) {
         (await import("./modes/services.ts")).runServices(decision, inheritance, envp, env);
       } else if (decision.pause) (await import("./modes/pause.ts")).runPause(decision, inheritance);
@@ -73,8 +77,31 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  if (e instanceof StartupError) log.fatal(e.message);
-  else log.fatal(`pidone failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-  exit(EXIT.FAILURE);
+main().catch(async (e) => {
+  if (!libcFailure) {
+    log.fatal(fatalLine(e, () => null));
+    exit(EXIT.FAILURE);
+  }
+  // No libc: neither the logger's write(2) nor _exit. node:fs's writeSync is a plain
+  // write(2) that leaves the descriptor's flags alone (process.stderr would not).
+  try {
+    const fs = await import("node:fs");
+    const line = fatalLine(e, () => addressSpaceLimit(fs.readFileSync));
+    fs.writeSync(2, `[FATAL pidone (${process.pid})] ${line}\n`);
+  } finally {
+    process.exit(EXIT.FAILURE); // stderr closed or not
+  }
 });
+
+/** RLIMIT_AS's soft limit in bytes from /proc/self/limits; null when unlimited or unreadable. */
+function addressSpaceLimit(readFile: (path: string, encoding: "latin1") => string): number | null {
+  try {
+    const line = readFile("/proc/self/limits", "latin1")
+      .split("\n")
+      .find((l) => l.startsWith("Max address space"));
+    const soft = line?.slice("Max address space".length).trim().split(/\s+/)[0];
+    return soft && /^\d+$/.test(soft) ? Number(soft) : null;
+  } catch {
+    return null;
+  }
+}

@@ -450,6 +450,7 @@ static const char *errno_name(s64 e) {
     case 12: return "out of memory";
     case 13: return "permission denied";
     case 22: return "invalid argument";
+    case 23: return "too many open files in system";
     case 24: return "too many open files";
     case 38: return "function not implemented";
     default: return "error";
@@ -459,6 +460,12 @@ static const char *errno_name(s64 e) {
 /* One line on stderr, then exit 1 like any pidone start-up failure. */
 __attribute__((noreturn)) static void die(const char *what, s64 err, const char *hint) {
   char num[24];
+  /* Out of descriptors says nothing about /proc or memfd: the limit is the cause. The
+   * figures are src/process/startup.ts's, with the libraries' four memfds. */
+  if (err == 24)
+    hint = ": the descriptor limit (ulimit -n, RLIMIT_NOFILE) is too low: the single-file pidone needs 11 beyond"
+           " 0-2 and what it inherits, 22 in services mode";
+  if (err == 23) hint = ": the system's file table is full (sysctl fs.file-max)";
   say("pidone: ");
   say(what);
   if (err) {

@@ -6,13 +6,14 @@
 // controlling terminal in a new session) goes through the single file's exec trampoline
 // (src/sys/native.ts): posix_spawn starts our own file, whose stub does those steps and
 // execs the program. Only when a step needs it: a direct spawn otherwise.
-import { exitCodeOfFailure, type SpawnFailure } from "../errors.ts";
+import { DescriptorShortage, descriptorShortage, exitCodeOfFailure, isDescriptorShortage, type SpawnFailure } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import {
   O_CLOEXEC,
   SyscallError,
   TIOCNOTTY,
   close,
+  descriptorLimit,
   errno,
   getpid,
   getsid,
@@ -193,6 +194,13 @@ export function spawnWithSteps(req: SpawnRequest, steps: native.TrampolineSteps)
  */
 export function spawnFailure(e: unknown, name: string | Uint8Array): SpawnFailure {
   const shown = typeof name === "string" ? name : Buffer.from(name).toString();
+  // Out of descriptors (pidone's pipes, or the child's /dev/null before its exec): the
+  // limit is the cause, not the program.
+  if (e instanceof DescriptorShortage) return { step: e.step, errno: e.errno, exec: false, message: `cannot start ${shown}: ${e.message}` };
+  if (e instanceof SyscallError && isDescriptorShortage(e.errno)) {
+    const message = `cannot start ${shown}: ${descriptorShortage(e.syscall, e.errno, descriptorLimit(), null)}`;
+    return { step: e.syscall, errno: e.errno, exec: false, message };
+  }
   if (e instanceof StepError && e.syscall !== "execve") return { step: e.syscall, errno: e.errno, exec: false, message: e.message };
   if (e instanceof SyscallError) return { step: e.syscall, errno: e.errno, exec: true, message: `exec ${shown} failed: ${strerror(e.errno)}` };
   return { step: "spawn", errno: 0, exec: false, message: `exec ${shown} failed: ${String(e)}` };

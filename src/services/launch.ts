@@ -2,9 +2,10 @@
 // /dev/null, stdout/stderr into pipes pidone reads (or pidone's own, for raw output),
 // its own process group, and the signal state pidone was given.
 import type { ResolvedUser, ServiceSpec } from "../config/index.ts";
-import type { SpawnFailure } from "../errors.ts";
+import { DescriptorShortage, isDescriptorShortage, type SpawnFailure } from "../errors.ts";
 import { spawnChild, spawnFailure } from "../process/spawn.ts";
-import { close, pipe, O_RDONLY, O_WRONLY, type FileAction } from "../sys/libc.ts";
+import { SPARE_DESCRIPTORS } from "../process/startup.ts";
+import { SyscallError, close, pipe, spareDescriptors, O_RDONLY, O_WRONLY, type FileAction } from "../sys/libc.ts";
 
 export interface LaunchContext {
   envp: readonly Uint8Array[];
@@ -57,6 +58,7 @@ export function launch(
       actions.push({ kind: "open", fd: 1, path: "/dev/null", flags: O_WRONLY }, { kind: "dup2", from: 1, to: 2 });
     }
     if (spec.cwd) actions.push({ kind: "chdir", path: spec.cwd });
+    if (out) keepSpare(); // the pipes' read ends stay ours while the service runs
     const file = spec.executable ?? argv[0]!;
     const request = {
       file: Buffer.from(file),
@@ -82,6 +84,20 @@ export function launch(
     if (out) safeClose(out[1]);
     if (err) safeClose(err[1]);
   }
+}
+
+/**
+ * A service whose pipes would leave pidone without the descriptors it keeps for itself
+ * (startup.ts) fails its start instead: a Worker or a stop short of them is worse off.
+ * The child's own open of /dev/null needs one more, in its copy of our table. A probe
+ * keeps nothing open in pidone: it may use the reserve.
+ */
+function keepSpare(): void {
+  const need = SPARE_DESCRIPTORS + 1;
+  const { made, errno } = spareDescriptors(need);
+  if (made >= need) return;
+  if (!isDescriptorShortage(errno)) throw new SyscallError("pipe2", errno);
+  throw new DescriptorShortage(`keeping ${SPARE_DESCRIPTORS} for pidone`, errno);
 }
 
 function safeClose(fd: number): void {

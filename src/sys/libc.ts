@@ -60,6 +60,7 @@ const laterSymbols = {
   ioctl: { args: ["i32", "u64", "u64"], returns: "i32" },
   getsid: { args: ["i32"], returns: "i32" },
   sigtimedwait: { args: ["ptr", "ptr", "ptr"], returns: "i32" },
+  getrlimit: { args: ["i32", "ptr"], returns: "i32" },
   // the plain executable's /proc/self/fd listing (src/process/startup.ts)
   opendir: { args: ["ptr"], returns: "ptr" },
   readdir: { args: ["ptr"], returns: "ptr" },
@@ -75,29 +76,65 @@ const optionalSymbols = {
   posix_spawn_file_actions_addtcsetpgrp_np: { args: ["ptr", "i32"], returns: "i32" },
 } as const;
 
-// glibc's soname first; musl names its libc after the dynamic loader.
+// glibc's soname first (the runtime has it loaded already); musl names its libc after
+// the dynamic loader. Those by absolute path: bun:ffi opens a bare name from the current
+// directory when a file of that name is there.
 const LIBC_NAMES = [
   "libc.so.6",
-  `libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`,
+  `/lib/libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`,
   `/lib/ld-musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`,
 ];
 
+/**
+ * The C library could not be bound: each path tried and why. Raised by the first call
+ * into libc instead of at module load, so that main()'s handler reports it as one line
+ * (src/errors.ts) rather than the runtime printing the module's source.
+ */
+export class LibcUnavailable extends Error {
+  override name = "LibcUnavailable";
+  constructor(readonly tried: readonly { path: string; reason: string }[]) {
+    super(`cannot load the C library: ${tried.map((t) => `${t.path}: ${t.reason}`).join("; ")}`);
+  }
+  /**
+   * bun:ffi refuses to bind anything when JavaScriptCore runs without its JIT, which it
+   * does when it cannot reserve the JIT's address range (a low RLIMIT_AS).
+   */
+  get jitless(): boolean {
+    return this.tried.some((t) => /requires the JIT/i.test(t.reason));
+  }
+}
+
 function openLibc() {
-  let lastError: unknown;
+  const tried: { path: string; reason: string }[] = [];
   for (const name of LIBC_NAMES) {
     try {
       return { name, lib: dlopen(name, symbols) };
     } catch (e) {
-      lastError = e;
+      tried.push({ path: name, reason: e instanceof Error ? e.message : String(e) });
     }
   }
-  throw new Error(`cannot load the C library (${LIBC_NAMES.join(", ")}): ${String(lastError)}`);
+  return new LibcUnavailable(tried);
 }
 
-const { name: libcName, lib } = openLibc();
-const c = lib.symbols;
+const opened = openLibc();
+/** Why libc could not be bound, or null: main() raises it before anything else runs. */
+export const libcFailure = opened instanceof LibcUnavailable ? opened : null;
+const libcName = opened instanceof LibcUnavailable ? "" : opened.name;
+// Without libc every call raises the failure; the bound symbols otherwise, untouched on
+// the hot paths.
+const c: ReturnType<typeof dlopen<typeof symbols>>["symbols"] =
+  opened instanceof LibcUnavailable ? unbound(opened) : opened.lib.symbols;
+
+function unbound(failure: LibcUnavailable): never {
+  return new Proxy({}, {
+    get() {
+      throw failure;
+    },
+  }) as never;
+}
 
 const bindLater = () => {
+  if (libcFailure) throw libcFailure;
   const { syscall6, ...rest } = laterSymbols;
   return { ...dlopen(libcName, rest).symbols, syscall6: dlopen(libcName, { syscall: syscall6 }).symbols.syscall };
 };
@@ -105,7 +142,8 @@ let laterLib: ReturnType<typeof bindLater> | null = null;
 const later = () => (laterLib ??= bindLater());
 
 // RTLD_DEFAULT (a null handle, glibc and musl alike): the global scope, where libc is.
-export const hasTcsetpgrpFileAction = c.dlsym(null, ptr(cString("posix_spawn_file_actions_addtcsetpgrp_np"))) !== null;
+export const hasTcsetpgrpFileAction =
+  !libcFailure && c.dlsym(null, ptr(cString("posix_spawn_file_actions_addtcsetpgrp_np"))) !== null;
 let optionalLib: ReturnType<typeof dlopen<typeof optionalSymbols>>["symbols"] | null = null;
 const optional = () => (optionalLib ??= dlopen(libcName, optionalSymbols).symbols);
 
@@ -132,6 +170,8 @@ export const errno = {
   EACCES: 13,
   ENOTDIR: 20,
   EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
   ENOTTY: 25,
   EPIPE: 32,
   EFBIG: 27,
@@ -404,12 +444,12 @@ export function exit(code: number): never {
 /**
  * A whole small file (a /proc entry) through open/read/close: the first use of node:fs
  * costs milliseconds of start-up, which tini's mode does not need to pay. Null when it
- * cannot be read.
+ * cannot be read; throws when out of descriptors, which says nothing about the file.
  */
 export function readSmallFile(path: string): Uint8Array | null {
   const name = cString(path);
   const fd = c.open(ptr(name), O_CLOEXEC /* | O_RDONLY */, 0);
-  if (fd < 0) return null;
+  if (fd < 0) return outOfDescriptors("open", lastErrno());
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
@@ -437,13 +477,14 @@ export function readSmallFile(path: string): Uint8Array | null {
 }
 
 /**
- * The names in a directory, "." and ".." left out; null when it cannot be opened.
- * Through libc rather than node:fs, whose first use costs milliseconds of start-up.
+ * The names in a directory, "." and ".." left out; null when it cannot be opened (throws
+ * when out of descriptors, as readSmallFile does). Through libc rather than node:fs,
+ * whose first use costs milliseconds of start-up.
  */
 export function listDirectory(path: string): string[] | null {
   const l = later();
   const dir = l.opendir(ptr(cString(path)));
-  if (!dir) return null;
+  if (!dir) return outOfDescriptors("opendir", lastErrno());
   const names: string[] = [];
   try {
     for (let entry = l.readdir(dir); entry; entry = l.readdir(dir)) {
@@ -455,6 +496,46 @@ export function listDirectory(path: string): string[] | null {
     l.closedir(dir);
   }
   return names;
+}
+
+const ROOT = cString("/");
+/**
+ * Opens up to `count` descriptors and closes them again: how many could be made, and the
+ * errno that stopped it (0 when all were). Pipes, two at a time; the root directory for
+ * an odd last one, or the one left when a pipe found only one.
+ */
+export function spareDescriptors(count: number): { made: number; errno: number } {
+  const made: number[] = [];
+  const pair = new Int32Array(2);
+  let failure = 0;
+  while (count - made.length >= 2) {
+    if (c.pipe2(ptr(pair), O_CLOEXEC) !== 0) {
+      failure = lastErrno();
+      break;
+    }
+    made.push(pair[0]!, pair[1]!);
+  }
+  if (made.length < count && (failure === 0 || failure === errno.EMFILE)) {
+    const fd = c.open(ptr(ROOT), O_CLOEXEC /* | O_RDONLY */, 0);
+    if (fd >= 0) made.push(fd);
+    else failure = lastErrno();
+  }
+  for (const fd of made) c.close(fd);
+  return { made: made.length, errno: made.length >= count ? 0 : failure };
+}
+
+/** Null for a file that cannot be opened; a SyscallError when no descriptor could be made. */
+function outOfDescriptors(syscall: string, e: number): null {
+  if (e === errno.EMFILE || e === errno.ENFILE) throw new SyscallError(syscall, e);
+  return null;
+}
+
+const RLIMIT_NOFILE = 7;
+const rlimitOut = new BigUint64Array(2); // struct rlimit { rlim_t cur, max; }
+/** RLIMIT_NOFILE's soft limit (getrlimit(2) needs no descriptor); null when unlimited or unknown. */
+export function descriptorLimit(): number | null {
+  if (libcFailure || later().getrlimit(RLIMIT_NOFILE, ptr(rlimitOut)) !== 0) return null;
+  return rlimitOut[0]! >= 1n << 62n ? null : Number(rlimitOut[0]!);
 }
 
 /** readlink(2) as a UTF-8 string; null when it fails. */
@@ -649,6 +730,8 @@ export function writeSome(fd: number, data: Uint8Array, offset: number, length: 
 
 /** getauxval(3): 0 when the auxiliary vector has no entry of that type. */
 export function getauxval(type: number): number {
+  // Without libc there is nothing the native helper could do: main() reports why.
+  if (libcFailure) return 0;
   return Number(c.getauxval(BigInt(type)));
 }
 
