@@ -389,6 +389,12 @@ export function describeOutcome(o: Outcome): string {
   ].join("\n");
 }
 
+/** pidone's last event lines, once each (a failure's context, without the services' floods). */
+function lastEvents(output: string): string {
+  const events = output.split("\n").filter((l) => /^pidone |"event":|^\[|pidone:/.test(l));
+  return [...new Set(events)].slice(-30).map((l) => `      ${l.slice(0, 200)}`).join("\n");
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({ options: { seconds: { type: "string", default: "60" }, bin: { type: "string", multiple: true } } });
   const seconds = Number(values.seconds);
@@ -400,6 +406,8 @@ if (import.meta.main) {
     for (const run of [tiniMode, pauseMode, servicesMode, (b: string, ms: number) => servicesMode(b, ms, "json")]) {
       const o = await run(bin, seconds * 1000);
       console.log(describeOutcome(o));
+      // tini's mode ends with its child's SIGTERM; the others stop cleanly.
+      if (o.code !== (o.mode === "tini" ? 143 : 0)) console.log(`    unexpected exit; pidone's last events:\n${lastEvents(o.output)}`);
       const single = !bin.endsWith("-glibc");
       if (single && o.census.appeared.size + o.census.ended.size > 0) moved = true;
     }
