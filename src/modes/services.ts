@@ -19,6 +19,7 @@ import { checkReaping, setUpReaping } from "../process/reaper.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { launch, type LaunchContext } from "../services/launch.ts";
 import { OutputMux } from "../services/output.ts";
+import { resolveProbeHosts } from "../services/ready.ts";
 import { ServiceRunner, type ServiceHost } from "../services/service.ts";
 import { childDefaultSet, listen, planSignals, type SignalPlan } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
@@ -340,7 +341,8 @@ class ServicesMode {
     // the one service that takes them (publishTargets), else to signal().
     listen(this.signalPlan, this.signal, (sig) => (stops.has(sig) ? "queue" : this.outputOf(sig)), (sig) => stops.has(sig));
     log.debug(`pidone ${getpid()}: ${this.runners.length} services`);
-    this.startWhatCan();
     keepAlive();
+    // Probe host names are resolved before anything starts: see ready.ts.
+    void resolveProbeHosts(this.plan.services.map((s) => s.ready)).then(() => this.startWhatCan());
   }
 }

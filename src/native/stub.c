@@ -566,8 +566,10 @@ static const char hidden_names[] = "BUN_\0LD_\0MALLOC_\0MIMALLOC_\0GLIBC_TUNABLE
 /*
  * The runtime's own settings, read only at its start: Bun's GC timer off (it wakes an
  * idle process many times a second); JavaScriptCore without the concurrent JIT's worker
- * threads, without the thread that pre-faults heap blocks, and without timer-driven
- * collections (a collection and helper threads waking long after start); and mimalloc
+ * threads, without the thread that pre-faults heap blocks, without timer-driven
+ * collections (a collection and helper threads waking long after start), and marking on
+ * the collecting thread alone (a parallel marker is a thread started at a collection,
+ * mid-run: under a full pids limit the runtime aborts when it cannot create one); and mimalloc
  * without its scavenger thread, which purges freed pages from a timer (the allocating
  * thread purges them itself instead). An idle pidone then runs on one thread and never
  * wakes, and starts faster, not slower (the benchmark's README has the figures).
@@ -578,6 +580,7 @@ static const char runtime_settings[] =
     "BUN_JSC_useConcurrentJIT=false\0"
     "BUN_JSC_useWarmUpMarkedBlocks=false\0"
     "BUN_JSC_collectionTimerMaxPercentCPU=0\0"
+    "BUN_JSC_numberOfGCMarkers=1\0"
     "MIMALLOC_SCAVENGER=0\0"
     /* JavaScriptCore reserves its JIT's address space at start; by default a range that
      * an address-space limit (ulimit -v) refuses, and without the JIT bun:ffi refuses to

@@ -4,6 +4,10 @@
 // the worker's read(2) into a reused buffer (Bun's reader hands out fresh memory per
 // chunk) and it competes with signal forwarding for the loop, but it needs no thread and
 // no poll loop; apart because it is what the worker replaces, not part of it.
+// One thread it may still cost: Bun closes its copy of each pipe on its file-I/O thread
+// pool when the stream ends. A pool thread the kernel refuses is not fatal (Bun keeps the
+// close queued until a thread can start), so under a full pids limit that copy stays
+// open a while; the service's end and its output are not held up.
 import { MuxCore, type OutputOptions, type Stream } from "./output-core.ts";
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -86,6 +86,9 @@ export class OutputMux {
       this.runLocally();
       return;
     }
+    // Services mode makes the multiplexer before it starts any service: the worker's is the
+    // last thread pidone adds, and the only one. When the kernel refuses it (a pids limit
+    // already reached), `new Worker` throws and the main thread takes over below.
     try {
       this.wake = pipe(O_CLOEXEC | O_NONBLOCK);
       // smol: the worker's heap holds little more than a few buffers and the sinks' queues.
