@@ -61,7 +61,7 @@ export const CONSTANTS = {
   LIMIT_STACK_KIB: [512, "RLIMIT_STACK every mode needs"],
   LIMIT_ADDRESS_SPACE_SERVICES_MIB: [384, "RLIMIT_AS services mode needs (its output worker is a second runtime)"],
   LIMIT_TASKS_START: [2, "tasks (pids) pidone needs to start: the runtime's threads and a child"],
-  LIMIT_TASKS_SERVICES: [4, "the same in services mode: the output worker, the collector's helper thread and a service"],
+  LIMIT_TASKS_SERVICES: [3, "the same in services mode: the runtime's thread, the output worker and a service"],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** The constants' values by name. */
