@@ -296,7 +296,12 @@ export function pidfdSendSignal(pidfd: number, sig: number): void {
  * WNOHANG found nothing, -1 when no child is left (ECHILD); the status is in
  * `waitStatus[0]` until the next call.
  */
-export const waitStatus = new Int32Array(1);
+// A kept ptr() needs storage that never moves: a small typed array keeps its elements in
+// the JS heap until JavaScriptCore moves them into an ArrayBuffer (at the DFG tier-up of
+// code that reads it, under a storm of SIGCHLD), after which waitpid would write where
+// nobody reads and every status would read as the last one before the move. An explicit
+// ArrayBuffer's storage stays put.
+export const waitStatus = new Int32Array(new ArrayBuffer(4));
 const waitStatusPtr = ptr(waitStatus);
 export function waitpidRaw(pid: number, flags: number): number {
   for (;;) {
