@@ -224,7 +224,8 @@ export class CStringArray {
   constructor(items: readonly Uint8Array[]) {
     let total = 0;
     for (const it of items) total += it.length + 1;
-    this.storage = new Uint8Array(Math.max(total, 1));
+    // The pointers below are kept until the call: storage that never moves (see waitStatus).
+    this.storage = new Uint8Array(new ArrayBuffer(Math.max(total, 1)));
     this.pointers = new BigUint64Array(items.length + 1);
     const base = BigInt(ptr(this.storage));
     let off = 0;
