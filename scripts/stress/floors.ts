@@ -9,7 +9,7 @@
 // container from the same image already pays for it.
 //
 //   bun scripts/stress/floors.ts [--only pidone,pidone-glibc,bun-empty,tini] [--modes tini,pause,services]
-//       [--cache cold,warm] [--variant 'LABEL=PATH [VAR=VALUE...]'] [--env-glibc 'VAR=VALUE ...'] [--out DIR]
+//       [--cache cold,warm] [--variant 'LABEL=PATH [VAR=VALUE...]'] [--env-glibc 'VAR=VALUE ...'] [--max MIB] [--out DIR]
 //
 // --variant adds another single file (another build of dist/pidone) as one more subject of
 // the same run; VAR=VALUE are set in its container (the plain -glibc file obeys BUN_*,
@@ -115,7 +115,9 @@ async function probe(s: Subject, mode: Mode, mib: number | null): Promise<Probe>
     if (mode === "services") {
       const lines = r.stdout.split("\n").filter((l) => /^burst\s*\| \d+$/.test(l)).length;
       const ok = state.code === 0 && lines === LINES;
-      return result(ok, ok ? "ok" : `exit ${state.code}, ${lines}/${LINES} lines`);
+      // pidone's own lines say what went wrong when lines are missing.
+      const said = r.stderr.trim().split("\n").slice(-3).join(" / ").slice(0, 300);
+      return result(ok, ok ? "ok" : `exit ${state.code}, ${lines}/${LINES} lines${said ? `; stderr: ${said}` : ""}`);
     }
     return result(state.code === 0, state.code === 0 ? "ok" : `exit ${state.code}`);
   } finally {
