@@ -172,7 +172,9 @@ export function pack(input: PackInput): PackResult {
   let cursor = ldsoOff + input.ldso.length;
   const libraryPlaces = packed.map((n) => {
     const bytes = input.libraries.get(n.name)!;
-    const offset = alignUp(cursor, 4096);
+    // Page-aligned for any kernel page size: the stub maps each library from our file
+    // once ld.so has loaded it (release_libraries), and mmap offsets are page multiples.
+    const offset = alignUp(cursor, MAX_PAGE);
     cursor = offset + bytes.length;
     return { ...n, bytes, offset };
   });

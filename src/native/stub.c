@@ -7,7 +7,9 @@
  * needed in the image. This stub then does what the kernel would have done with an
  * interpreter, from pieces appended to our own file: it maps glibc's ld.so, hands it the
  * C libraries as sealed memfds at the fd numbers the packer wrote into DT_NEEDED
- * (/proc/self/fd/1000...), fixes the auxiliary vector and jumps to ld.so.
+ * (/proc/self/fd/1000...), fixes the auxiliary vector and jumps to ld.so. ld.so comes
+ * back once it has loaded them (after_ldso): the libraries are then mapped from our file
+ * itself and the memfds freed, before the runtime's first instruction.
  *
  * It is also pidone's native helper, the part of an init a managed runtime cannot be:
  *  - signals are blocked at the first instruction, so nothing sent while the runtime
@@ -72,6 +74,9 @@ typedef long s64;
 #define NR_dup3 292
 #define NR_prlimit64 302
 #define NR_memfd_create 319
+#define NR_mprotect 10
+#define NR_munmap 11
+#define NR_mremap 25
 
 static inline s64 syscall6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   register s64 r10 __asm__("r10") = d;
@@ -110,6 +115,17 @@ __asm__(".section .text.entry,\"ax\",@progbits\n"
         "  call stub_stack\n"
         "  xor %edx, %edx\n"
         "  jmp *%rax\n"
+        /* ld.so jumps here (AT_ENTRY) with %rdx = its _dl_fini, which the runtime's
+         * _start passes to atexit: kept across the call, %rsp back as it came. */
+        ".globl after_ldso\n"
+        ".type after_ldso,@function\n"
+        "after_ldso:\n"
+        "  sub $8, %rsp\n"
+        "  push %rdx\n"
+        "  call release_libraries\n"
+        "  pop %rdx\n"
+        "  add $8, %rsp\n"
+        "  jmp *%rax\n"
         ".previous\n");
 
 #elif defined(__aarch64__)
@@ -137,6 +153,9 @@ __asm__(".section .text.entry,\"ax\",@progbits\n"
 #define NR_wait4 260
 #define NR_mmap 222
 #define NR_memfd_create 279
+#define NR_mprotect 226
+#define NR_munmap 215
+#define NR_mremap 216
 
 static inline s64 syscall6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   register s64 x8 __asm__("x8") = n;
@@ -174,6 +193,15 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
         "  mov x16, x0\n"
         "  mov x0, xzr\n"
         "  br x16\n"
+        /* ld.so jumps here (AT_ENTRY) with x0 = its _dl_fini, kept in x19. */
+        ".globl after_ldso\n"
+        ".type after_ldso,%function\n"
+        "after_ldso:\n"
+        "  mov x19, x0\n"
+        "  bl release_libraries\n"
+        "  mov x16, x0\n"
+        "  mov x0, x19\n"
+        "  br x16\n"
         ".previous\n");
 
 #else
@@ -189,10 +217,20 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 #define O_RDWR 2
 #define O_PATH 0x200000
 #define PROT_NONE 0
+#define PROT_READ 1
 #define PROT_WRITE 2
 #define MAP_PRIVATE 0x02
 #define MAP_FIXED 0x10
 #define MAP_ANONYMOUS 0x20
+#define MREMAP_MAYMOVE 1
+#define MREMAP_FIXED 2
+#define PT_LOAD 1
+#define PT_DYNAMIC 2
+#define PT_GNU_RELRO 0x6474e552
+#define PF_X 1
+#define PF_W 2
+#define PF_R 4
+#define DT_DEBUG 21
 #define F_GETFD 1
 #define F_SETFD 2
 #define FD_CLOEXEC 1
@@ -226,6 +264,7 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 
 #define AT_NULL 0
 #define AT_PHDR 3
+#define AT_PHNUM 5
 #define AT_PAGESZ 6
 #define AT_BASE 7
 #define AT_ENTRY 9
@@ -1265,7 +1304,106 @@ static struct {
   u64 *auxv;
   u64 auxc;   /* entries in the kernel's auxiliary vector, AT_NULL excluded */
   u64 ldso;   /* ld.so's load base */
+  u64 page;
+  u64 phnum;  /* entries in the program header table */
+  const char *execfn;
 } start;
+
+/* ------------------------------------------------------------------ after ld.so */
+
+__attribute__((visibility("hidden"))) void after_ldso(void);
+
+struct elf_phdr {
+  u32 type, flags;
+  u64 offset, vaddr, paddr, filesz, memsz, align;
+};
+
+/* The link_map entries ld.so made, from the runtime's DT_DEBUG (r_debug.r_map). */
+struct link_map {
+  u64 l_addr;
+  const char *l_name;
+  u64 l_ld;
+  struct link_map *l_next, *l_prev;
+};
+
+static struct link_map *loaded(const struct manifest *m) {
+  const struct elf_phdr *ph = (const struct elf_phdr *)m->phdr;
+  for (u64 i = 0; i < start.phnum; i++) {
+    if (ph[i].type != PT_DYNAMIC) continue;
+    for (const u64 *d = (const u64 *)ph[i].vaddr; d[0]; d += 2)
+      if (d[0] == DT_DEBUG && d[1]) return *(struct link_map **)(d[1] + 8);
+  }
+  return 0;
+}
+
+/*
+ * One library, mapped by ld.so from its memfd, now mapped from our own file: its
+ * read-only segments straight from the same bytes, its writable one (relocated, with
+ * RELRO) moved to anonymous memory of its own. Returns 0 when the memfd is no longer
+ * mapped, -1 when this library cannot be (it then keeps its memfd).
+ */
+static int remap_library(const struct library *l, const struct link_map *lm, s32 self) {
+  u64 page = start.page;
+  const u8 *ehdr = (const u8 *)lm->l_addr;
+  if ((l->offset & (page - 1)) || ehdr[0] != 0x7f || ehdr[1] != 'E' || ehdr[2] != 'L' || ehdr[3] != 'F') return -1;
+  const struct elf_phdr *ph = (const struct elf_phdr *)(lm->l_addr + *(const u64 *)(ehdr + 0x20));
+  u16 phnum = *(const u16 *)(ehdr + 0x38);
+  for (u16 i = 0; i < phnum; i++) {
+    if (ph[i].type != PT_LOAD || !ph[i].filesz) continue;
+    u64 from = (lm->l_addr + ph[i].vaddr) & ~(page - 1);
+    u64 to = (lm->l_addr + ph[i].vaddr + ph[i].filesz + page - 1) & ~(page - 1);
+    s64 r;
+    if (!(ph[i].flags & PF_W)) {
+      u64 prot = (ph[i].flags & PF_R ? 1 : 0) | (ph[i].flags & PF_W ? 2 : 0) | (ph[i].flags & PF_X ? 4 : 0);
+      r = sys(NR_mmap, from, to - from, prot, MAP_PRIVATE | MAP_FIXED, self, l->offset + (ph[i].offset & ~(page - 1)));
+    } else {
+      /* Its pages as they are now, relocations included, into fresh anonymous memory
+       * that then takes their place; RELRO goes back to read-only as ld.so left it. */
+      r = sys(NR_mmap, 0, to - from, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (r < 0) return -1;
+      volatile u64 *dst = (u64 *)r;
+      const volatile u64 *src = (const u64 *)from;
+      for (u64 k = 0; k < (to - from) / 8; k++) dst[k] = src[k];
+      r = sys(NR_mremap, r, to - from, to - from, MREMAP_MAYMOVE | MREMAP_FIXED, from, 0);
+      for (u16 j = 0; r >= 0 && j < phnum; j++) {
+        if (ph[j].type != PT_GNU_RELRO) continue;
+        u64 ro = (lm->l_addr + ph[j].vaddr) & ~(page - 1);
+        u64 ro_end = (lm->l_addr + ph[j].vaddr + ph[j].memsz) & ~(page - 1);
+        if (ro_end > ro) r = sys(NR_mprotect, ro, ro_end - ro, PROT_READ, 0, 0, 0);
+      }
+    }
+    /* MAP_FIXED and MREMAP_FIXED drop the old mapping before they can fail. */
+    if (r < 0) die("cannot map a C library from its own file", -r, 0);
+  }
+  return 0;
+}
+
+/*
+ * ld.so jumps here (AT_ENTRY) once every library is loaded, relocated and initialised,
+ * before the runtime's first instruction, on one thread with signals still blocked.
+ * A memfd's pages are shared memory: without swap they cannot be reclaimed, and the
+ * container's memory limit pays for all of them, used or not, for the life of pidone.
+ * Mapped from our file instead, the same bytes are page cache: reclaimable, only what is
+ * touched, and shared with every container started from the same image. With no mapping
+ * left and its descriptor closed, a memfd is freed. Returns the runtime's entry.
+ */
+__attribute__((used)) u64 release_libraries(void) {
+  const struct manifest *m = manifest();
+  const struct link_map *lm = loaded(m);
+  s32 self = lm ? open_self(m, start.execfn) : -1;
+  for (; lm; lm = lm->l_next) {
+    if (!lm->l_name) continue;
+    for (u32 i = 0; i < m->nlibraries; i++) {
+      const struct library *l = &m->library[i];
+      const char *digits = after(lm->l_name, "/proc/self/fd/");
+      if (!digits || !equal(lm->l_name, (const char *)l->name_slot)) continue;
+      s64 fd = parse_u32(&digits);
+      if (fd > 2 && remap_library(l, lm, self) == 0) sys(NR_close, fd, 0, 0, 0, 0, 0);
+    }
+  }
+  if (self >= 0) sys(NR_close, self, 0, 0, 0, 0, 0);
+  return m->entry;
+}
 
 /*
  * Runs on the kernel's stack, signals blocked. Either becomes the trampoline and never
@@ -1305,11 +1443,14 @@ __attribute__((used)) u64 stub_main(u64 *sp) {
       case AT_BASE: seen |= 2; break;
       case AT_ENTRY: seen |= 4; break;
       case AT_PAGESZ: page = a[1]; break;
+      case AT_PHNUM: start.phnum = a[1]; break;
       case AT_EXECFN: execfn = (const char *)a[1]; break;
     }
   }
   if (seen != 7) die("the kernel passed no AT_PHDR/AT_BASE/AT_ENTRY", 0, 0);
 
+  start.page = page;
+  start.execfn = execfn;
   s32 self = open_self(m, execfn);
   start.ldso = map_ldso(m, self, page);
   load_libraries(m, self);
@@ -1356,12 +1497,13 @@ __attribute__((used)) u64 stub_stack(u64 *to) {
      * PT_INTERP, which the file's table no longer has (without it ld.so asserts), and
      * never to the kernel's value, which Linux before 5.18 and qemu-user 7.2 compute
      * from the first PT_LOAD rather than from the segment holding the table. AT_BASE is
-     * 0 for a static executable; AT_ENTRY is our own entry, and ld.so would jump right
-     * back here.
+     * 0 for a static executable. AT_ENTRY is the kernel's jump to our own _start; ld.so
+     * jumps to it once everything is loaded: after_ldso, which maps the libraries from
+     * our file and goes on to the runtime's entry (with no library, straight there).
      */
     if (a[0] == AT_PHDR) value = m->phdr;
     if (a[0] == AT_BASE) value = start.ldso;
-    if (a[0] == AT_ENTRY) value = m->entry;
+    if (a[0] == AT_ENTRY) value = m->nlibraries ? (u64)&after_ldso : m->entry;
     *w++ = a[0];
     *w++ = value;
   }

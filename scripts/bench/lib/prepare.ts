@@ -67,7 +67,8 @@ export interface Built {
   work: string;
 }
 
-async function compileBun(entry: string, out: string): Promise<void> {
+/** Compiles a Bun program with pidone's flags (the floors, the memory-floor search). */
+export async function compileBun(entry: string, out: string): Promise<void> {
   await mustRun([process.execPath, "build", ...buildFlags(), entry, "--outfile", out], { cwd: ROOT, timeoutMs: 180_000 });
 }
 
@@ -91,7 +92,8 @@ export function isPacked(path: string): boolean {
 }
 
 type PackFn = (input: string, output: string) => unknown;
-async function packer(): Promise<PackFn | null> {
+/** scripts/pack's packFile, when the packer exists. */
+export async function packer(): Promise<PackFn | null> {
   const path = join(ROOT, "scripts/pack/index.ts");
   if (!existsSync(path)) return null;
   const mod = (await import(path)) as { packFile?: PackFn };
