@@ -176,10 +176,14 @@ critical = false
     // 30 runs: well past the default limit of 5 in 60 s; at the default pace (1 s doubling
     // to 30 s) they would take over ten minutes.
     const started = performance.now();
-    await p.waitStdout((t) => (t.match(/^crash +\| run$/gm) ?? []).length >= 30, 60_000);
+    try {
+      await p.waitStdout((t) => (t.match(/^crash +\| run$/gm) ?? []).length >= 30, 60_000);
+    } finally {
+      // Even when the wait fails: a crash loop left behind would load every later test.
+      process.kill(pid1, "SIGTERM");
+      await p.exit();
+    }
     const elapsed = performance.now() - started;
-    process.kill(pid1, "SIGTERM");
-    await p.exit();
     const text = p.stdout() + p.stderr();
     expect(text).toContain("restarting in 0.05 s");
     expect(text).toContain("restarting in 0.1 s");
