@@ -52,6 +52,7 @@ describe("sources combine into one plan", () => {
       ["web", "Procfile:1", ["/bin/sh", "-c", "exec httpd -f"], true, "/bin/sh"],
     ]);
     expect(p.services[0]).toMatchObject({ restart: "never", critical: true, after: [], stopSignal: 15, signals: "all" });
+    expect(p.services[1]).toMatchObject({ restartDelay: 1, restartDelayMax: 30, maxRestarts: 5, restartWindow: 60 });
   });
 
   test("TOML services keep their declaration order, even with integer-like names", () => {
@@ -342,6 +343,13 @@ describe("check() and buildPlan() on files", () => {
       argv: ["/usr/lib/postgresql/15/bin/postgres", "-D", "/var/lib/postgresql/data", "-c", "listen_addresses=127.0.0.1"],
       user: { uid: 105, gid: 110, groups: [110, 108, 50], name: "postgres" },
       stopSignal: 2,
+    });
+    expect(p.ok && p.plan.services.find((s) => s.name === "app")).toMatchObject({
+      restart: "on-failure",
+      restartDelay: 0.5,
+      restartDelayMax: 30,
+      maxRestarts: 5,
+      restartWindow: 60,
     });
   });
 

@@ -138,6 +138,8 @@ describe("defaults", () => {
       cwd: null,
       user: null,
       restart: "never",
+      restartDelay: 1,
+      restartDelayMax: 30,
       maxRestarts: 5,
       restartWindow: 60,
       critical: true,
@@ -193,6 +195,17 @@ describe("defaults", () => {
       signals: [1, 10, 12, 36],
       pidfile: "/run/app.pid",
     });
+  });
+
+  test("restart backoff: the first and the longest delay, fractions allowed; no restart limit with inf", () => {
+    expect(one('command = "x"\nrestart_delay = 0.05\nrestart_delay_max = 2.5')).toMatchObject({ restartDelay: 0.05, restartDelayMax: 2.5 });
+    expect(one('command = "x"\nrestart_delay = 0\nrestart_delay_max = 0')).toMatchObject({ restartDelay: 0, restartDelayMax: 0 });
+    // One delay alone moves the other's default out of its way.
+    expect(one('command = "x"\nrestart_delay = 45')).toMatchObject({ restartDelay: 45, restartDelayMax: 45 });
+    expect(one('command = "x"\nrestart_delay = 2')).toMatchObject({ restartDelay: 2, restartDelayMax: 30 });
+    expect(one('command = "x"\nrestart_delay_max = 0.5')).toMatchObject({ restartDelay: 0.5, restartDelayMax: 0.5 });
+    expect(one('command = "x"\nrestart_delay_max = 60')).toMatchObject({ restartDelay: 1, restartDelayMax: 60 });
+    expect(one('command = "x"\nrestart = "always"\nmax_restarts = inf')).toMatchObject({ maxRestarts: Infinity });
   });
 
   test("shell = true runs the string with /bin/sh -c, untouched", () => {
@@ -329,6 +342,18 @@ describe("every problem, each on its own line", () => {
       "app.toml:3: services.s.stop_timeout: expected a number of seconds, got inf",
       "app.toml:4: services.s.ready_timeout: expected a number of seconds, got nan",
       "app.toml:5: services.s.restart_window: must be at most 2147483 seconds, got 3000000",
+    ]);
+    expect(bad('command = "x"\nrestart_delay = -1\nrestart_delay_max = "30s"\nmax_restarts = -inf')).toEqual([
+      "app.toml:3: services.s.restart_delay: must be 0 or more seconds, got -1",
+      'app.toml:4: services.s.restart_delay_max: expected a number of seconds, got the string "30s"',
+      "app.toml:5: services.s.max_restarts: expected an integer 0 or more, got -inf",
+    ]);
+    expect(bad('command = "x"\nrestart_delay = 5\nrestart_delay_max = 2\nrestart_window = inf')).toEqual([
+      "app.toml:4: services.s.restart_delay_max: must be at least restart_delay (5 s), got 2",
+      "app.toml:5: services.s.restart_window: expected a number of seconds, got inf",
+    ]);
+    expect(bad('command = "x"\nrestart_delay = "5"\nrestart_delay_max = 0.5')).toEqual([
+      'app.toml:3: services.s.restart_delay: expected a number of seconds, got the string "5"',
     ]);
     expect(bad('command = "x"\nstop_signal = 0\nsignals = ["CHLD", "STOP", 99, "RTMIN+31"]')).toEqual([
       'app.toml:3: services.s.stop_signal: unknown signal "0" (a name such as "TERM" or "SIGHUP", a number, or "RTMIN+n")',

@@ -160,6 +160,38 @@ max_restarts = 2
     expect(r.code).toBe(3);
   });
 
+  test("restart_delay and restart_delay_max set the pace of a crash loop; max_restarts = inf never gives up", async () => {
+    const file = config(`
+[services.crash]
+command = "echo run; exit 3"
+shell = true
+restart = "always"
+restart_delay = 0.05
+restart_delay_max = 0.1
+max_restarts = inf
+critical = false
+`);
+    const p = start([...AS_PID1, PIDONE, "--grace", "2", "-c", file]);
+    const pid1 = await pid1Of(p.proc.pid);
+    // 30 runs: well past the default limit of 5 in 60 s; at the default pace (1 s doubling
+    // to 30 s) they would take over ten minutes.
+    const started = performance.now();
+    try {
+      await p.waitStdout((t) => (t.match(/^crash +\| run$/gm) ?? []).length >= 30, 60_000);
+    } finally {
+      // Even when the wait fails: a crash loop left behind would load every later test.
+      process.kill(pid1, "SIGTERM");
+      await p.exit();
+    }
+    const elapsed = performance.now() - started;
+    const text = p.stdout() + p.stderr();
+    expect(text).toContain("restarting in 0.05 s");
+    expect(text).toContain("restarting in 0.1 s");
+    expect(text).not.toContain("restarting in 0.2 s");
+    expect(text).not.toContain("gave up");
+    expect(elapsed).toBeLessThan(45_000);
+  });
+
   test("a non-critical service that ends is left down; the others keep running until stopped", async () => {
     const file = config(`
 [services.side]

@@ -8,8 +8,9 @@
  *   ending in .toml): `NAME: COMMAND` lines, `#` comments, blank lines. COMMAND is a
  *   shell command line, run as ["/bin/sh", "-c", COMMAND] (the Procfile convention).
  * - A TOML file (`-c FILE.toml`): [settings] grace, log_format; [services.NAME] with
- *   command, shell, env, cwd, user, restart, max_restarts, restart_window, critical,
- *   oneshot, after, ready, ready_timeout, stop_signal, stop_timeout, signals, pidfile.
+ *   command, shell, env, cwd, user, restart, restart_delay, restart_delay_max,
+ *   max_restarts, restart_window, critical, oneshot, after, ready, ready_timeout,
+ *   stop_signal, stop_timeout, signals, pidfile.
  *   The README's TOML example documents every key with its default (test/config-plan.test.ts
  *   checks it).
  * - Several sources combine into one plan; a name declared twice is an error, and
@@ -17,8 +18,9 @@
  *
  * Names: 1 to 64 of [A-Za-z0-9_.-], not starting with "." or "-".
  *
- * Defaults (types.ts DEFAULTS): restart "never", max_restarts 5 within restart_window
- * 60 s, critical true (a service that dies for good stops the container, so nothing
+ * Defaults (types.ts DEFAULTS): restart "never", restart_delay 1 s doubling up to
+ * restart_delay_max 30 s, max_restarts 5 within restart_window 60 s (inf: no limit),
+ * critical true (a service that dies for good stops the container, so nothing
  * dies silently; set critical = false for helpers), oneshot false, ready_timeout 30 s,
  * stop_signal TERM, stop_timeout 10 s, signals: all, grace 5 s, log_format "prefix".
  *

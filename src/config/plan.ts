@@ -55,6 +55,8 @@ function shellDraft(entry: ProcEntry, where: Where, origin: string): ServiceDraf
       cwd: null,
       user: null,
       restart: DEFAULTS.restart,
+      restartDelay: DEFAULTS.restartDelay,
+      restartDelayMax: DEFAULTS.restartDelayMax,
       maxRestarts: DEFAULTS.maxRestarts,
       restartWindow: DEFAULTS.restartWindow,
       critical: DEFAULTS.critical,

@@ -63,8 +63,8 @@ const hasNul = (s: string) => s.includes("\0");
 
 export const SETTINGS_KEYS = ["grace", "log_format"] as const;
 export const SERVICE_KEYS = [
-  "command", "shell", "env", "cwd", "user", "restart", "max_restarts", "restart_window", "critical",
-  "oneshot", "after", "ready", "ready_timeout", "stop_signal", "stop_timeout", "signals", "pidfile",
+  "command", "shell", "env", "cwd", "user", "restart", "restart_delay", "restart_delay_max", "max_restarts",
+  "restart_window", "critical", "oneshot", "after", "ready", "ready_timeout", "stop_signal", "stop_timeout", "signals", "pidfile",
 ] as const;
 export const READY_KINDS = ["tcp", "http", "file", "exec"] as const;
 const TOP_KEYS = ["settings", "services"] as const;
@@ -75,6 +75,8 @@ const SYNONYMS: Record<string, string> = {
   environment: "env", working_dir: "cwd", workdir: "cwd", directory: "cwd", working_directory: "cwd",
   cmd: "command", program: "command", exec: "command", execstart: "command",
   autorestart: "restart", stopsignal: "stop_signal", kill_signal: "stop_signal", killsignal: "stop_signal",
+  restartsec: "restart_delay", restart_sec: "restart_delay", backoff: "restart_delay",
+  restartmaxdelaysec: "restart_delay_max", max_delay: "restart_delay_max", max_backoff: "restart_delay_max",
   stopwaitsecs: "stop_timeout", timeout: "stop_timeout", healthcheck: "ready", readiness: "ready",
   startretries: "max_restarts", retries: "max_restarts", pid_file: "pidfile", service: "services",
   setting: "settings", logformat: "log_format", log: "log_format", grace_period: "grace",
@@ -169,10 +171,12 @@ class TableReader {
     return fallback;
   }
 
-  count(key: string, fallback: number): number {
+  /** An integer 0 or more; with `unlimited`, TOML's `inf` too (Infinity). */
+  count(key: string, fallback: number, unlimited = false): number {
     const v = this.get(key);
     if (v === undefined) return fallback;
     if (typeof v === "number" && Number.isInteger(v) && v >= 0) return v;
+    if (unlimited && v === Infinity) return v;
     this.bad(key, `expected an integer 0 or more, got ${describe(v)}`);
     return fallback;
   }
@@ -364,7 +368,17 @@ function readService(name: string, raw: unknown, src: TomlSource): ServiceDraft 
   }
 
   const restart = r.oneOf<RestartPolicy>("restart", RESTART_POLICIES, DEFAULTS.restart);
-  const maxRestarts = r.count("max_restarts", DEFAULTS.maxRestarts);
+  // Either delay alone moves the other's default out of its way; both set must agree.
+  const delaysBefore = src.diags.count;
+  const firstDelay = r.has("restart_delay") ? r.seconds("restart_delay", DEFAULTS.restartDelay, false) : null;
+  const longestDelay = r.has("restart_delay_max") ? r.seconds("restart_delay_max", DEFAULTS.restartDelayMax, false) : null;
+  const restartDelay = firstDelay ?? Math.min(DEFAULTS.restartDelay, longestDelay ?? Infinity);
+  let restartDelayMax = longestDelay ?? Math.max(DEFAULTS.restartDelayMax, restartDelay);
+  if (restartDelayMax < restartDelay && src.diags.count === delaysBefore) {
+    r.bad("restart_delay_max", `must be at least restart_delay (${restartDelay} s), got ${restartDelayMax}`);
+    restartDelayMax = restartDelay;
+  }
+  const maxRestarts = r.count("max_restarts", DEFAULTS.maxRestarts, true);
   const restartWindow = r.seconds("restart_window", DEFAULTS.restartWindow, true);
   const critical = r.boolean("critical", DEFAULTS.critical);
   const oneshot = r.boolean("oneshot", DEFAULTS.oneshot);
@@ -428,6 +442,8 @@ function readService(name: string, raw: unknown, src: TomlSource): ServiceDraft 
     cwd,
     user: null,
     restart,
+    restartDelay,
+    restartDelayMax,
     maxRestarts,
     restartWindow,
     critical,

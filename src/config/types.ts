@@ -64,7 +64,16 @@ export interface ServiceSpec {
   /** null: run as pidone's own user. */
   user: ResolvedUser | null;
   restart: RestartPolicy;
-  /** Restarts allowed within restartWindow seconds before the service has ended for good. */
+  /**
+   * Seconds before the first restart; each restart in a row doubles it, up to
+   * restartDelayMax; a long run (service.ts's BACKOFF_RESET_MS) starts over from restartDelay.
+   */
+  restartDelay: number;
+  restartDelayMax: number;
+  /**
+   * Restarts allowed within restartWindow seconds before the service has ended for good;
+   * Infinity (TOML `inf`): no limit.
+   */
   maxRestarts: number;
   restartWindow: number;
   /** Ending for good stops the whole container. */
@@ -97,6 +106,8 @@ export const DEFAULTS = {
   grace: 5,
   logFormat: "prefix" as LogFormat,
   restart: "never" as RestartPolicy,
+  restartDelay: 1,
+  restartDelayMax: 30,
   maxRestarts: 5,
   restartWindow: 60,
   /**

@@ -27,9 +27,7 @@ export interface ServiceHost extends ProbeHooks {
   ended(svc: ServiceRunner, code: number): void;
 }
 
-const BACKOFF_FIRST_MS = 1000;
-const BACKOFF_MAX_MS = 30_000;
-/** A run this long resets the backoff. */
+/** A run this long resets the backoff to the service's restart_delay. */
 const BACKOFF_RESET_MS = 60_000;
 
 export class ServiceRunner {
@@ -42,7 +40,7 @@ export class ServiceRunner {
   /** It had to be SIGKILLed during the stop. */
   killed = false;
   private restarts: number[] = [];
-  private backoffMs = BACKOFF_FIRST_MS;
+  private backoffMs: number;
   private startedAt = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private stopDone: (() => void) | null = null;
@@ -51,7 +49,9 @@ export class ServiceRunner {
   constructor(
     readonly spec: ServiceSpec,
     private readonly host: ServiceHost,
-  ) {}
+  ) {
+    this.backoffMs = spec.restartDelay * 1000;
+  }
 
   get name(): string {
     return this.spec.name;
@@ -153,10 +153,11 @@ export class ServiceRunner {
       const now = performance.now();
       this.restarts = this.restarts.filter((t) => now - t < this.spec.restartWindow * 1000);
       if (this.restarts.length < this.spec.maxRestarts) {
-        this.restarts.push(now);
-        if (now - this.startedAt >= BACKOFF_RESET_MS) this.backoffMs = BACKOFF_FIRST_MS;
+        // Without a limit there is nothing to count, and a crash loop must not grow a list.
+        if (this.spec.maxRestarts !== Infinity) this.restarts.push(now);
+        if (now - this.startedAt >= BACKOFF_RESET_MS) this.backoffMs = this.spec.restartDelay * 1000;
         const delay = this.backoffMs;
-        this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
+        this.backoffMs = Math.min(this.backoffMs * 2, this.spec.restartDelayMax * 1000);
         this.state = "backoff";
         this.host.event(this.name, `restarting in ${delay / 1000} s`, { event: "restarting", delay: delay / 1000 });
         this.timer = setTimeout(() => this.start(), delay);
