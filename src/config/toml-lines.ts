@@ -278,8 +278,14 @@ function unescapeBasic(raw: string): string {
 // ---------------------------------------------------------------------------------
 // The line of a syntax error
 
-/** Searching a syntax error's line re-parses prefixes: quadratic, so only for sane sizes. */
+/**
+ * Searching a syntax error's line re-parses prefixes: up to twice as many parses as lines,
+ * each as long as the text, so the lines times the characters bound the work. Past it, the
+ * error is reported without a line rather than after seconds of parsing (a long file whose
+ * error opens on line 1 costs the most).
+ */
 const MAX_LINES_TO_SEARCH = 1000;
+const MAX_SEARCH_WORK = 32 * 1024 * 1024;
 
 function parseError(text: string): string | null {
   try {
@@ -300,7 +306,7 @@ function parseError(text: string): string | null {
  */
 export function syntaxErrorLine(text: string, message: string): number | undefined {
   const lines = text.split("\n");
-  if (lines.length > MAX_LINES_TO_SEARCH) return undefined;
+  if (lines.length > MAX_LINES_TO_SEARCH || lines.length * text.length > MAX_SEARCH_WORK) return undefined;
   // Each prefix ends with a newline, as that line does in the whole text.
   const prefix = (n: number) => `${lines.slice(0, n).join("\n")}\n`;
   let good = 0;
