@@ -143,11 +143,11 @@ function optionValue(r: Rng, name: string, pid1: boolean): Uint8Array {
   const choices: Record<string, string[]> = {
     pdeathsig: ["SIGKILL", "SIGTERM", "SIGUSR1", "KILL", "9", "SIGFOO", "", "SIG", "sigkill", "SIGRTMIN+1"],
     "expect-exit": ["0", "3", "42", "255", "256", "-1", " 3", "+3", "0x10", "", "1e3", "99999999999999999999", "3 ", "143"],
-    grace: ["0", "0.1", "1", "5", "1e9", "1e3", "-1", "inf", "NaN", ".5", "5.", " 2 ", "9".repeat(400), "", "0.000001"],
+    grace: ["0", "0.1", "1", "5", "1e9", "1e3", "-1", "inf", "NaN", ".5", "5.", " 2 ", "9".repeat(400), "", "0.000001", "99999999999", "2147483", "2147484"],
     "stop-signals": ["TERM,INT", "QUIT", "HUP,USR1", "RTMIN+3", "", ",", "KILL", "STOP", "0", "65", "TERM,,INT", "INT", "CHLD", "TERM,KILL"],
     // "1" is pidone itself as PID 1; outside a namespace it would name the host's init.
     pidfile: [file("missing.pid"), file("pid-junk"), file(pid1 ? "pid-one" : "pid-huge"), file("pid-huge"), "", dir, file("binary.bin"), "/dev/null"],
-    "pidfile-timeout": ["0.1", "0.3", "1", "0", "-1", "abc", "1e308", "9".repeat(400), "", ".2"],
+    "pidfile-timeout": ["0.1", "0.3", "1", "0", "-1", "abc", "1e308", "9".repeat(400), "", ".2", "99999999999", "3000000"],
     rewrite: ["TERM:QUIT", "TERM:0", "USR1:USR2", "KILL:TERM", "CHLD:TERM", "TERM:KILL", "TERM", "a:b:c", "RTMIN+1:RTMAX", "RTMIN+99:1", ":", "INT:0", "TERM:STOP", "HUP:65"],
     service: ["a: true", "b: exit 3", "c: sleep 0.3", "d: sleep 3", "bad name: x", ":", "", "x:", "a: exit 42", "-a: true", "é: true", ".x: true", "n: ", "a:true"],
     config: [file("Procfile"), file("services.toml"), file("always.toml"), file("bad.toml"), file("binary.bin"), file("missing.toml"), dir, "/dev/null", ""],
@@ -306,7 +306,7 @@ export function cliCase(r: Rng): CliCase {
   if (r.chance(0.1)) env.push(["TINI_SUBREAPER", enc(r.pick(["", "1", "0"]))]);
   if (r.chance(0.1)) env.push(["TINI_KILL_PROCESS_GROUP", enc("")]);
   if (r.chance(0.15)) env.push(["TINI_VERBOSITY", r.chance(0.8) ? enc(r.pick(["0", "1", "2", "3", "4", "9", "-1", "x", "99999999999"])) : junkArg(r)]);
-  if (r.chance(0.1)) env.push(["PIDONE_GRACE", r.chance(0.8) ? enc(r.pick(["0", "1", "0.2", "-1", "x", "1e9"])) : junkArg(r)]);
+  if (r.chance(0.1)) env.push(["PIDONE_GRACE", r.chance(0.8) ? enc(r.pick(["0", "1", "0.2", "-1", "x", "1e9", "99999999999"])) : junkArg(r)]);
 
   let argv0: Uint8Array | null = null;
   if (r.chance(0.05)) argv0 = r.chance(0.5) ? enc(r.pick(["pause", "/x/pause", "pidone", "tini", ""])) : junkArg(r);
@@ -614,6 +614,17 @@ function exeOf(pid: number): string | null {
   }
 }
 
+/** The signal is blocked or caught (/proc/PID/status SigBlk, SigCgt). */
+function handles(pid: number, sig: number): boolean {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const mask = (field: string) => BigInt(`0x${/^${field}:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"}`);
+    return ((mask("SigBlk") | mask("SigCgt")) & (1n << BigInt(sig - 1))) !== 0n;
+  } catch {
+    return false;
+  }
+}
+
 function childrenOf(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
@@ -647,6 +658,20 @@ async function collect(stream: ReadableStream<Uint8Array>, into: Uint8Array[]): 
   }
 }
 
+/** The sessions of the cases running now, for killLiveCases. */
+const live = new Set<number>();
+
+/** SIGKILLs every case still running: a fuzzer stopped midway leaves no --pause behind. */
+export function killLiveCases(): void {
+  for (const pid of live) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
 export async function runCase(c: Case, ctx: RunContext): Promise<Outcome> {
   if (c.kind === "config") for (const f of c.files) writeFileSync(join(ctx.dir, f.name), f.bytes);
   const pidoneReal = realpathSync(ctx.pidone);
@@ -659,6 +684,7 @@ export async function runCase(c: Case, ctx: RunContext): Promise<Outcome> {
     stderr: "pipe",
     detached: true, // its own session: whatever pidone signals, the fuzzer is not in it
   });
+  live.add(proc.pid);
   const out: Uint8Array[] = [];
   const err: Uint8Array[] = [];
   const output = Promise.all([collect(proc.stdout, out), collect(proc.stderr, err)]);
@@ -669,18 +695,21 @@ export async function runCase(c: Case, ctx: RunContext): Promise<Outcome> {
   let hung = false;
   const signalAfter = c.kind === "cli" ? c.signalAfterMs : ctx.hangMs;
   if (!(await within(signalAfter)) && c.kind === "cli") {
-    // Signal pidone itself (not bash before its exec, nor unshare), once it runs.
+    // Signal pidone itself (not bash before its exec, nor unshare), once it blocks or
+    // catches the signal: between its execve and its first instruction nothing can, and a
+    // signal there kills any program (tini too), which is not what is being tested.
+    const sig = stopSignalFor(decisionOf(c, ctx.pidone));
     const target = async (): Promise<number | null> => {
       for (let tries = 0; tries < 500; tries++) {
         const pid = c.pid1 ? (childrenOf(proc.pid)[0] ?? -1) : proc.pid;
-        if (pid > 0 && exeOf(pid) === pidoneReal) return pid;
+        if (pid > 0 && exeOf(pid) === pidoneReal && handles(pid, sig)) return pid;
         if (await within(10)) return null;
       }
       return null;
     };
     const pid = await target();
     if (pid !== null) {
-      sentSignal = stopSignalFor(decisionOf(c, ctx.pidone));
+      sentSignal = sig;
       try {
         process.kill(pid, sentSignal);
       } catch {
@@ -699,6 +728,7 @@ export async function runCase(c: Case, ctx: RunContext): Promise<Outcome> {
     }
   }
   await proc.exited;
+  live.delete(proc.pid);
   // Whatever pidone left behind in its session (an orphan of the fixture) goes too; one
   // in a group of its own (-g, --setsid) may still hold the pipes: stop reading then.
   try {
@@ -735,6 +765,7 @@ const CRASH = [
   /internal error in /,
   /pidone failed: /,
   /Bun v\d+\.\d+\.\d+/,
+  /\(node:\d+\) \w*Warning|--trace-warnings/, // the runtime's own warnings (a timer out of range...)
 ];
 
 /** --check on a few MB must not take seconds (a quadratic path shows here first). */

@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ROOT, caseScript, confirmHangs, describeCase, kindOf, runPool, type CaseResult } from "./fuzz-cases.ts";
+import { ROOT, caseScript, confirmHangs, describeCase, killLiveCases, kindOf, runPool, type CaseResult } from "./fuzz-cases.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -42,6 +42,14 @@ const indexes = only !== null ? [only] : Array.from({ length: count }, (_, i) =>
 console.log(
   `pidone fuzz: seed ${seed}, ${only !== null ? `case ${only}` : `${count} cases`} (${kinds.join(" + ")}), ${jobs} jobs, ${pidone}`,
 );
+
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(sig, () => {
+    killLiveCases();
+    rmSync(workDir, { recursive: true, force: true });
+    process.exit(130);
+  });
+}
 
 const failures: CaseResult[] = [];
 const codes = new Map<string, number>();
