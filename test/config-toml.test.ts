@@ -101,6 +101,25 @@ describe("line scanner", () => {
   });
 });
 
+describe("line scanner on deep input (fuzzer)", () => {
+  test("nesting thousands deep and dotted keys of thousands of parts take linear time", () => {
+    const depth = 20_000;
+    const text = [
+      "[services.a]",
+      `after = ${"[".repeat(depth)}${"]".repeat(depth)}`,
+      `env = ${"{a=".repeat(depth)}1${"}".repeat(depth)}`,
+      `${Array(depth).fill("k").join(".")} = 1`,
+    ].join("\n");
+    const started = performance.now();
+    const lines = scanKeyLines(text);
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(lines.exact(["services", "a", "after", 0, 0])).toBe(2);
+    expect(lines.exact(["services", "a", "env", "a", "a"])).toBe(3);
+    expect(lines.exact(["services", "a", "k", "k"])).toBe(4);
+    expect(lines.nearest(["services", "a", "env", ...Array(100).fill("a")])).toBe(3);
+  });
+});
+
 describe("TOML syntax errors", () => {
   const cases: [string, string, number][] = [
     ["a = 1\nb = 2\nb = 3\n", "Cannot redefine key 'b'", 3],
