@@ -618,7 +618,7 @@ function exeOf(pid: number): string | null {
 function handles(pid: number, sig: number): boolean {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const mask = (field: string) => BigInt(`0x${/^${field}:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"}`);
+    const mask = (field: string) => BigInt(`0x${new RegExp(`^${field}:\\s*([0-9a-f]+)`, "m").exec(status)?.[1] ?? "0"}`);
     return ((mask("SigBlk") | mask("SigCgt")) & (1n << BigInt(sig - 1))) !== 0n;
   } catch {
     return false;
