@@ -143,6 +143,17 @@ describe("TOML syntax errors", () => {
     expect(performance.now() - started).toBeLessThan(2000);
   });
 
+  test("a file of more keys and tables than a services file needs is refused unparsed (fuzzer)", () => {
+    // Bun.TOML.parse is quadratic in the keys of a table: a file of this many took minutes.
+    const started = performance.now();
+    expect(problems(Array.from({ length: 400_000 }, (_, i) => `k${i} = 1`).join("\n"))).toEqual([
+      'app.toml: more than 10000 keys and tables ("=" and "["): too big for a services file',
+    ]);
+    expect(performance.now() - started).toBeLessThan(2000);
+    const big = Array.from({ length: 2000 }, (_, i) => `[services.s${i}]\ncommand = ["true"]`).join("\n");
+    expect(problems(big)).toEqual([]);
+  });
+
   test("are reported as FILE:LINE: TOML syntax error", () => {
     expect(problems('[services.web]\ncommand = "x"\n[services.web]\n')).toEqual([
       "app.toml:3: TOML syntax error: Cannot redefine table 'web'",

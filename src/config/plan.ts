@@ -102,7 +102,7 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
       const parsed = parseToml(source.text);
       if (!parsed.ok) {
         const where: Where = { origin: source.file, sourceIndex, ...(parsed.line === undefined ? {} : { line: parsed.line }) };
-        diags.add(where, `TOML syntax error: ${parsed.message}`);
+        diags.add(where, parsed.tooBig ? parsed.message : `TOML syntax error: ${parsed.message}`);
         return;
       }
       const config = readTomlConfig(parsed.data, { origin: source.file, sourceIndex, lines: parsed.lines, diags });
