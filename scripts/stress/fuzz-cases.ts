@@ -310,7 +310,6 @@ export function cliCase(r: Rng): CliCase {
 
   let argv0: Uint8Array | null = null;
   if (r.chance(0.05)) argv0 = r.chance(0.5) ? enc(r.pick(["pause", "/x/pause", "pidone", "tini", ""])) : junkArg(r);
-  for (const a of args) for (let i = 0; i < a.length; i++) if (a[i] === 0) a[i] = 1; // argv cannot hold NUL
   return {
     kind: "cli",
     argv0,
@@ -526,7 +525,9 @@ export function configCase(r: Rng, samples: { toml: string[]; procfile: string[]
 
 export function makeCase(kind: "cli" | "config", seed: number, samples: ReturnType<typeof configSamples>): Case {
   const r = rng(seed);
-  return kind === "cli" ? cliCase(r) : configCase(r, samples);
+  const c = kind === "cli" ? cliCase(r) : configCase(r, samples);
+  for (const a of c.args) for (let i = 0; i < a.length; i++) if (a[i] === 0) a[i] = 1; // argv cannot hold NUL
+  return c;
 }
 
 // ---------------------------------------------------------------- running
@@ -542,6 +543,8 @@ export interface Outcome {
   sentSignal: number | null;
   /** Still running after the stop signal and the hang limit: SIGKILLed. */
   hung: boolean;
+  /** The case could not be run at all (the fuzzer's fault, not pidone's). */
+  harness?: string;
 }
 
 export interface RunContext {
@@ -672,18 +675,29 @@ export function killLiveCases(): void {
   }
 }
 
-export async function runCase(c: Case, ctx: RunContext): Promise<Outcome> {
-  if (c.kind === "config") for (const f of c.files) writeFileSync(join(ctx.dir, f.name), f.bytes);
-  const pidoneReal = realpathSync(ctx.pidone);
-  const started = performance.now();
-  const proc = Bun.spawn(caseCommand(c, ctx), {
-    cwd: ctx.dir,
+function spawn(cmd: string[], cwd: string) {
+  return Bun.spawn(cmd, {
+    cwd,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
     detached: true, // its own session: whatever pidone signals, the fuzzer is not in it
   });
+}
+
+export async function runCase(c: Case, ctx: RunContext): Promise<Outcome> {
+  if (c.kind === "config") for (const f of c.files) writeFileSync(join(ctx.dir, f.name), f.bytes);
+  const pidoneReal = realpathSync(ctx.pidone);
+  const started = performance.now();
+  let proc: ReturnType<typeof spawn>;
+  try {
+    proc = spawn(caseCommand(c, ctx), ctx.dir);
+  } catch (e) {
+    // The fuzzer's own fault (an argument the kernel refuses): reported, never fatal to the run.
+    const message = `the fuzzer could not start the case: ${e instanceof Error ? e.message : String(e)}`;
+    return { code: null, signal: null, stdout: "", stderr: message, ms: 0, sentSignal: null, hung: false, harness: message };
+  }
   live.add(proc.pid);
   const out: Uint8Array[] = [];
   const err: Uint8Array[] = [];
@@ -776,6 +790,7 @@ const OWN_FAILURES = new Set([1, 2, 126, 127]);
 
 /** Why the outcome is wrong, or null. */
 export function judge(c: Case, o: Outcome, pidone: string): string | null {
+  if (o.harness) return o.harness;
   if (o.hung) return `hang: still running ${o.sentSignal ? `after signal ${o.sentSignal}` : "at the limit"} (${Math.round(o.ms)} ms)`;
   if (o.signal) return `pidone died of ${o.signal}`;
   if (c.kind === "cli" && c.pid1 && UNSHARE_SIGNALLED.test(o.stderr)) return "pidone (PID 1) died of a signal";
