@@ -43,6 +43,7 @@ console.log(
   `pidone fuzz: seed ${seed}, ${only !== null ? `case ${only}` : `${count} cases`} (${kinds.join(" + ")}), ${jobs} jobs, ${pidone}`,
 );
 
+process.on("exit", killLiveCases); // even when the fuzzer itself fails
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(sig, () => {
     killLiveCases();
