@@ -785,13 +785,23 @@ const CRASH = [
 /** --check on a few MB must not take seconds (a quadratic path shows here first). */
 const SLOW_CHECK_MS = 5000;
 
+/** The stop signal reaches the child rewritten into one that stops it (-r TERM:STOP). */
+function stopsTheChild(d: Decision, sent: number | null): boolean {
+  if (d.kind !== "run" || sent === null) return false;
+  const to = d.rewrite.get(sent);
+  return to !== undefined && ([SIG.STOP, SIG.TSTP, SIG.TTIN, SIG.TTOU] as number[]).includes(to);
+}
+
 /** Exit codes pidone's own failures use: each must come with a message. */
 const OWN_FAILURES = new Set([1, 2, 126, 127]);
 
 /** Why the outcome is wrong, or null. */
 export function judge(c: Case, o: Outcome, pidone: string): string | null {
   if (o.harness) return o.harness;
-  if (o.hung) return `hang: still running ${o.sentSignal ? `after signal ${o.sentSignal}` : "at the limit"} (${Math.round(o.ms)} ms)`;
+  if (o.hung && !(c.kind === "cli" && stopsTheChild(decisionOf(c, pidone), o.sentSignal))) {
+    return `hang: still running ${o.sentSignal ? `after signal ${o.sentSignal}` : "at the limit"} (${Math.round(o.ms)} ms)`;
+  }
+  if (o.hung) return null; // it waits for a child it was told to stop (-r TERM:STOP), as tini does
   if (o.signal) return `pidone died of ${o.signal}`;
   if (c.kind === "cli" && c.pid1 && UNSHARE_SIGNALLED.test(o.stderr)) return "pidone (PID 1) died of a signal";
   const text = `${o.stdout}\n${o.stderr}`;
