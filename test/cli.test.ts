@@ -75,6 +75,14 @@ describe("decisions", () => {
       fatal: "Not a valid value for PIDONE_GRACE: 1e3",
     });
   });
+  test("--stop-signals refuses KILL and STOP, which pidone cannot catch (fuzzer: --pause --stop-signals STOP never stopped)", () => {
+    expect(decide(b("pidone", "-P", "--stop-signals", "STOP"), noEnv)).toEqual({
+      kind: "usage-error",
+      fatal: "Not a valid signal for --stop-signals: STOP (it cannot be caught)",
+    });
+    expect(decide(b("pidone", "--stop-signals", "TERM,KILL", "x"), noEnv)).toMatchObject({ kind: "usage-error" });
+    expect(decide(b("pidone", "--stop-signals", "TERM,QUIT", "x"), noEnv)).toMatchObject({ kind: "run", stopSignals: new Set([15, 3]) });
+  });
   test("PROGRAM bytes pass through untouched", () => {
     const bad = new Uint8Array([0x66, 0xff, 0xfe]);
     const d = decide([b("pidone")[0]!, bad], noEnv);

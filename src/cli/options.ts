@@ -156,6 +156,10 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
         for (const name of opt.value!.split(",")) {
           const sig = parseSignal(name);
           if (sig === null) return { kind: "usage-error", fatal: `Not a valid signal for --stop-signals: ${name}` };
+          // Uncatchable: a list of only these would leave nothing but SIGKILL to stop pidone.
+          if (sig === SIG.KILL || sig === SIG.STOP) {
+            return { kind: "usage-error", fatal: `Not a valid signal for --stop-signals: ${name} (it cannot be caught)` };
+          }
           set.add(sig);
         }
         cfg.stopSignals = set;
