@@ -62,6 +62,27 @@ describe("decisions", () => {
     expect(decide(b("pidone", "-v", "x"), env)).toMatchObject({ subreaper: true, processGroup: true, verbosity: 3 });
     expect(decide(b("pidone", "-vv", "x"), noEnv)).toMatchObject({ verbosity: 3 });
   });
+  test("durations past setTimeout's range are refused, not fired at once (fuzzer)", () => {
+    const tooLong = "Not a valid option for --grace: 99999999999 (at most 2147483 seconds)";
+    expect(decide(b("pidone", "--grace", "99999999999", "x"), noEnv)).toEqual({ kind: "usage-error", fatal: tooLong });
+    expect(decide(b("pidone", "--grace", "2147483", "x"), noEnv)).toMatchObject({ kind: "run", graceSeconds: 2147483 });
+    expect(decide(b("pidone", "--pidfile", "f", "--pidfile-timeout", "3000000", "x"), noEnv)).toEqual({
+      kind: "usage-error",
+      fatal: "Not a valid option for --pidfile-timeout: 3000000 (at most 2147483 seconds)",
+    });
+    expect(decide(b("pidone", "x"), new Map([["PIDONE_GRACE", "1e3"]]))).toEqual({
+      kind: "usage-error",
+      fatal: "Not a valid value for PIDONE_GRACE: 1e3",
+    });
+  });
+  test("--stop-signals refuses KILL and STOP, which pidone cannot catch (fuzzer: --pause --stop-signals STOP never stopped)", () => {
+    expect(decide(b("pidone", "-P", "--stop-signals", "STOP"), noEnv)).toEqual({
+      kind: "usage-error",
+      fatal: "Not a valid signal for --stop-signals: STOP (it cannot be caught)",
+    });
+    expect(decide(b("pidone", "--stop-signals", "TERM,KILL", "x"), noEnv)).toMatchObject({ kind: "usage-error" });
+    expect(decide(b("pidone", "--stop-signals", "TERM,QUIT", "x"), noEnv)).toMatchObject({ kind: "run", stopSignals: new Set([15, 3]) });
+  });
   test("PROGRAM bytes pass through untouched", () => {
     const bad = new Uint8Array([0x66, 0xff, 0xfe]);
     const d = decide([b("pidone")[0]!, bad], noEnv);

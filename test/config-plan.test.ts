@@ -186,6 +186,38 @@ describe("after: order, levels and cycles", () => {
   });
 });
 
+describe("after: graphs of thousands of services (fuzzer)", () => {
+  const N = 100_000;
+  const chain = (next: (i: number) => number | null) =>
+    Array.from({ length: N }, (_, i) => ({ name: `s${i}`, after: next(i) === null ? [] : [`s${next(i)}`] }));
+
+  test("a cycle through every service is found without overflowing the stack", () => {
+    const cycles = findCycles(chain((i) => (i + 1) % N));
+    expect(cycles.length).toBe(1);
+    expect(cycles[0]!.length).toBe(N + 1);
+  });
+
+  test("levels of a chain declared in either order, without overflowing the stack", () => {
+    expect(startLevels(chain((i) => (i + 1 < N ? i + 1 : null))).length).toBe(N);
+    expect(stopLevels(chain((i) => (i > 0 ? i - 1 : null))).length).toBe(N);
+  });
+
+  test("at most 20 cycles are listed, then one line says there are more", () => {
+    const text = Array.from({ length: 30 }, (_, i) => `[services.s${i}]\ncommand = "x"\nafter = ["s${i}"]`).join("\n");
+    const p = problems([toml(text)]);
+    expect(p.length).toBe(21);
+    expect(p[20]).toBe("pidone: more dependency cycles than the 20 listed");
+  });
+
+  test("a huge unknown name costs no edit distance against every service", () => {
+    const started = performance.now();
+    const others = Array.from({ length: 20 }, (_, i) => `[services.s${i}]\ncommand = "x"`).join("\n");
+    const p = problems([toml(`${others}\n[services.a]\ncommand = "x"\nafter = ["${"b".repeat(2_000_000)}"]`)]);
+    expect(p.length).toBe(1);
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+});
+
 describe("programs are looked up as execvp will", () => {
   const dir = tempDir("pidone-config-");
   const file = (path: string, mode: number) => {

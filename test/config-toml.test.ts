@@ -101,6 +101,25 @@ describe("line scanner", () => {
   });
 });
 
+describe("line scanner on deep input (fuzzer)", () => {
+  test("nesting thousands deep and dotted keys of thousands of parts take linear time", () => {
+    const depth = 20_000;
+    const text = [
+      "[services.a]",
+      `after = ${"[".repeat(depth)}${"]".repeat(depth)}`,
+      `env = ${"{a=".repeat(depth)}1${"}".repeat(depth)}`,
+      `${Array(depth).fill("k").join(".")} = 1`,
+    ].join("\n");
+    const started = performance.now();
+    const lines = scanKeyLines(text);
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(lines.exact(["services", "a", "after", 0, 0])).toBe(2);
+    expect(lines.exact(["services", "a", "env", "a", "a"])).toBe(3);
+    expect(lines.exact(["services", "a", "k", "k"])).toBe(4);
+    expect(lines.nearest(["services", "a", "env", ...Array(100).fill("a")])).toBe(3);
+  });
+});
+
 describe("TOML syntax errors", () => {
   const cases: [string, string, number][] = [
     ["a = 1\nb = 2\nb = 3\n", "Cannot redefine key 'b'", 3],
@@ -114,6 +133,25 @@ describe("TOML syntax errors", () => {
   ];
   test.each(cases)("%j: %s on line %d", (text, message, line) => {
     expect(parseToml(text)).toEqual({ ok: false, message, line });
+  });
+
+  test("a long file whose error opens on line 1 is reported at once, without its line", () => {
+    // 999 lines of 10,000 characters after `x = [`: searching the line took seconds (fuzzer).
+    const text = ["x = [", ...Array.from({ length: 999 }, () => `"${"a".repeat(10_000)}",`)].join("\n");
+    const started = performance.now();
+    expect(parseToml(text)).toEqual({ ok: false, message: "Unterminated array; expected ']'" });
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  test("a file of more keys and tables than a services file needs is refused unparsed (fuzzer)", () => {
+    // Bun.TOML.parse is quadratic in the keys of a table: a file of this many took minutes.
+    const started = performance.now();
+    expect(problems(Array.from({ length: 400_000 }, (_, i) => `k${i} = 1`).join("\n"))).toEqual([
+      'app.toml: more than 10000 keys and tables ("=" and "["): too big for a services file',
+    ]);
+    expect(performance.now() - started).toBeLessThan(2000);
+    const big = Array.from({ length: 2000 }, (_, i) => `[services.s${i}]\ncommand = ["true"]`).join("\n");
+    expect(problems(big)).toEqual([]);
   });
 
   test("are reported as FILE:LINE: TOML syntax error", () => {

@@ -1,6 +1,7 @@
 // argv (bytes) + environment → what pidone should do. Pure: no I/O, no exits.
 import { parseGrammar } from "./grammar.ts";
 import { SIG, parseSignal, pdeathsigByName } from "../signals/table.ts";
+import { MAX_SECONDS } from "../config/types.ts";
 
 export interface RunConfig {
   kind: "run";
@@ -58,10 +59,16 @@ export function atoi(s: string): number {
   return Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, n)) | 0;
 }
 
+/** Seconds within setTimeout's range: past it the runtime fires the timer at once, with a warning. */
 function seconds(s: string): number | null {
   if (!/^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(s)) return null;
   const n = Number(s);
-  return Number.isFinite(n) ? n : null;
+  return Number.isFinite(n) && n <= MAX_SECONDS ? n : null;
+}
+
+/** Why a number of seconds was refused, when the reason is its size. */
+function tooLong(s: string): string {
+  return /^\s*[\d.]+\s*$/.test(s) && Number(s) > MAX_SECONDS ? ` (at most ${MAX_SECONDS} seconds)` : "";
 }
 
 function basename(bytes: Uint8Array): string {
@@ -138,7 +145,7 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
         break;
       case "grace": {
         const n = seconds(opt.value!);
-        if (n === null) return { kind: "usage-error", fatal: `Not a valid option for --grace: ${opt.value}` };
+        if (n === null) return { kind: "usage-error", fatal: `Not a valid option for --grace: ${opt.value}${tooLong(opt.value!)}` };
         cfg.graceSeconds = n;
         cfg.graceFrom = "flag";
         graceGiven = true;
@@ -149,6 +156,10 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
         for (const name of opt.value!.split(",")) {
           const sig = parseSignal(name);
           if (sig === null) return { kind: "usage-error", fatal: `Not a valid signal for --stop-signals: ${name}` };
+          // Uncatchable: a list of only these would leave nothing but SIGKILL to stop pidone.
+          if (sig === SIG.KILL || sig === SIG.STOP) {
+            return { kind: "usage-error", fatal: `Not a valid signal for --stop-signals: ${name} (it cannot be caught)` };
+          }
           set.add(sig);
         }
         cfg.stopSignals = set;
@@ -163,7 +174,7 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
         break;
       case "pidfile-timeout": {
         const n = seconds(opt.value!);
-        if (n === null || n <= 0) return { kind: "usage-error", fatal: `Not a valid option for --pidfile-timeout: ${opt.value}` };
+        if (n === null || n <= 0) return { kind: "usage-error", fatal: `Not a valid option for --pidfile-timeout: ${opt.value}${tooLong(opt.value!)}` };
         cfg.pidfileTimeoutSeconds = n;
         break;
       }
@@ -198,7 +209,7 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
 
   if (!graceGiven && env.has("PIDONE_GRACE")) {
     const n = seconds(env.get("PIDONE_GRACE")!);
-    if (n === null) return { kind: "usage-error", fatal: `Not a valid value for PIDONE_GRACE: ${env.get("PIDONE_GRACE")}` };
+    if (n === null) return { kind: "usage-error", fatal: `Not a valid value for PIDONE_GRACE: ${env.get("PIDONE_GRACE")}${tooLong(env.get("PIDONE_GRACE")!)}` };
     cfg.graceSeconds = n;
     cfg.graceFrom = "env";
   }

@@ -86,17 +86,20 @@ export function didYouMean(word: string, candidates: readonly string[], synonyms
   const lower = word.toLowerCase();
   const synonym = synonyms[lower.replace(/-/g, "_")];
   if (synonym && candidates.includes(synonym)) return synonym;
+  // Words of one or two letters are too short to guess from.
+  const limit = word.length < 3 ? 0 : Math.max(1, Math.min(3, Math.floor(word.length / 3)));
   let best: string | null = null;
   let bestDistance = Infinity;
   for (const c of candidates) {
+    // The distance is at least the difference in length: a candidate too long or too
+    // short is no typo, and a huge word must not cost its length times every candidate.
+    if (Math.abs(c.length - word.length) > limit) continue;
     const d = editDistance(lower.replace(/-/g, "_"), c.toLowerCase());
     if (d < bestDistance) {
       best = c;
       bestDistance = d;
     }
   }
-  // Words of one or two letters are too short to guess from.
-  const limit = word.length < 3 ? 0 : Math.max(1, Math.min(3, Math.floor(word.length / 3)));
   return best !== null && bestDistance <= limit ? best : null;
 }
 

@@ -10,65 +10,96 @@ export interface Node {
 /**
  * Every elementary cycle reachable by a depth-first walk, each once, written as a path
  * that returns to its start (["a", "b", "a"]) and rotated to start at the service
- * declared first. Names in `after` that are not nodes are ignored here.
+ * declared first; at most `limit` of them (each costs its length to write out, and a
+ * file can hold thousands). Names in `after` that are not nodes are ignored here.
+ * The walk keeps its own stack: a chain of thousands of services must not overflow
+ * the runtime's.
  */
-export function findCycles(nodes: readonly Node[]): string[][] {
+export function findCycles(nodes: readonly Node[], limit = Infinity): string[][] {
   const index = new Map(nodes.map((n, i) => [n.name, i]));
   const state = new Map<string, "active" | "done">();
   const stack: string[] = [];
+  const position = new Map<string, number>(); // of each active name in `stack`
   const seen = new Set<string>();
   const cycles: string[][] = [];
 
-  const visit = (name: string) => {
-    state.set(name, "active");
-    stack.push(name);
-    for (const dep of nodes[index.get(name)!]!.after) {
-      if (!index.has(dep)) continue;
-      const s = state.get(dep);
-      if (s === "active") {
-        const loop = stack.slice(stack.indexOf(dep));
-        let first = 0;
-        for (let k = 1; k < loop.length; k++) if (index.get(loop[k]!)! < index.get(loop[first]!)!) first = k;
-        const rotated = [...loop.slice(first), ...loop.slice(0, first)];
-        const key = rotated.join("\0");
-        if (!seen.has(key)) {
-          seen.add(key);
-          cycles.push([...rotated, rotated[0]!]);
-        }
-      } else if (s === undefined) {
-        visit(dep);
+  const found = (dep: string) => {
+    const loop = stack.slice(position.get(dep)!);
+    let first = 0;
+    for (let k = 1; k < loop.length; k++) if (index.get(loop[k]!)! < index.get(loop[first]!)!) first = k;
+    const rotated = [...loop.slice(first), ...loop.slice(0, first)];
+    const key = rotated.join("\0");
+    if (!seen.has(key)) {
+      seen.add(key);
+      cycles.push([...rotated, rotated[0]!]);
+    }
+  };
+  for (const root of nodes) {
+    if (state.has(root.name)) continue;
+    const frames: { name: string; next: number }[] = [];
+    const enter = (name: string) => {
+      state.set(name, "active");
+      position.set(name, stack.length);
+      stack.push(name);
+      frames.push({ name, next: 0 });
+    };
+    enter(root.name);
+    while (frames.length > 0) {
+      if (cycles.length >= limit) return cycles;
+      const f = frames[frames.length - 1]!;
+      const after = nodes[index.get(f.name)!]!.after;
+      if (f.next < after.length) {
+        const dep = after[f.next++]!;
+        if (!index.has(dep)) continue;
+        const s = state.get(dep);
+        if (s === "active") found(dep);
+        else if (s === undefined) enter(dep);
+      } else {
+        frames.pop();
+        stack.pop();
+        position.delete(f.name);
+        state.set(f.name, "done");
       }
     }
-    stack.pop();
-    state.set(name, "done");
-  };
-  for (const n of nodes) if (!state.has(n.name)) visit(n.name);
+  }
   return cycles;
 }
 
 /**
  * The start level of each node: 0 without dependencies, else one more than its highest
- * dependency. Throws on a cycle (validation reports cycles before this is used).
+ * dependency. Throws on a cycle (validation reports cycles before this is used). Walks
+ * with its own stack, as findCycles does.
  */
 export function startLevelOf(nodes: readonly Node[]): Map<string, number> {
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const level = new Map<string, number>();
   const visiting = new Set<string>();
-  const compute = (n: Node): number => {
-    const known = level.get(n.name);
-    if (known !== undefined) return known;
-    if (visiting.has(n.name)) throw new Error(`dependency cycle through "${n.name}"`);
-    visiting.add(n.name);
-    let l = 0;
-    for (const dep of n.after) {
-      const d = byName.get(dep);
-      if (d) l = Math.max(l, compute(d) + 1);
+  for (const root of nodes) {
+    if (level.has(root.name)) continue;
+    visiting.add(root.name);
+    const frames: { node: Node; next: number; level: number }[] = [{ node: root, next: 0, level: 0 }];
+    while (frames.length > 0) {
+      const f = frames[frames.length - 1]!;
+      if (f.next < f.node.after.length) {
+        const d = byName.get(f.node.after[f.next++]!);
+        if (!d) continue;
+        const known = level.get(d.name);
+        if (known !== undefined) {
+          f.level = Math.max(f.level, known + 1);
+          continue;
+        }
+        if (visiting.has(d.name)) throw new Error(`dependency cycle through "${d.name}"`);
+        visiting.add(d.name);
+        frames.push({ node: d, next: 0, level: 0 });
+      } else {
+        frames.pop();
+        visiting.delete(f.node.name);
+        level.set(f.node.name, f.level);
+        const parent = frames[frames.length - 1];
+        if (parent) parent.level = Math.max(parent.level, f.level + 1);
+      }
     }
-    visiting.delete(n.name);
-    level.set(n.name, l);
-    return l;
-  };
-  for (const n of nodes) compute(n);
+  }
   return level;
 }
 

@@ -104,7 +104,7 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
       const parsed = parseToml(source.text);
       if (!parsed.ok) {
         const where: Where = { origin: source.file, sourceIndex, ...(parsed.line === undefined ? {} : { line: parsed.line }) };
-        diags.add(where, `TOML syntax error: ${parsed.message}`);
+        diags.add(where, parsed.tooBig ? parsed.message : `TOML syntax error: ${parsed.message}`);
         return;
       }
       const config = readTomlConfig(parsed.data, { origin: source.file, sourceIndex, lines: parsed.lines, diags });
@@ -157,21 +157,32 @@ function checkDuplicates(drafts: readonly ServiceDraft[], diags: Diagnostics): S
   return [...first.values()];
 }
 
+/** Cycles listed, and unknown names given a suggestion: each costs work over every service. */
+const MAX_CYCLES = 20;
+const MAX_SUGGESTIONS = 100;
+
 function checkAfter(drafts: readonly ServiceDraft[], diags: Diagnostics): void {
   const names = drafts.map((d) => d.spec.name);
+  const known = new Set(names);
+  let suggestions = 0;
   for (const d of drafts) {
     for (const ref of d.afterRefs) {
-      if (!names.includes(ref.name)) {
-        diags.add(d.where(ref.field), `unknown service ${JSON.stringify(ref.name)}${suggestion(ref.name, names)}`);
+      if (!known.has(ref.name)) {
+        const hint = suggestions++ < MAX_SUGGESTIONS ? suggestion(ref.name, names) : "";
+        diags.add(d.where(ref.field), `unknown service ${JSON.stringify(ref.name)}${hint}`);
       }
     }
   }
   const byName = new Map(drafts.map((d) => [d.spec.name, d]));
-  for (const cycle of findCycles(drafts.map((d) => d.spec))) {
+  const cycles = findCycles(drafts.map((d) => d.spec), MAX_CYCLES + 1);
+  for (const cycle of cycles.slice(0, MAX_CYCLES)) {
     const from = byName.get(cycle[0]!)!;
     const ref = from.afterRefs.find((a) => a.name === cycle[1]);
     const where = ref ? from.where(ref.field) : from.where(["after"]);
     diags.add(where, `dependency cycle: ${cycle.join(" -> ")}`);
+  }
+  if (cycles.length > MAX_CYCLES) {
+    diags.add({ origin: "pidone", sourceIndex: Number.MAX_SAFE_INTEGER }, `more dependency cycles than the ${MAX_CYCLES} listed`);
   }
 }
 

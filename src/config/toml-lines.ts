@@ -16,11 +16,25 @@ import type { KeyPath } from "./diagnostics.ts";
 
 const BARE_KEY = /[A-Za-z0-9_-]/;
 
+/**
+ * Deeper than any path a diagnostic names (services.NAME.ready.exec[0] is 5 long): paths
+ * past it are not recorded, nor copied, so deep nesting (a valid `x = [[[[…]]]]` thousands
+ * deep, or a dotted key of thousands of parts) costs linear time, not quadratic.
+ */
+const MAX_DEPTH = 8;
+
+/** `path` extended by `keys`, cut just past MAX_DEPTH (which marks it too deep to record). */
+function extend(path: KeyPath, keys: readonly (string | number)[]): KeyPath {
+  const room = MAX_DEPTH + 1 - path.length;
+  return room <= 0 ? path : [...path, ...keys.slice(0, room)];
+}
+
 export class KeyLines {
   private readonly lines = new Map<string, number>();
 
   /** The first definition wins: a table implied by a dotted key keeps its first line. */
   set(path: KeyPath, line: number): void {
+    if (path.length > MAX_DEPTH) return;
     const k = JSON.stringify(path);
     if (!this.lines.has(k)) this.lines.set(k, line);
   }
@@ -94,8 +108,9 @@ class Scanner {
 
   private record(base: KeyPath, key: readonly string[], pos: number): KeyPath {
     const line = this.lineAt(pos);
-    for (let n = 1; n <= key.length; n++) this.out.set([...base, ...key.slice(0, n)], line);
-    return [...base, ...key];
+    const path = extend(base, key);
+    for (let n = base.length + 1; n <= Math.min(path.length, MAX_DEPTH); n++) this.out.set(path.slice(0, n), line);
+    return path;
   }
 
   run(): void {
@@ -131,7 +146,7 @@ class Scanner {
   private header(key: readonly string[], isArray: boolean, pos: number): KeyPath {
     const line = this.lineAt(pos);
     const path: (string | number)[] = [];
-    for (let n = 0; n < key.length; n++) {
+    for (let n = 0; n < key.length && path.length <= MAX_DEPTH; n++) {
       path.push(key[n]!);
       const last = n === key.length - 1;
       if (last && isArray) {
@@ -183,9 +198,34 @@ class Scanner {
     return Math.min(k + 1, this.s.length);
   }
 
+  /**
+   * Skips an array or inline table too deep to record, without recursing: a valid file
+   * nested thousands deep must not overflow the stack here (and be reported as a syntax error).
+   */
+  private skipNested(): void {
+    let depth = 0;
+    while (!this.eof) {
+      const c = this.ch();
+      if (c === "[" || c === "{") {
+        depth++;
+        this.i++;
+      } else if (c === "]" || c === "}") {
+        this.i++;
+        if (--depth === 0) return;
+      } else if (c === '"' || c === "'") {
+        this.value([]); // a string: skipped whole, brackets inside included
+      } else if (c === "#") {
+        this.skipToLineEnd();
+      } else {
+        this.i++;
+      }
+    }
+  }
+
   private value(path: KeyPath): void {
     const s = this.s;
     const c = this.ch();
+    if ((c === "[" || c === "{") && path.length > MAX_DEPTH) return this.skipNested();
     if (s.startsWith('"""', this.i) || s.startsWith("'''", this.i)) {
       const quote = c;
       const delimiter = quote.repeat(3);
@@ -214,7 +254,7 @@ class Scanner {
           return;
         }
         const before = this.i;
-        const element = [...path, index];
+        const element = extend(path, [index]);
         this.out.set(element, this.lineAt(this.i));
         this.value(element);
         this.skipBlank();
@@ -278,8 +318,14 @@ function unescapeBasic(raw: string): string {
 // ---------------------------------------------------------------------------------
 // The line of a syntax error
 
-/** Searching a syntax error's line re-parses prefixes: quadratic, so only for sane sizes. */
+/**
+ * Searching a syntax error's line re-parses prefixes: up to twice as many parses as lines,
+ * each as long as the text, so the lines times the characters bound the work. Past it, the
+ * error is reported without a line rather than after seconds of parsing (a long file whose
+ * error opens on line 1 costs the most).
+ */
 const MAX_LINES_TO_SEARCH = 1000;
+const MAX_SEARCH_WORK = 32 * 1024 * 1024;
 
 function parseError(text: string): string | null {
   try {
@@ -300,7 +346,7 @@ function parseError(text: string): string | null {
  */
 export function syntaxErrorLine(text: string, message: string): number | undefined {
   const lines = text.split("\n");
-  if (lines.length > MAX_LINES_TO_SEARCH) return undefined;
+  if (lines.length > MAX_LINES_TO_SEARCH || lines.length * text.length > MAX_SEARCH_WORK) return undefined;
   // Each prefix ends with a newline, as that line does in the whole text.
   const prefix = (n: number) => `${lines.slice(0, n).join("\n")}\n`;
   let good = 0;

@@ -18,11 +18,32 @@ import {
 
 export type TomlParse =
   | { ok: true; data: Record<string, unknown>; lines: KeyLines }
-  | { ok: false; message: string; line?: number };
+  /** A syntax error (its line when found), or a file too big to parse (`tooBig`). */
+  | { ok: false; message: string; line?: number; tooBig?: true };
 
 const PARSE_ERROR_PREFIX = /^TOML Parse error:\s*/;
 
+/**
+ * Bun.TOML.parse takes time quadratic in the keys of one table, so a file of many keys
+ * or tables (a generated or corrupted one) would stall --check and the start for minutes.
+ * A services file needs few: past this many "=" and "[" (a bound from above on its keys
+ * and tables, counted in one pass) it is refused unparsed.
+ */
+export const MAX_TOML_KEYS = 10_000;
+
+function tooManyKeys(text: string): boolean {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c === 0x3d || c === 0x5b) && ++n > MAX_TOML_KEYS) return true; // "=" or "["
+  }
+  return false;
+}
+
 export function parseToml(text: string): TomlParse {
+  if (tooManyKeys(text)) {
+    return { ok: false, message: `more than ${MAX_TOML_KEYS} keys and tables ("=" and "["): too big for a services file`, tooBig: true };
+  }
   try {
     const data = Bun.TOML.parse(text) as Record<string, unknown>;
     return { ok: true, data, lines: scanKeyLines(text) };
