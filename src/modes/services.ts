@@ -229,7 +229,9 @@ class ServicesMode {
   /** The dispositions every service and probe starts with (the plan never changes). */
   private readonly sigdefault: Uint8Array;
   private readonly treeStop: TreeStop;
-  private readonly mux: OutputMux | null;
+  /** Made in start(), once the signals are caught: see there. */
+  private mux: OutputMux | null = null;
+  private readonly color: boolean;
   /** pidone's own events, in the order things happened (see event). */
   private queue: Promise<void> = Promise.resolve();
 
@@ -240,11 +242,7 @@ class ServicesMode {
     private readonly envp: readonly Uint8Array[],
     env: ReadonlyMap<string, string>,
   ) {
-    const format = plan.settings.logFormat;
-    this.mux =
-      format === "raw"
-        ? null
-        : new OutputMux({ format, names: plan.services.map((s) => s.name), color: isatty(1) && !env.has("NO_COLOR") });
+    this.color = isatty(1) && !env.has("NO_COLOR");
     this.signalPlan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals]);
     this.sigdefault = childDefaultSet(this.signalPlan);
     this.treeStop = new TreeStop(plan.settings.grace * 1000, this.graceOver);
@@ -340,6 +338,11 @@ class ServicesMode {
     // Stop signals start the ordered stop: JavaScript's alone. The others go straight to
     // the one service that takes them (publishTargets), else to signal().
     listen(this.signalPlan, this.signal, (sig) => (stops.has(sig) ? "queue" : this.outputOf(sig)), (sig) => stops.has(sig));
+    // The output worker's thread only now: a signal pending since start-up (an early
+    // docker stop) may be delivered to that thread, and until the line above it would
+    // meet the default action there (fatal, or dropped as PID 1).
+    const format = this.plan.settings.logFormat;
+    if (format !== "raw") this.mux = new OutputMux({ format, names: this.plan.services.map((s) => s.name), color: this.color });
     log.debug(`pidone ${getpid()}: ${this.runners.length} services`);
     keepAlive();
     // Probe host names are resolved before anything starts: see ready.ts.
