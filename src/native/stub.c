@@ -1099,7 +1099,7 @@ static void check_rlimit(u32 resource, u64 need, const char *what, const char *n
  * every fault), all charged to this container; pages already cached, paid for by whoever
  * read them (another container from the same image, the image's extraction), cost it
  * nothing. So the need lies between the warm and the cold figure by the share of the
- * file that is not cached, which mincore(2) tells without faulting anything in.
+ * runtime's code that is not cached, which mincore(2) tells without faulting it in.
  */
 static void limit_memory(void) {
   u64 memory = cgroup_limit("memory", "memory.max", "memory.limit_in_bytes", 0);
@@ -1483,6 +1483,18 @@ __attribute__((used)) u64 stub_main(u64 *sp) {
   while (*e) e++;
   u64 *auxv = (u64 *)(e + 1);
 
+  start.native = m->flags & MANIFEST_NATIVE;
+  if (start.native) {
+    if (argc >= 2 && equal(argv[1], TRAMPOLINE_MARKER)) trampoline(argv + 2, envp);
+    record_ignored(s);
+    record_fds(s);
+    s->envp = (u64)envp;
+    s->handler = (u64)&on_signal;
+  } else {
+    /* Nobody would unblock them: back to what the kernel gave us. */
+    sys(NR_rt_sigprocmask, SIG_SETMASK, &s->mask, 0, 8, 0, 0);
+  }
+
   u64 page = 4096;
   const char *execfn = 0;
   int seen = 0;
@@ -1498,22 +1510,11 @@ __attribute__((used)) u64 stub_main(u64 *sp) {
     }
   }
   if (seen != 7) die("the kernel passed no AT_PHDR/AT_BASE/AT_ENTRY", 0, 0);
+
   start.page = page;
   start.execfn = execfn;
-
-  start.native = m->flags & MANIFEST_NATIVE;
-  if (start.native) {
-    if (argc >= 2 && equal(argv[1], TRAMPOLINE_MARKER)) trampoline(argv + 2, envp);
-    check_limits();
-    record_ignored(s);
-    record_fds(s);
-    s->envp = (u64)envp;
-    s->handler = (u64)&on_signal;
-  } else {
-    /* Nobody would unblock them: back to what the kernel gave us. */
-    sys(NR_rt_sigprocmask, SIG_SETMASK, &s->mask, 0, 8, 0, 0);
-  }
-
+  /* After the auxiliary vector: the memory check samples the runtime's mapped code. */
+  if (start.native) check_limits();
   s32 self = open_self(m, execfn);
   start.ldso = map_ldso(m, self, page);
   load_libraries(m, self);

@@ -87,9 +87,9 @@ export function addressSpaceLimit(): number {
 
 /**
  * A memory need in MiB: `warm` when the file's pages are in the page cache, growing to
- * `cold` as they are not, the stub's rule (src/native/stub.c, limit_memory): a start
- * touches only part of the file, so LIMIT_MEMORY_RESIDENT_PERCENT of it cached counts as
- * all of what a start needs.
+ * `cold` as they are not, the stub's rule (src/native/stub.c, limit_memory): `pages` of
+ * the runtime's code sampled, `resident` of them cached. A start touches only part of
+ * the code, so LIMIT_MEMORY_RESIDENT_PERCENT of it cached counts as all it needs.
  */
 export function memoryNeed(warm: number, cold: number, pages: number, resident: number): number {
   const have = resident * 100;
