@@ -3,15 +3,17 @@
 // container thrashing its own pages; at and above the needs, every mode runs. The floors
 // are protocol.ts's LIMIT_*, so these tests follow them when they change.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { VALUES } from "../src/native/protocol.ts";
 import { PIDONE, needs, run, tempDir } from "./helpers.ts";
 import { DOCKER_ENGINE, buildScratchImage, dockerAvailable } from "./docker.ts";
 
 const {
-  LIMIT_MEMORY_MIB: FLOOR,
-  LIMIT_MEMORY_SERVICES_MIB: SERVICES_FLOOR,
+  LIMIT_MEMORY_WARM_MIB: FLOOR,
+  LIMIT_MEMORY_COLD_MIB: COLD_FLOOR,
+  LIMIT_MEMORY_SERVICES_WARM_MIB: SERVICES_FLOOR,
+  LIMIT_MEMORY_SERVICES_COLD_MIB: SERVICES_COLD_FLOOR,
   LIMIT_MEMORY_NEAR_PERCENT: NEAR,
   LIMIT_ADDRESS_SPACE_MIB: AS_MIB,
   LIMIT_ADDRESS_SPACE_SERVICES_MIB: AS_SERVICES_MIB,
@@ -29,6 +31,28 @@ const lines = (s: string) => s.split("\n").filter(Boolean);
 const CHILD = ["sh", "-c", "echo ok; exit 3"];
 // A burst of output through the services' multiplexer, then the end of the service (and of pidone: 0).
 const BURST = `burst: i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done`;
+
+/** Reads `path` whole: its pages are then in the page cache (warm), paid for by this process. */
+function warmFile(path: string): void {
+  const fd = openSync(path, "r");
+  const buf = Buffer.alloc(1 << 20);
+  try {
+    while (readSync(fd, buf, 0, buf.length, null) > 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Drops the page cache: every file's pages must be read again (others' runs slow down a little). */
+async function dropCaches(): Promise<void> {
+  const r = await run(["sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"], { timeoutMs: 60_000 });
+  expect(r.code).toBe(0);
+}
+
+/** The refusal of a start from a cold page cache: the need (between both figures) and the warm one. */
+function coldNeed(who: "pidone" | "services mode", limit: number, warm: number): RegExp {
+  return new RegExp(`${FATAL.source}the container's memory limit \\(${limit} MiB\\) is below the (\\d+) MiB ${who} needs to start while its file is not in the page cache \\(${warm} MiB once it is\\)$`);
+}
 
 /** Exactly one fatal line, nothing else from pidone, no crash banner, exit 1. */
 function expectRefusal(r: { code: number; stdout: string; stderr: string }, line: RegExp): void {
@@ -119,6 +143,8 @@ describe("cgroup v2 (fixture files)", () => {
   let dir: string;
   beforeAll(() => {
     dir = tempDir("pidone-cgroup-");
+    // The need depends on how much of the file is cached: these cases check the warm one.
+    warmFile(PIDONE);
   });
 
   /** Runs pidone as PID 1 over a fake /sys/fs/cgroup: `files` relative to it, `cgroup` the /proc/self/cgroup text. */
@@ -190,6 +216,37 @@ describe("cgroup v2 (fixture files)", () => {
     expectRefusal(r, new RegExp(`${FATAL.source}the container's memory limit \\(${between} MiB\\) is below the ${SERVICES_FLOOR} MiB services mode needs$`));
   });
 
+  // From a cold page cache a start reads most of the runtime's code, charged to the
+  // container: the need rises towards the cold figure, refused before the runtime starts.
+  test("memory.max between the warm and the cold need, file not cached: one line naming both, at once; cached, the child runs", async () => {
+    const limit = Math.ceil(FLOOR * (1 + NEAR / 100)) + 1;
+    expect(limit).toBeLessThan(COLD_FLOOR / 2);
+    await dropCaches();
+    const cold = await withCgroup({ "memory.max": `${limit * MIB}\n` }, null, ["--", ...CHILD]);
+    expectRefusal(cold, coldNeed("pidone", limit, FLOOR));
+    const need = Number(coldNeed("pidone", limit, FLOOR).exec(lines(cold.stderr)[0]!)![1]);
+    expect(need).toBeGreaterThan(limit);
+    expect(need).toBeLessThanOrEqual(COLD_FLOOR);
+    expect(cold.ms).toBeLessThan(3000);
+    warmFile(PIDONE);
+    const warm = await withCgroup({ "memory.max": `${limit * MIB}\n` }, null, ["--", ...CHILD]);
+    expect(warm.stderr).toBe("");
+    expect(warm.stdout).toBe("ok\n");
+    expect(warm.code).toBe(3);
+  });
+
+  // The stub lets the runtime start (its need is lower) and publishes what it sampled:
+  // services mode's check uses that, not what its own start has cached since.
+  test("services mode, file not cached: memory.max above the stub's cold need, below services mode's: one line from services mode", async () => {
+    const limit = Math.ceil(COLD_FLOOR * (1 + NEAR / 100)) + 1;
+    expect(limit).toBeLessThan(SERVICES_COLD_FLOOR);
+    await dropCaches();
+    const r = await withCgroup({ "memory.max": `${limit * MIB}\n` }, null, ["--service", "a: echo hi"]);
+    expectRefusal(r, coldNeed("services mode", limit, SERVICES_FLOOR));
+    expect(Number(coldNeed("services mode", limit, SERVICES_FLOOR).exec(lines(r.stderr).filter((l) => FATAL.test(l))[0]!)![1])).toBeGreaterThan(limit);
+    warmFile(PIDONE);
+  });
+
   test("services mode: pids.max below its threads and a service: one line", async () => {
     const r = await withCgroup({ "pids.max": `${SERVICES_TASKS - 1}\n`, "pids.current": "1\n" }, null, ["--service", "a: echo hi"]);
     expectRefusal(r, new RegExp(`${FATAL.source}the container's pids limit leaves room for ${SERVICES_TASKS - 1} tasks, below the ${SERVICES_TASKS} services mode needs`));
@@ -217,17 +274,31 @@ needs(haveDocker, DOCKER_ENGINE)("in Docker (cgroup v1 here)", () => {
     return { ...r, ms: performance.now() - t0 };
   }
 
-  test("-m below the floor (memory and swap): one line, exit 1 within seconds, the child never starts", async () => {
-    const m = `${Math.max(6, FLOOR - 2)}m`; // Docker's smallest -m is 6m
+  // Docker's smallest -m (6m) is the warm need: below a need means from a cold page cache.
+  test("-m between the warm and the cold need (memory and swap), page cache dropped: one line, exit 1 within seconds, the child never starts", async () => {
+    const limit = Math.max(6, Math.ceil(FLOOR * (1 + NEAR / 100)) + 1);
+    const m = `${limit}m`;
+    await dropCaches();
     const r = await docker(["-m", m, "--memory-swap", m], ["--", ...CHILD]);
-    expectRefusal(r, new RegExp(`${FATAL.source}the container's memory limit \\(${Math.max(6, FLOOR - 2)} MiB\\) is below the ${FLOOR} MiB pidone needs$`));
+    expectRefusal(r, coldNeed("pidone", limit, FLOOR));
     expect(r.ms).toBeLessThan(20_000); // container start-up included; the thrash lasted minutes
+  });
+
+  test("the same -m once another container has read the file: tini's mode runs, silently", async () => {
+    const limit = Math.max(6, Math.ceil(FLOOR * (1 + NEAR / 100)) + 1);
+    const m = `${limit}m`;
+    const first = await docker([], ["--", "true"]); // pays for the file's pages, then is gone
+    expect(first.code).toBe(0);
+    const r = await docker(["-m", m, "--memory-swap", m], ["--", ...CHILD]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("ok\n");
+    expect(r.code).toBe(3);
   });
 
   // Well above: how much memory the start takes depends on how much of the file's page
   // cache another container already paid for (a cold cache costs most).
   test("-m well above the floor: tini's mode runs, silently", async () => {
-    const m = `${Math.max(64, 2 * SERVICES_FLOOR)}m`;
+    const m = `${Math.max(64, 2 * SERVICES_COLD_FLOOR)}m`;
     const r = await docker(["-m", m, "--memory-swap", m], ["--", ...CHILD]);
     expect(r.stderr).toBe("");
     expect(r.stdout).toBe("ok\n");

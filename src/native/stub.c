@@ -77,6 +77,7 @@ typedef long s64;
 #define NR_mprotect 10
 #define NR_munmap 11
 #define NR_mremap 25
+#define NR_mincore 27
 
 static inline s64 syscall6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   register s64 r10 __asm__("r10") = d;
@@ -156,6 +157,7 @@ __asm__(".section .text.entry,\"ax\",@progbits\n"
 #define NR_mprotect 226
 #define NR_munmap 215
 #define NR_mremap 216
+#define NR_mincore 232
 
 static inline s64 syscall6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   register s64 x8 __asm__("x8") = n;
@@ -842,6 +844,8 @@ __attribute__((noreturn)) static void trampoline(char **a, char **envp) {
 }
 /* ------------------------------------------------------------------ limits */
 
+static void file_residency(u64 *pages, u64 *resident);
+
 /*
  * The limits under which the runtime would crash or thrash before pidone's first line,
  * checked while nothing but this stub runs: below what every mode needs, one line and
@@ -1088,32 +1092,65 @@ static void check_rlimit(u32 resource, u64 need, const char *what, const char *n
   refuse();
 }
 
+/*
+ * Memory: below its need the kernel does not kill us, it evicts our own file's pages as
+ * fast as we fault them back in, and nothing ever starts. The need is mostly those pages:
+ * a start from a cold page cache reads most of the runtime's code (read-ahead around
+ * every fault), all charged to this container; pages already cached, paid for by whoever
+ * read them (another container from the same image, the image's extraction), cost it
+ * nothing. So the need lies between the warm and the cold figure by the share of the
+ * runtime's code that is not cached, which mincore(2) tells without faulting it in.
+ */
+static void limit_memory(void) {
+  u64 memory = cgroup_limit("memory", "memory.max", "memory.limit_in_bytes", 0);
+  u64 warm = LIMIT_MEMORY_WARM_MIB, cold = LIMIT_MEMORY_COLD_MIB;
+  /* Well above every need (services mode's included, which reads what we publish):
+   * nothing to measure, nothing added to the start. */
+  if (!below(memory >> 20, (u64)LIMIT_MEMORY_SERVICES_COLD_MIB * (100 + LIMIT_MEMORY_NEAR_PERCENT) / 100)) return;
+  u64 pages = 0, resident = 0;
+  file_residency(&pages, &resident);
+  pidone_shared.file_pages = (u32)pages;
+  pidone_shared.file_resident = (u32)resident;
+  u64 need = warm;
+  /* A start touches part of the code only, and how much around it gets read depends on
+   * the disk's read-ahead: what a start leaves cached is all the next one needs, however
+   * small a share of the code. From LIMIT_MEMORY_RESIDENT_PERCENT of the code cached the
+   * start's own pages are taken as cached (a start leaves more than that with any
+   * read-ahead, and reclaim keeps the pages a running container uses); below, the need
+   * grows towards the cold figure. */
+  u64 have = resident * 100, full = pages * LIMIT_MEMORY_RESIDENT_PERCENT;
+  if (below(have, full)) need += ((cold - warm) * (full - have) + full - 1) / full;
+  if (below(memory, need << 20)) {
+    limit_line("FATAL");
+    say("the container's memory limit (");
+    say_u64(memory >> 20);
+    say(" MiB) is below the ");
+    say_u64(need);
+    if (need > warm) {
+      say(" MiB pidone needs to start while its file is not in the page cache (");
+      say_u64(warm);
+      say(" MiB once it is)\n");
+    } else {
+      say(" MiB pidone needs\n");
+    }
+    refuse();
+  }
+  if (below(memory, (need << 20) / 100 * (100 + LIMIT_MEMORY_NEAR_PERCENT))) {
+    limit_line("WARN ");
+    say("the container's memory limit (");
+    say_u64(memory >> 20);
+    say(" MiB) is close to the ");
+    say_u64(need);
+    say(" MiB pidone needs: it may run out of memory\n");
+  }
+}
+
 static void check_limits(void) {
   check_rlimit(RLIMIT_AS, (u64)LIMIT_ADDRESS_SPACE_MIB << 10, "the address-space limit", "RLIMIT_AS", "v");
   check_rlimit(RLIMIT_DATA, (u64)LIMIT_DATA_MIB << 10, "the data-segment limit", "RLIMIT_DATA", "d");
   check_rlimit(RLIMIT_STACK, LIMIT_STACK_KIB, "the stack limit", "RLIMIT_STACK", "s");
 
-  /* Memory: below the floor the kernel does not kill us, it evicts our own file's pages
-   * as fast as we fault them back in, and nothing ever starts. */
-  u64 memory = cgroup_limit("memory", "memory.max", "memory.limit_in_bytes", 0);
-  u64 floor = (u64)LIMIT_MEMORY_MIB << 20;
-  if (below(memory, floor)) {
-    limit_line("FATAL");
-    say("the container's memory limit (");
-    say_u64(memory >> 20);
-    say(" MiB) is below the ");
-    say_u64(LIMIT_MEMORY_MIB);
-    say(" MiB pidone needs\n");
-    refuse();
-  }
-  if (below(memory, floor + floor / 100 * LIMIT_MEMORY_NEAR_PERCENT)) {
-    limit_line("WARN ");
-    say("the container's memory limit (");
-    say_u64(memory >> 20);
-    say(" MiB) is close to the ");
-    say_u64(LIMIT_MEMORY_MIB);
-    say(" MiB pidone needs: it may run out of memory\n");
-  }
+  limit_memory();
 
   /* Tasks: a thread the runtime cannot create aborts it. pids.current counts us. */
   u64 left = cgroup_limit("pids", "pids.max", "pids.max", "pids.current");
@@ -1318,6 +1355,32 @@ struct elf_phdr {
   u64 offset, vaddr, paddr, filesz, memsz, align;
 };
 
+/*
+ * Of the runtime's code as the kernel mapped it from our file (its executable PT_LOADs,
+ * the bulk of what a start reads), how much is in the page cache: mincore(2) on a file
+ * mapping reads the page cache and faults nothing in. The code alone, not the whole
+ * file: a file read only in part (its first, read-only segment) must not pass for a
+ * start's pages. One page every RESIDENCY_STRIDE bytes: a share is all the need uses,
+ * and walking every page would cost milliseconds of the start. A failed call counts its
+ * page as not cached: the need errs towards refusing, never towards thrashing.
+ */
+#define RESIDENCY_STRIDE (256UL << 10)
+
+static void file_residency(u64 *pages, u64 *resident) {
+  const struct elf_phdr *ph = (const struct elf_phdr *)manifest()->phdr;
+  u64 page = start.page;
+  u64 step = RESIDENCY_STRIDE > page ? RESIDENCY_STRIDE : page;
+  for (u64 i = 0; i < start.phnum; i++) {
+    if (ph[i].type != PT_LOAD || !(ph[i].flags & PF_X) || !ph[i].filesz) continue;
+    u64 end = ph[i].vaddr + ph[i].filesz;
+    for (u64 at = ph[i].vaddr & ~(page - 1); at < end; at += step) {
+      u8 in = 0;
+      *pages += 1;
+      if (sys(NR_mincore, at, page, &in, 0, 0, 0) == 0) *resident += in & 1;
+    }
+  }
+}
+
 /* The link_map entries ld.so made, from the runtime's DT_DEBUG (r_debug.r_map). */
 struct link_map {
   u64 l_addr;
@@ -1423,7 +1486,6 @@ __attribute__((used)) u64 stub_main(u64 *sp) {
   start.native = m->flags & MANIFEST_NATIVE;
   if (start.native) {
     if (argc >= 2 && equal(argv[1], TRAMPOLINE_MARKER)) trampoline(argv + 2, envp);
-    check_limits();
     record_ignored(s);
     record_fds(s);
     s->envp = (u64)envp;
@@ -1451,6 +1513,8 @@ __attribute__((used)) u64 stub_main(u64 *sp) {
 
   start.page = page;
   start.execfn = execfn;
+  /* After the auxiliary vector: the memory check samples the runtime's mapped code. */
+  if (start.native) check_limits();
   s32 self = open_self(m, execfn);
   start.ldso = map_ldso(m, self, page);
   load_libraries(m, self);

@@ -6,6 +6,8 @@
 // value wins; a limit set above that (a Kubernetes pod's) is invisible.
 import type * as fs from "node:fs";
 import { limitsView } from "../native/protocol.ts" with { type: "macro" };
+import { getauxval, pageCached } from "../sys/libc.ts";
+import { startResidency } from "../sys/native.ts";
 
 const nodeFs = (): typeof fs => require("node:fs");
 const LIMIT = limitsView();
@@ -83,6 +85,54 @@ export function addressSpaceLimit(): number {
   return !m || m[1] === "unlimited" ? Infinity : Number(m[1]);
 }
 
+/**
+ * A memory need in MiB: `warm` when the file's pages are in the page cache, growing to
+ * `cold` as they are not, the stub's rule (src/native/stub.c, limit_memory): `pages` of
+ * the runtime's code sampled, `resident` of them cached. A start touches only part of
+ * the code, so LIMIT_MEMORY_RESIDENT_PERCENT of it cached counts as all it needs.
+ */
+export function memoryNeed(warm: number, cold: number, pages: number, resident: number): number {
+  const have = resident * 100;
+  const full = pages * LIMIT.LIMIT_MEMORY_RESIDENT_PERCENT;
+  return have >= full ? warm : warm + Math.ceil(((cold - warm) * (full - have)) / full);
+}
+
+const AT_PAGESZ = 6;
+const STRIDE = 256 * 1024; // the stub's RESIDENCY_STRIDE
+
+/**
+ * How much of the runtime's code was in the page cache before it started. The single
+ * file's stub sampled it then, and that is the figure that counts: by now this start has
+ * read what it needed, so a sample taken here would call a cold start warm and let
+ * services mode (a second VM, output bursts) thrash where its cold need applies. The
+ * plain file has no stub: its sample, taken here from its own mappings, sees the pages
+ * this start just read, so in practice it applies the warm need; the runtime's cold start
+ * itself cannot be checked in that file (the README says so).
+ */
+export function fileResidency(): { pages: number; resident: number } {
+  const measured = startResidency();
+  if (measured) return measured;
+  const page = getauxval(AT_PAGESZ) || 4096;
+  const self = read("/proc/self/maps") ?? "";
+  let exe: string | null = null;
+  try {
+    exe = nodeFs().readlinkSync("/proc/self/exe");
+  } catch {}
+  let pages = 0;
+  let resident = 0;
+  for (const line of self.split("\n")) {
+    // "START-END PERMS OFFSET DEV INODE PATH": our file's executable mappings, the runtime's code.
+    const m = /^([0-9a-f]+)-([0-9a-f]+) ..x. \S+ \S+ [1-9]\d* +(.*)$/.exec(line);
+    if (!m || m[3] !== exe) continue;
+    const end = parseInt(m[2]!, 16);
+    for (let at = parseInt(m[1]!, 16); at < end; at += Math.max(STRIDE, page)) {
+      pages++;
+      if (pageCached(at, page)) resident++;
+    }
+  }
+  return { pages, resident };
+}
+
 export interface LimitCheck {
   /** The line that refuses to start, or null. */
   fatal: string | null;
@@ -96,8 +146,18 @@ export interface LimitCheck {
  * its runtime creates once services run: a failed creation or reservation aborts the
  * runtime. For the plain -glibc file, which has no stub, this is the only check.
  */
-export function checkServicesLimits(memory = memoryLimit(), tasks = tasksLeft(), as = addressSpaceLimit()): LimitCheck {
-  const floor = LIMIT.LIMIT_MEMORY_SERVICES_MIB;
+export function checkServicesLimits(
+  memory = memoryLimit(),
+  tasks = tasksLeft(),
+  as = addressSpaceLimit(),
+  residency: () => { pages: number; resident: number } = fileResidency,
+): LimitCheck {
+  const warm = LIMIT.LIMIT_MEMORY_SERVICES_WARM_MIB;
+  const cold = LIMIT.LIMIT_MEMORY_SERVICES_COLD_MIB;
+  const near = 1 + LIMIT.LIMIT_MEMORY_NEAR_PERCENT / 100;
+  // Far above the cold need, nothing to measure (the stub did not either).
+  const file = memory < cold * MIB * near ? residency() : null;
+  const floor = file && file.pages ? memoryNeed(warm, cold, file.pages, file.resident) : warm;
   const mib = Math.floor(memory / MIB);
   const asNeed = LIMIT.LIMIT_ADDRESS_SPACE_SERVICES_MIB;
   if (as < asNeed * MIB) {
@@ -108,7 +168,8 @@ export function checkServicesLimits(memory = memoryLimit(), tasks = tasksLeft(),
     };
   }
   if (memory < floor * MIB) {
-    return { fatal: `the container's memory limit (${mib} MiB) is below the ${floor} MiB services mode needs`, warnings: [] };
+    const why = floor > warm ? ` to start while its file is not in the page cache (${warm} MiB once it is)` : "";
+    return { fatal: `the container's memory limit (${mib} MiB) is below the ${floor} MiB services mode needs${why}`, warnings: [] };
   }
   if (tasks + 1 < LIMIT.LIMIT_TASKS_SERVICES) {
     const room = tasks + 1;
@@ -118,7 +179,7 @@ export function checkServicesLimits(memory = memoryLimit(), tasks = tasksLeft(),
     };
   }
   const warnings: string[] = [];
-  if (memory < floor * MIB * (1 + LIMIT.LIMIT_MEMORY_NEAR_PERCENT / 100)) {
+  if (memory < floor * MIB * near) {
     warnings.push(`the container's memory limit (${mib} MiB) is close to the ${floor} MiB services mode needs: it may run out of memory`);
   }
   return { fatal: null, warnings };

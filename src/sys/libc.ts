@@ -66,6 +66,8 @@ const laterSymbols = {
   readdir: { args: ["ptr"], returns: "ptr" },
   closedir: { args: ["ptr"], returns: "i32" },
   readlink: { args: ["ptr", "ptr", "u64"], returns: "i64" },
+  // services mode's memory need: how much of our own file is in the page cache (src/process/limits.ts)
+  mincore: { args: ["u64", "u64", "ptr"], returns: "i32" },
   // the whole syscall(2): pwritev2 takes six arguments
   syscall6: { args: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], returns: "i64" },
 } as const;
@@ -815,4 +817,14 @@ export function pipeFill(fd: number): { capacity: number; unread: number } {
   const capacity = check("fcntl", later().fcntl(fd, F_GETPIPE_SZ, 0n));
   check("ioctl", later().ioctl(fd, BigInt(FIONREAD), BigInt(ptr(unreadOut))));
   return { capacity, unread: unreadOut[0]! };
+}
+
+const mincoreOut = new Uint8Array(new ArrayBuffer(1));
+/**
+ * mincore(2) on the one page at `address` (page-aligned) of a file mapping: is that page
+ * of the file in the page cache? Nothing is faulted in. null when the call fails.
+ */
+export function pageCached(address: number, pageSize: number): boolean | null {
+  if (later().mincore(BigInt(address), BigInt(pageSize), ptr(mincoreOut)) !== 0) return null;
+  return (mincoreOut[0]! & 1) === 1;
 }

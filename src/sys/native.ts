@@ -108,6 +108,17 @@ export function inheritedFds(): number[] | null {
   return fds;
 }
 
+/**
+ * The stub's sample of the runtime's file pages before the runtime started: how many it
+ * looked at and how many were in the page cache; null when it did not measure (no stub,
+ * or a memory limit far above every need).
+ */
+export function startResidency(): { pages: number; resident: number } | null {
+  if (!shared) return null;
+  const pages = shared.view.getUint32(AT.file_pages, true);
+  return pages ? { pages, resident: shared.view.getUint32(AT.file_resident, true) } : null;
+}
+
 // ---------------------------------------------------------------- signal intake
 
 /**
