@@ -2,7 +2,7 @@
 // its own process, one after the other (they would skew each other's figures). With
 // names, only those; a script that is not there is skipped with a line saying so.
 //
-//   bun scripts/stress/run.ts [soak] [fuzz] [floors] [threads] [ARGS for a single script]
+//   bun scripts/stress/run.ts [soak] [fuzz] [floors] [threads] [limits] [ARGS for a single script]
 //   npm run stress -- soak --minutes 1 --orphans 10000 --signals 10000
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -19,6 +19,7 @@ const ENTRIES: Entry[] = [
   { name: "fuzz", file: "fuzz.ts", args: ["--cases", "100000"] },
   { name: "floors", file: "floors.ts", args: [] },
   { name: "threads", file: "threads.ts", args: [] },
+  { name: "limits", file: "issue-table.ts", args: [] },
 ];
 
 // Names first; from the first option on (or after "--"), the one named script's arguments.
