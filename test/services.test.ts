@@ -126,6 +126,22 @@ ready_timeout = 0.5
     expect(r.stdout + r.stderr).toContain("not ready after 0.5 s");
   });
 
+  test("an exec probe whose program cannot be started says why in the not-ready line", async () => {
+    // A probe program that is there when the file is checked, and gone once the service runs.
+    const probe = join(tempDir(), "probe");
+    writeFileSync(probe, "#!/bin/sh\nexit 1\n", { mode: 0o755 });
+    const file = config(`
+[services.never]
+command = "rm -f ${probe}; exec sleep 100"
+shell = true
+ready = { exec = ["${probe}"] }
+ready_timeout = 0.5
+`);
+    const r = await run([...AS_PID1, PIDONE, "--grace", "1", "-c", file]);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain(`not ready after 0.5 s (exec ${probe} (it could not be started: exec ${probe} failed: No such file or directory))`);
+  });
+
   test("a failed oneshot fails the container with its status", async () => {
     const file = config(`
 [services.migrate]

@@ -10,7 +10,7 @@
 // are src/services/service.ts's.
 import type { RunConfig } from "../cli/options.ts";
 import { buildPlan, check, stopLevels, type ServicePlan, type ServiceSpec, type PlanOptions } from "../config/index.ts";
-import { EXIT, exitCodeOfFailure } from "../errors.ts";
+import { EXIT } from "../errors.ts";
 import { LEVEL, log, print } from "../log/logger.ts";
 import { checkServicesLimits } from "../process/limits.ts";
 import { keepAlive } from "../process/loop.ts";
@@ -300,7 +300,7 @@ class ServicesMode {
       runProgram: (argv, executable, as) => {
         return new Promise((resolve) => {
           const r = launch(argv, { env: as.env, cwd: as.cwd, user: as.user, executable }, this.ctx("null"));
-          if (!r.ok) return resolve(exitCodeOfFailure(r));
+          if (!r.ok) return resolve(r);
           this.owners.set(r.pid, (s) => resolve(exitCodeOf(s)));
         });
       },

@@ -10,6 +10,7 @@
 import { existsSync } from "node:fs";
 import type { Socket } from "bun";
 import type { ReadyProbe, ServiceSpec } from "../config/index.ts";
+import type { SpawnFailure } from "../errors.ts";
 
 /** An exec probe runs as its service does: same environment, directory and user. */
 export type ProbeContext = Pick<ServiceSpec, "env" | "cwd" | "user">;
@@ -23,8 +24,8 @@ const RESOLVE_MS = 2000;
 const STATUS_LINE_MAX = 1024;
 
 export interface ProbeHooks {
-  /** Runs the exec probe's program through pidone's own spawner; resolves with its exit code. */
-  runProgram(argv: readonly string[], executable: string | null, as: ProbeContext): Promise<number>;
+  /** Runs the exec probe's program through pidone's own spawner; resolves with its exit code, or why it did not start. */
+  runProgram(argv: readonly string[], executable: string | null, as: ProbeContext): Promise<number | SpawnFailure>;
 }
 
 // ---------------------------------------------------------------- host names
@@ -200,10 +201,19 @@ async function once(probe: ReadyProbe, hooks: ProbeHooks, as: ProbeContext): Pro
       return httpOnce(new URL(probe.url));
     case "file":
       return existsSync(probe.path);
-    case "exec":
-      return (await hooks.runProgram(probe.argv, probe.executable, as)) === 0;
+    case "exec": {
+      const r = await hooks.runProgram(probe.argv, probe.executable, as);
+      // Kept for the "not ready" line: a probe that cannot even start (no descriptor left,
+      // no such program) would otherwise fail in silence until ready_timeout.
+      if (typeof r === "number") unstarted.delete(probe);
+      else unstarted.set(probe, r.message);
+      return r === 0;
+    }
   }
 }
+
+/** Why an exec probe's program last failed to start, while it does. */
+const unstarted = new WeakMap<ReadyProbe, string>();
 
 export function describeProbe(p: ReadyProbe): string {
   const host = probeHost(p);
@@ -216,8 +226,10 @@ export function describeProbe(p: ReadyProbe): string {
       return `http ${p.url}${unresolved}`;
     case "file":
       return `file ${p.path}`;
-    case "exec":
-      return `exec ${p.argv.join(" ")}`;
+    case "exec": {
+      const why = unstarted.get(p);
+      return `exec ${p.argv.join(" ")}${why ? ` (it could not be started: ${why})` : ""}`;
+    }
   }
 }
 
