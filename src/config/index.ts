@@ -36,7 +36,7 @@
  *
  * Nothing here spawns a process or touches bun:ffi: it reads files and nothing else.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { planFromSources, type PlanOptions, type PlanResult, type Source } from "./plan.ts";
 
 export { planFromSources, type PlanOptions, type PlanResult, type Source } from "./plan.ts";
@@ -59,7 +59,9 @@ const READ_ERRORS: Record<string, string> = {
   EISDIR: "is a directory",
 };
 
-/** Reads each file as UTF-8; unreadable or non-UTF-8 files become diagnostics. */
+const MAX_FILE_BYTES = 1024 * 1024;
+
+/** Reads each file as UTF-8; unreadable, oversized or non-UTF-8 files become diagnostics. */
 export function readSources(
   files: readonly string[],
   flags: readonly string[],
@@ -70,6 +72,13 @@ export function readSources(
   for (const file of files) {
     let bytes: Uint8Array;
     try {
+      // Refused before it is read: a file this big is a mistake, and parsing it would cost
+      // seconds and hundreds of MB (a Procfile's every line is a service).
+      const size = statSync(file).size;
+      if (size > MAX_FILE_BYTES) {
+        diagnostics.push(`${file}: ${size} bytes, more than the ${MAX_FILE_BYTES / 1024 / 1024} MiB a services file may have`);
+        continue;
+      }
       bytes = readFileSync(file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? String(e);
