@@ -610,11 +610,13 @@ static const char hidden_names[] = "BUN_\0LD_\0MALLOC_\0MIMALLOC_\0GLIBC_TUNABLE
  * threads, without the thread that pre-faults heap blocks, without timer-driven
  * collections (a collection and helper threads waking long after start), and marking on
  * the collecting thread alone (a parallel marker is a thread started at a collection,
- * mid-run: under a full pids limit the runtime aborts when it cannot create one); and mimalloc
+ * mid-run: under a full pids limit the runtime aborts when it cannot create one), and
+ * collections on the thread that asks for them (the full ones pidone runs itself,
+ * src/process/gc.ts, would otherwise start the collector's thread mid-run); and mimalloc
  * without its scavenger thread, which purges freed pages from a timer (the allocating
  * thread purges them itself instead). An idle pidone then runs on one thread and never
  * wakes, and starts faster, not slower (the benchmark's README has the figures).
- * Garbage is still collected as allocation demands.
+ * Garbage is still collected as allocation and pidone's own work demand.
  */
 static const char runtime_settings[] =
     "BUN_GC_TIMER_DISABLE=1\0"
@@ -622,6 +624,7 @@ static const char runtime_settings[] =
     "BUN_JSC_useWarmUpMarkedBlocks=false\0"
     "BUN_JSC_collectionTimerMaxPercentCPU=0\0"
     "BUN_JSC_numberOfGCMarkers=1\0"
+    "BUN_JSC_useConcurrentGC=false\0"
     "MIMALLOC_SCAVENGER=0\0"
     /* JavaScriptCore reserves its JIT's address space at start; by default a range that
      * an address-space limit (ulimit -v) refuses, and without the JIT bun:ffi refuses to

@@ -2,6 +2,7 @@
 // collect with waitpid(-1, WNOHANG) until nothing is left.
 import { waitpidRaw, waitStatus, WNOHANG } from "../sys/libc.ts";
 import { takeWatched } from "../sys/native.ts";
+import { worked } from "./gc.ts";
 
 export type ExitStatus = { exited: true; code: number } | { exited: false; signal: number };
 
@@ -34,6 +35,7 @@ export function reapAll(onReaped: (pid: number, status: ExitStatus) => void): bo
  * have run yet for the latest exits), and only its ECHILD tells "no child left".
  */
 export function reapAllRaw(onReaped: (pid: number, rawStatus: number) => void): boolean {
+  worked();
   takeWatched(onReaped);
   for (;;) {
     const pid = waitpidRaw(-1, WNOHANG);
