@@ -2,7 +2,12 @@
 // collect with waitpid(-1, WNOHANG) until nothing is left.
 import { waitpidRaw, waitStatus, WNOHANG } from "../sys/libc.ts";
 import { takeWatched } from "../sys/native.ts";
-import { worked } from "./gc.ts";
+import { LEVEL, log } from "../log/logger.ts";
+import { pacedCollection } from "./gc.ts";
+
+const worked = pacedCollection((ms) => {
+  if (log.level >= LEVEL.trace) log.trace(`Full collection in ${ms.toFixed(1)} ms`);
+});
 
 export type ExitStatus = { exited: true; code: number } | { exited: false; signal: number };
 

@@ -14,6 +14,7 @@
 // This file is the worker's entry point (scripts/build.ts compiles it as its own entry):
 // nothing else may import a value from it, or its top level would run there too.
 import { errno, POLLIN, pollFds, readSome, SIG_BLOCK, sigprocmask, sigset } from "../sys/libc.ts";
+import { pacedCollection } from "../process/gc.ts";
 import { SIG } from "../signals/table.ts";
 import { MuxCore, type Drained, type OutputOptions, type Stream } from "./output-core.ts";
 
@@ -136,6 +137,8 @@ let stopped = false;
 
 const reply = (m: FromWorker) => self.postMessage(m);
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** This thread's heap is not the main thread's: it collects itself (src/process/gc.ts). */
+const worked = pacedCollection();
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   const m = e.data;
@@ -178,6 +181,7 @@ async function run(): Promise<void> {
     const behind = Atomics.load(counters, 0) !== Atomics.load(counters, 1);
     mux!.step(wakeFd, behind ? 0 : -1);
     written[0] = mux!.written;
+    worked();
     await nextTurn();
   }
 }
