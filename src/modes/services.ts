@@ -14,7 +14,7 @@ import { EXIT } from "../errors.ts";
 import { LEVEL, log, print } from "../log/logger.ts";
 import { checkServicesLimits } from "../process/limits.ts";
 import { keepAlive } from "../process/loop.ts";
-import { reapAll, exitCodeOf, type ExitStatus } from "../process/reap.ts";
+import { reapAllRaw, decodeStatus, exitCodeOf, type ExitStatus } from "../process/reap.ts";
 import { checkReaping, setUpReaping } from "../process/reaper.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { launch, type LaunchContext } from "../services/launch.ts";
@@ -96,7 +96,7 @@ class ServicesMode {
   /** The intake, once per delivery; `forwarded`: on_signal already sent it on. */
   readonly signal = (sig: number, forwarded: boolean): void => {
     if (sig === SIG.CHLD) {
-      const noneLeft = reapAll(this.reaped);
+      const noneLeft = reapAllRaw(this.reaped);
       if (this.phase.name === "stopping" && this.phase.levelsDone && noneLeft) this.stopped();
       return;
     }
@@ -110,11 +110,12 @@ class ServicesMode {
   };
 
   /** The reaping loop, once per child: the service (or probe) it belongs to learns of it. */
-  readonly reaped = (pid: number, status: ExitStatus): void => {
+  readonly reaped = (pid: number, rawStatus: number): void => {
     const owner = this.owners.get(pid);
     if (owner) {
       this.owners.delete(pid);
-      owner(status);
+      // Decoded for owners only: an orphan's status would be garbage, one per orphan.
+      owner(decodeStatus(rawStatus));
     } else if (this.cfg.warnOnReap) log.warn(`Reaped zombie process with pid=${pid}`);
   };
 
@@ -164,7 +165,7 @@ class ServicesMode {
     stopping.levelsDone = true;
     if (!this.treeStop.sweeping) return this.stopped();
     this.treeStop.sweep();
-    if (reapAll(this.reaped)) this.stopped();
+    if (reapAllRaw(this.reaped)) this.stopped();
   }
 
   /** stopping → finishing (once: the grace timer, the last reap and the levels may all get here). */

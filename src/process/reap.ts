@@ -27,8 +27,18 @@ export function exitCodeOf(s: ExitStatus): number {
  * when no child at all is left (ECHILD): nothing running, nothing to reap.
  */
 export function reapAll(onReaped: (pid: number, status: ExitStatus) => void): boolean {
-  return reapAllRaw((pid, raw) => onReaped(pid, decodeStatus(raw)));
+  // One decoding callback for every call, not a closure per call: a storm of SIGCHLD
+  // wakes would leave one behind each time (garbage that only a collection returns).
+  const outer = decodingFor;
+  decodingFor = onReaped;
+  try {
+    return reapAllRaw(decodeEach);
+  } finally {
+    decodingFor = outer;
+  }
 }
+let decodingFor: ((pid: number, status: ExitStatus) => void) | null = null;
+const decodeEach = (pid: number, raw: number): void => decodingFor!(pid, decodeStatus(raw));
 
 /**
  * The same without decoding: a backlog of thousands of zombies should cost one FFI call
