@@ -25,8 +25,13 @@ const { values } = parseArgs({
     parts: { type: "string", default: "orphans,crash,signals" },
     bin: { type: "string", default: join(ROOT, "dist/pidone") },
     out: { type: "string" },
+    help: { type: "boolean" },
   },
 });
+if (values.help) {
+  console.log("bun scripts/stress/soak.ts [--minutes M] [--orphans N] [--signals N] [--modes single,pause,services] [--parts orphans,crash,signals] [--bin FILE] [--out FILE.md]");
+  process.exit(0);
+}
 
 const MODES = ["single", "pause", "services"] as const;
 type Mode = (typeof MODES)[number];
