@@ -10,7 +10,7 @@
 import type { RunConfig } from "../cli/options.ts";
 import { LEVEL, log } from "../log/logger.ts";
 import { keepAlive } from "../process/loop.ts";
-import { reapAll } from "../process/reap.ts";
+import { reapAll, worked } from "../process/reap.ts";
 import { checkReaping, mayReapNatively, setUpReaping } from "../process/reaper.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { listen, planSignals } from "../signals/intake.ts";
@@ -37,6 +37,7 @@ export function runPause(cfg: RunConfig, inherited: Inheritance): void {
       if (reapAll(reaped) && phase === "stopping") done();
       return;
     }
+    worked(); // a storm's wakes leave garbage too (src/process/gc.ts)
     if (!cfg.stopSignals.has(sig)) {
       log.debug(`Ignoring signal: '${signalName(sig)}' (nothing to forward it to)`);
       return;

@@ -14,7 +14,7 @@ import { EXIT } from "../errors.ts";
 import { LEVEL, log, print } from "../log/logger.ts";
 import { checkServicesLimits } from "../process/limits.ts";
 import { keepAlive } from "../process/loop.ts";
-import { reapAllRaw, decodeStatus, exitCodeOf, type ExitStatus } from "../process/reap.ts";
+import { reapAllRaw, decodeStatus, exitCodeOf, worked, type ExitStatus } from "../process/reap.ts";
 import { checkReaping, setUpReaping } from "../process/reaper.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { launch, type LaunchContext } from "../services/launch.ts";
@@ -100,6 +100,7 @@ class ServicesMode {
       if (this.phase.name === "stopping" && this.phase.levelsDone && noneLeft) this.stopped();
       return;
     }
+    worked(); // a storm's wakes leave garbage too (src/process/gc.ts)
     if (this.cfg.stopSignals.has(sig)) return this.beginStop(`received ${signalName(sig)}`);
     if (forwarded) return;
     const out = this.outputOf(sig);

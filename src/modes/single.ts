@@ -3,7 +3,7 @@
 // through --wait-all or --pidfile. One loop: the phase below, moved by four events.
 import type { RunConfig } from "../cli/options.ts";
 import { LEVEL, log } from "../log/logger.ts";
-import { decodeStatus, exitCodeOf, reapAllRaw, type ExitStatus } from "../process/reap.ts";
+import { decodeStatus, exitCodeOf, reapAllRaw, worked, type ExitStatus } from "../process/reap.ts";
 import { checkReaping, mayReapNatively, setUpReaping } from "../process/reaper.ts";
 import { releaseTerminal, spawnProgram } from "../process/spawn.ts";
 import type { Inheritance } from "../process/startup.ts";
@@ -44,6 +44,7 @@ class TiniMode {
       if (log.level >= LEVEL.debug) log.debug("Received SIGCHLD");
       return this.reapAll();
     }
+    worked(); // a storm's wakes leave garbage too (src/process/gc.ts)
     if (this.cfg.stopSignals.has(sig)) this.stop.trigger(`received ${signalName(sig)}`);
     if (!forwarded) this.forward(sig);
     else if (log.level >= LEVEL.debug) this.logForward(sig, this.outputOf(sig));

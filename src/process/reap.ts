@@ -5,7 +5,8 @@ import { takeWatched } from "../sys/native.ts";
 import { LEVEL, log } from "../log/logger.ts";
 import { pacedCollection } from "./gc.ts";
 
-const worked = pacedCollection((ms) => {
+/** One unit of pidone's work on the main thread: a reap here, a signal in the modes. */
+export const worked = pacedCollection((ms) => {
   if (log.level >= LEVEL.trace) log.trace(`Full collection in ${ms.toFixed(1)} ms`);
 });
 
