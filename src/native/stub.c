@@ -625,6 +625,10 @@ static const char runtime_settings[] =
     "BUN_JSC_collectionTimerMaxPercentCPU=0\0"
     "BUN_JSC_numberOfGCMarkers=1\0"
     "BUN_JSC_useConcurrentGC=false\0"
+    /* No top JIT tier: its compilations keep their memory for the life of a busy
+     * pidone, and its code is no faster on pidone's short loops (the soak and the
+     * output's throughput show it). */
+    "BUN_JSC_useFTLJIT=false\0"
     "MIMALLOC_SCAVENGER=0\0"
     /* JavaScriptCore reserves its JIT's address space at start; by default a range that
      * an address-space limit (ulimit -v) refuses, and without the JIT bun:ffi refuses to
