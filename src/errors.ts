@@ -71,10 +71,11 @@ export function isDescriptorShortage(code: number): boolean {
 }
 
 // What the plain -glibc file needs under RLIMIT_AS before JavaScriptCore can reserve its
-// JIT, with the runtime's default reservation and with a small one.
+// JIT, with the runtime's defaults and with the single file's settings (the stub's
+// runtime_settings; README, "The plain -glibc file under limits").
 const PLAIN_ADDRESS_SPACE = "2.3 GiB";
-const SMALL_JIT_ADDRESS_SPACE = "512 MiB";
-const SMALL_JIT_SETTING = "BUN_JSC_jitMemoryReservationSize=33554432";
+const SMALL_JIT_ADDRESS_SPACE = "300 MiB";
+const SMALL_JIT_SETTING = "BUN_JSC_jitMemoryReservationSize=4194304 and MIMALLOC_ARENA_RESERVE=0";
 
 /**
  * libc could not be bound. Without the JIT bun:ffi binds nothing: the cause is then
