@@ -86,22 +86,14 @@ main().catch(async (e) => {
   // write(2) that leaves the descriptor's flags alone (process.stderr would not).
   try {
     const fs = await import("node:fs");
-    const line = fatalLine(e, () => addressSpaceLimit(fs.readFileSync));
+    // limits.ts reads RLIMIT_AS from /proc with node:fs, no libc needed.
+    const { addressSpaceLimit } = await import("./process/limits.ts");
+    const line = fatalLine(e, () => {
+      const as = addressSpaceLimit();
+      return as === Infinity ? null : as;
+    });
     fs.writeSync(2, `[FATAL pidone (${process.pid})] ${line}\n`);
   } finally {
     process.exit(EXIT.FAILURE); // stderr closed or not
   }
 });
-
-/** RLIMIT_AS's soft limit in bytes from /proc/self/limits; null when unlimited or unreadable. */
-function addressSpaceLimit(readFile: (path: string, encoding: "latin1") => string): number | null {
-  try {
-    const line = readFile("/proc/self/limits", "latin1")
-      .split("\n")
-      .find((l) => l.startsWith("Max address space"));
-    const soft = line?.slice("Max address space".length).trim().split(/\s+/)[0];
-    return soft && /^\d+$/.test(soft) ? Number(soft) : null;
-  } catch {
-    return null;
-  }
-}
