@@ -54,11 +54,15 @@ typedef long s64;
 #define NR_write 1
 #define NR_close 3
 #define NR_mmap 9
+#define NR_mprotect 10
+#define NR_munmap 11
 #define NR_rt_sigaction 13
 #define NR_rt_sigprocmask 14
 #define NR_ioctl 16
 #define NR_pread64 17
 #define NR_sched_yield 24
+#define NR_mremap 25
+#define NR_mincore 27
 #define NR_getpid 39
 #define NR_sendfile 40
 #define NR_execve 59
@@ -74,10 +78,6 @@ typedef long s64;
 #define NR_dup3 292
 #define NR_prlimit64 302
 #define NR_memfd_create 319
-#define NR_mprotect 10
-#define NR_munmap 11
-#define NR_mremap 25
-#define NR_mincore 27
 
 static inline s64 syscall6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   register s64 r10 __asm__("r10") = d;
@@ -130,34 +130,34 @@ __asm__(".section .text.entry,\"ax\",@progbits\n"
         ".previous\n");
 
 #elif defined(__aarch64__)
-#define NR_getdents64 61
 #define NR_dup3 24
 #define NR_fcntl 25
 #define NR_ioctl 29
 #define NR_openat 56
 #define NR_close 57
+#define NR_getdents64 61
 #define NR_read 63
 #define NR_write 64
 #define NR_pread64 67
 #define NR_sendfile 71
 #define NR_exit_group 94
+#define NR_sched_yield 124
 #define NR_kill 129
 #define NR_rt_sigaction 134
 #define NR_rt_sigprocmask 135
 #define NR_setresuid 147
 #define NR_setresgid 149
 #define NR_setgroups 159
-#define NR_sched_yield 124
 #define NR_getpid 172
-#define NR_execve 221
-#define NR_prlimit64 261
-#define NR_wait4 260
-#define NR_mmap 222
-#define NR_memfd_create 279
-#define NR_mprotect 226
 #define NR_munmap 215
 #define NR_mremap 216
+#define NR_execve 221
+#define NR_mmap 222
+#define NR_mprotect 226
 #define NR_mincore 232
+#define NR_wait4 260
+#define NR_prlimit64 261
+#define NR_memfd_create 279
 
 static inline s64 syscall6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f) {
   register s64 x8 __asm__("x8") = n;
