@@ -6,6 +6,7 @@
 import {
   AT_PIDONE,
   CONSTANTS,
+  CONTROL,
   MAGIC,
   MANIFEST_MAGIC,
   SIZE,
@@ -85,6 +86,8 @@ export function protocolHeader(): string {
   for (const [name, [step, meaning]] of Object.entries(TRAMPOLINE.steps)) L.push(`#define STEP_${name} ${step} ${comment(meaning)}`);
   L.push(`#define STEP_WARNING 0x${TRAMPOLINE.STEP_WARNING.toString(16)}`);
   L.push(`#define REPORT_RECORD_SIZE ${TRAMPOLINE.RECORD_SIZE}`);
+  for (const [name, value] of Object.entries(CONTROL))
+    L.push(`#define CTL_${name} ${typeof value === "string" ? cString(value) : cNumber(value)}`);
   L.push("", "#endif", "");
   return L.join("\n");
 }

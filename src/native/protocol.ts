@@ -257,3 +257,42 @@ export function limitsView() {
     [N in keyof typeof VALUES as N extends `LIMIT_${string}` ? N : never]: (typeof VALUES)[N];
   };
 }
+
+/**
+ * The control protocol, spoken over services mode's Unix stream socket (src/control/)
+ * by its two clients: the stub's thin client (stub.c, section "ctl", which runs
+ * without the runtime so that a HEALTHCHECK every few seconds stays cheap) and
+ * src/control/client.ts (the plain -glibc file). One request per connection:
+ *
+ *   client: "pidone-ctl 1 ARGC\n" then ARGC arguments, each followed by a NUL byte
+ *           (the words after `--ctl`: COMMAND ARGS...; at most REQUEST_MAX bytes in all,
+ *           sent within REQUEST_TIMEOUT_MS of connecting)
+ *   server: "CODE\n" then the answer's text, and closes. CODE is the client's exit
+ *           status; the client copies the text to stdout when CODE is 0, else to stderr.
+ *
+ * The server formats every answer (text and JSON): a client only copies.
+ */
+export const CONTROL = {
+  /** The request's first word and version. */
+  HEADER: "pidone-ctl 1",
+  /** Where services mode listens unless told otherwise (when /run is writable). */
+  DEFAULT_PATH: "/run/pidone/control.sock",
+  /** The variable that names the socket, for pidone and its clients. */
+  PATH_VARIABLE: "PIDONE_CONTROL",
+  /** The file name that makes pidone its own client, as `pidone --ctl`. */
+  CLIENT_NAME: "pidonectl",
+  REQUEST_MAX: 4096,
+  /** A client that has not sent its whole request by then is dropped. */
+  REQUEST_TIMEOUT_MS: 2000,
+  /** A client gives up on an answer after this long (exit NO_ANSWER; `health`: FAILED). */
+  CLIENT_TIMEOUT_MS: 30_000,
+  /** `stop`/`restart` answer once done, or after this long with what is still under way. */
+  WAIT_MAX_MS: 20_000,
+  /** Connections served at once; more wait in the kernel's backlog. */
+  MAX_CLIENTS: 128,
+  /** Exit codes of `pidone --ctl`. `health` uses only OK and FAILED (Docker reserves 2). */
+  OK: 0,
+  FAILED: 1,
+  USAGE: 2,
+  NO_ANSWER: 3,
+} as const;
