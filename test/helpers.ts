@@ -74,9 +74,13 @@ function signalNumber(name: string): number {
   return require("node:os").constants.signals[name] ?? 0;
 }
 
+// Services mode listens on /run/pidone/control.sock by default, and the tests' PID
+// namespaces share the host's /run: each test that wants a control socket names its own.
+process.env.PIDONE_CONTROL ??= "none";
+
 /** A minimal, predictable environment plus the given variables (undefined removes). */
 export function cleanEnv(extra: Record<string, string | undefined>): Record<string, string> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" };
+  const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", PIDONE_CONTROL: "none" };
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];
     else env[k] = v;

@@ -86,6 +86,11 @@ export const args = {
     type: "boolean",
     description: "With -c/--service: validate the services and exit 0, or exit 2 listing every problem.",
   },
+  control: {
+    type: "string",
+    valueHint: "PATH",
+    description: "Services: the control socket (default /run/pidone/control.sock; none: off). With PROGRAM or --pause: answer status and health there.",
+  },
   setsid: {
     type: "boolean",
     description: "Start PROGRAM in a new session; TSTP/TTIN/TTOU become STOP to its group.",
@@ -101,6 +106,7 @@ export type OptionName = Exclude<keyof typeof args, "program">;
 
 export const ENVIRONMENT_HELP = [
   ["PIDONE_GRACE", "Default for --grace."],
+  ["PIDONE_CONTROL", "Services: default for --control (and where --ctl connects)."],
   ["TINI_SUBREAPER", "Register as a process subreaper (requires Linux >= 3.4)."],
   ["TINI_VERBOSITY", "Set the verbosity level (default: 1)."],
   ["TINI_KILL_PROCESS_GROUP", "Send signals to the child's process group."],

@@ -32,6 +32,11 @@ export interface RunConfig {
   configFiles: string[];
   /** --check: validate the services and exit. */
   check: boolean;
+  /**
+   * --control's PATH or "none"; else, in services mode only, PIDONE_CONTROL's; null: not
+   * given (services mode then takes [settings] control, else its default).
+   */
+  control: string | null;
 }
 
 export type Decision =
@@ -71,6 +76,11 @@ function tooLong(s: string): string {
   return /^\s*[\d.]+\s*$/.test(s) && Number(s) > MAX_SECONDS ? ` (at most ${MAX_SECONDS} seconds)` : "";
 }
 
+/** A control socket's path: absolute (its clients run elsewhere), or "none". */
+function controlPath(s: string): boolean {
+  return s === "none" || (s.startsWith("/") && s.length > 1);
+}
+
 function basename(bytes: Uint8Array): string {
   const s = Buffer.from(bytes).toString("latin1");
   return s.slice(s.lastIndexOf("/") + 1);
@@ -104,6 +114,7 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
     services: [],
     configFiles: [],
     check: false,
+    control: null,
   };
   const rewrite = cfg.rewrite as Map<number, number>;
   let graceGiven = false;
@@ -198,6 +209,10 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
       case "check":
         cfg.check = true;
         break;
+      case "control":
+        if (!controlPath(opt.value!)) return { kind: "usage-error", fatal: `Not a valid option for --control: ${opt.value} (an absolute path, or none)` };
+        cfg.control = opt.value!;
+        break;
     }
   }
 
@@ -217,6 +232,11 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
   const servicesMode = cfg.services.length > 0 || cfg.configFiles.length > 0;
   if (cfg.check && !servicesMode) return { kind: "usage-error", fatal: "--check needs -c FILE or --service" };
   if (servicesMode) {
+    const fromEnv = env.get("PIDONE_CONTROL");
+    if (cfg.control === null && fromEnv !== undefined && fromEnv !== "") {
+      if (!controlPath(fromEnv)) return { kind: "usage-error", fatal: `Not a valid value for PIDONE_CONTROL: ${fromEnv} (an absolute path, or none)` };
+      cfg.control = fromEnv;
+    }
     if (cfg.program.length > 0) return { kind: "usage-error", fatal: "services (-c/--service) take no PROGRAM" };
     if (cfg.pause) return { kind: "usage-error", fatal: "--pause cannot be combined with -c/--service" };
     if (cfg.waitAll || cfg.pidfile || cfg.setsid) {

@@ -109,7 +109,7 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
       }
       const config = readTomlConfig(parsed.data, { origin: source.file, sourceIndex, lines: parsed.lines, diags });
       drafts.push(...config.services);
-      for (const key of ["grace", "logFormat"] as const) {
+      for (const key of ["grace", "logFormat", "control"] as const) {
         const value = config.settings[key];
         const at = config.settingsAt[key];
         if (value === undefined || at === undefined) continue;
@@ -139,6 +139,7 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
       settings: {
         grace: options.settings?.grace ?? settings.grace ?? options.defaultSettings?.grace ?? DEFAULTS.grace,
         logFormat: options.settings?.logFormat ?? settings.logFormat ?? options.defaultSettings?.logFormat ?? DEFAULTS.logFormat,
+        control: settings.control ?? null,
       },
       services: topologicalOrder(unique.map((d) => d.spec)),
     },

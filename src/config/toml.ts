@@ -82,7 +82,7 @@ const hasNul = (s: string) => s.includes("\0");
 // ---------------------------------------------------------------------------------
 // The schema
 
-export const SETTINGS_KEYS = ["grace", "log_format"] as const;
+export const SETTINGS_KEYS = ["grace", "log_format", "control"] as const;
 export const SERVICE_KEYS = [
   "command", "shell", "env", "cwd", "user", "restart", "restart_delay", "restart_delay_max", "max_restarts",
   "restart_window", "critical", "oneshot", "after", "ready", "ready_timeout", "stop_signal", "stop_timeout", "signals", "pidfile",
@@ -307,6 +307,14 @@ export function readTomlConfig(data: Record<string, unknown>, src: TomlSource): 
         if (src.diags.count === before) {
           out.settings.logFormat = format;
           out.settingsAt.logFormat = r.at("log_format");
+        }
+      }
+      if (r.has("control")) {
+        const v = r.get("control");
+        const path = v === "none" ? "none" : r.absolutePath("control", v);
+        if (path !== null) {
+          out.settings.control = path;
+          out.settingsAt.control = r.at("control");
         }
       }
     }

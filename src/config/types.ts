@@ -12,6 +12,11 @@ export interface Settings {
   /** Seconds from the stop trigger to the final SIGKILL (as --grace). */
   grace: number;
   logFormat: LogFormat;
+  /**
+   * The control socket's path, "none" (off), or null: not set by the config (then
+   * --control, PIDONE_CONTROL or the default decide: src/control/server.ts).
+   */
+  control: string | null;
 }
 
 /** Who the service runs as, resolved from /etc/passwd and /etc/group. */

@@ -26,6 +26,14 @@ import { SIG, signalName } from "../signals/table.ts";
 import { exit, getpid, isatty, yieldCpu } from "../sys/libc.ts";
 import { available as nativeHelper, publishSignalTarget } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
+import { controlHandler, Refused } from "../control/commands.ts";
+import { ControlServer, controlPlace } from "../control/server.ts";
+import { timestamp, type ServiceStatus, type Status } from "../control/status.ts";
+import { counters } from "../process/counters.ts";
+import { nativelyReaped } from "../sys/native.ts";
+import { describeProbe } from "../services/ready.ts";
+import { CONTROL } from "../native/protocol.ts";
+import { VERSION } from "../version.ts";
 
 /** At exit, what services already wrote is copied for at least this long (or what is left of the grace). */
 const DRAIN_MS = 1000;
@@ -107,6 +115,7 @@ class ServicesMode {
     if (out === 0) return;
     const taking = this.runners.filter((r) => r.running && this.takes(r, sig));
     for (const r of taking) r.signalGroup(out);
+    counters.forwarded += taking.length;
     if (taking.length) yieldCpu();
   };
 
@@ -179,9 +188,11 @@ class ServicesMode {
     let code = this.verdict;
     if (code === null) {
       // Stopped on request: clean if every critical service went the way a stop should.
-      const bad = this.runners.find((r) => r.spec.critical && !r.stoppedCleanly());
+      // A service the operator stopped was not stopped by this stop: how it went is no verdict.
+      const bad = this.runners.find((r) => r.spec.critical && !r.held && !r.stoppedCleanly());
       code = bad ? (bad.lastCode ?? 1) : 0;
     }
+    this.control?.close();
     if (this.mux) {
       await this.queue; // each exit event waits at most 100 ms
       // What services already wrote is copied for at least DRAIN_MS, and for whatever is
@@ -207,6 +218,8 @@ class ServicesMode {
   private finishIfIdle(): void {
     if (this.phase.name !== "running") return;
     const alive = this.runners.some((r) => {
+      // Stopped by the operator: the container waits for its `start`.
+      if (r.held) return true;
       if (r.state === "starting" || r.state === "ready" || r.state === "backoff" || r.running) return true;
       if (r.state !== "waiting") return false;
       return r.spec.after.every((n) => ["waiting", "starting", "ready", "backoff", "done"].includes(this.byName.get(n)!.state));
@@ -236,6 +249,8 @@ class ServicesMode {
   private readonly color: boolean;
   /** pidone's own events, in the order things happened (see event). */
   private queue: Promise<void> = Promise.resolve();
+  private control: ControlServer | null = null;
+  private readonly startedWall = Date.now();
 
   constructor(
     private readonly cfg: RunConfig,
@@ -346,8 +361,127 @@ class ServicesMode {
     const format = this.plan.settings.logFormat;
     if (format !== "raw") this.mux = new OutputMux({ format, names: this.plan.services.map((s) => s.name), color: this.color });
     log.debug(`pidone ${getpid()}: ${this.runners.length} services`);
+    this.openControl();
     keepAlive();
     // Probe host names are resolved before anything starts: see ready.ts.
     void resolveProbeHosts(this.plan.services.map((s) => s.ready)).then(() => this.startWhatCan());
+  }
+
+  // ---------------------------------------------------------------- the operator
+
+  /** The control socket (src/control/): where --control, PIDONE_CONTROL or [settings] say, else the default. */
+  private openControl(): void {
+    const place = controlPlace(this.cfg.control, this.plan.settings.control);
+    if ("off" in place) {
+      if (place.off) this.event(null, place.off, { event: "control-off" });
+      return;
+    }
+    const handler = controlHandler({
+      status: () => this.status(),
+      start: (name) => this.operatorStart(name),
+      stop: (name) => this.operatorStop(name),
+      restart: (name) => this.operatorRestart(name),
+      signal: (name, sig) => this.operatorSignal(name, sig),
+    });
+    this.control = ControlServer.start(place.path, handler, (line) => this.event(null, line, { event: "control-off" }));
+    if (this.control) log.debug(`control socket at ${place.path}`);
+  }
+
+  private operable(name: string): ServiceRunner {
+    if (this.phase.name !== "running") throw new Refused("pidone is stopping");
+    return this.byName.get(name)!;
+  }
+
+  private async operatorStart(name: string): Promise<string> {
+    const r = this.operable(name);
+    if (r.running) throw new Refused(`${name} is already running (pid ${r.pid})`);
+    if (r.state === "stopping") throw new Refused(`${name} is stopping; start it once it has stopped`);
+    this.event(name, "start requested by the operator", { event: "operator-start" });
+    r.release();
+    this.startWhatCan();
+    return this.after(r);
+  }
+
+  private async operatorStop(name: string): Promise<string> {
+    const r = this.operable(name);
+    if (r.held && !r.running) throw new Refused(`${name} is already stopped`);
+    this.event(name, "stop requested by the operator", { event: "operator-stop" });
+    const done = await this.within(r.hold(r.spec.stopTimeout * 1000));
+    return done ? `${name}: stopped` : `${name}: still stopping after ${CONTROL.WAIT_MAX_MS / 1000} s (SIGKILL follows its stop_timeout)`;
+  }
+
+  /** Stop (if running) and start at once: no backoff, not counted toward max_restarts. */
+  private async operatorRestart(name: string): Promise<string> {
+    const r = this.operable(name);
+    if (r.state === "stopping") throw new Refused(`${name} is stopping; start it once it has stopped`);
+    this.event(name, "restart requested by the operator", { event: "operator-restart" });
+    const stopped = r.hold(r.spec.stopTimeout * 1000).then(() => {
+      if (this.phase.name !== "running") return;
+      r.release();
+      this.startWhatCan();
+    });
+    if (!(await this.within(stopped))) return `${name}: still stopping after ${CONTROL.WAIT_MAX_MS / 1000} s; it starts once stopped`;
+    return this.after(r);
+  }
+
+  private operatorSignal(name: string, sig: number): string {
+    const r = this.operable(name);
+    if (!r.running) throw new Refused(`${name} is not running`);
+    r.signalGroup(sig);
+    counters.forwarded++;
+    return `${name}: sent ${signalName(sig)} to ${r.signalTarget() ?? r.pid}`;
+  }
+
+  /** What a start led to: a new pid, or what it waits for. */
+  private after(r: ServiceRunner): string {
+    if (r.running) return `${r.name}: started (pid ${r.pid})`;
+    const s = this.serviceStatus(r, Date.now());
+    return `${r.name}: ${s.state === "waiting" ? `waiting for ${s.waiting_for.join(", ")}` : s.state}`;
+  }
+
+  /** True when `p` settled within CONTROL.WAIT_MAX_MS; the work goes on either way. */
+  private within(p: Promise<void>): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CONTROL.WAIT_MAX_MS)));
+    return Promise.race([p.then(() => true), late]).finally(() => clearTimeout(timer));
+  }
+
+  status(): Status {
+    const now = Date.now();
+    return {
+      version: 1,
+      pidone: {
+        pid: getpid(),
+        version: VERSION,
+        mode: "services",
+        phase: this.phase.name === "running" ? "running" : "stopping",
+        started_at: timestamp(this.startedWall),
+        uptime_seconds: Math.floor((now - this.startedWall) / 1000),
+        reaped_total: counters.reaped + (nativelyReaped() ?? 0),
+        signals_forwarded_total: counters.forwarded,
+      },
+      services: this.runners.map((r) => this.serviceStatus(r, now)),
+    };
+  }
+
+  private serviceStatus(r: ServiceRunner, now: number): ServiceStatus {
+    const up = (n: string) => ["ready", "done"].includes(this.byName.get(n)!.state);
+    return {
+      name: r.name,
+      state: r.display(),
+      critical: r.spec.critical,
+      oneshot: r.spec.oneshot,
+      held: r.held,
+      pid: r.pid,
+      started_at: r.startedWall === null ? null : timestamp(r.startedWall),
+      uptime_seconds: r.startedWall === null ? null : Math.floor((now - r.startedWall) / 1000),
+      restarts: r.restartCount,
+      restart_in_seconds: r.restartAt === null ? null : Math.max(0, Math.ceil((r.restartAt - now) / 1000)),
+      waiting_for: r.state === "waiting" && !r.held ? r.spec.after.filter((n) => !up(n)) : [],
+      last_exit: r.lastExit,
+      readiness: { check: r.spec.ready ? describeProbe(r.spec.ready) : null, ready: r.spec.ready !== null && (r.state === "ready" || r.state === "done") },
+      health: null,
+      status_text: r.statusText,
+    };
   }
 }

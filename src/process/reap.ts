@@ -3,6 +3,7 @@
 import { waitpidRaw, waitStatus, WNOHANG } from "../sys/libc.ts";
 import { takeWatched } from "../sys/native.ts";
 import { LEVEL, log } from "../log/logger.ts";
+import { counters } from "./counters.ts";
 import { pacedCollection } from "./gc.ts";
 
 /** One unit of pidone's work on the main thread: a reap here, a signal in the modes. */
@@ -57,6 +58,7 @@ export function reapAllRaw(onReaped: (pid: number, rawStatus: number) => void): 
     const pid = waitpidRaw(-1, WNOHANG);
     if (pid === 0) return false;
     if (pid < 0) return true;
+    counters.reaped++;
     onReaped(pid, waitStatus[0]!);
   }
 }

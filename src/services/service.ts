@@ -4,6 +4,10 @@
 //                            │                   │    └─no restart left─▶ ended
 //                            └─oneshot exit 0────┴──────────────▶ done
 //   any running state ─stop()─▶ stopping ─exit─▶ stopped
+//   the operator: hold() ─▶ (stopping ─▶) stopped, held; release() ─▶ waiting
+//
+// What operators see (`--ctl status`) is display(): these states with the readiness,
+// health and hold folded in (README: "A service's states").
 import type { ServiceSpec } from "../config/index.ts";
 import { exitCodeOfFailure, type SpawnFailure } from "../errors.ts";
 import { exitCodeOf, type ExitStatus } from "../process/reap.ts";
@@ -12,6 +16,7 @@ import { parentOf, processGroupOf } from "../process/tree.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
 import { describeProbe, waitReady, type ProbeHooks } from "./ready.ts";
 import { signalName, SIG } from "../signals/table.ts";
+import { timestamp, type DisplayState, type ExitInfo } from "../control/status.ts";
 
 export type ServiceState = "waiting" | "starting" | "ready" | "backoff" | "done" | "ended" | "stopping" | "stopped";
 
@@ -39,6 +44,18 @@ export class ServiceRunner {
   lastStatus: ExitStatus | null = null;
   /** It had to be SIGKILLed during the stop. */
   killed = false;
+  /** Stopped by the operator: not restarted, not a failure, until release(). */
+  held = false;
+  /** Restarts by its policy (an operator's restart is not one). */
+  restartCount = 0;
+  /** Its current process's start (Date.now()), for uptime; null when not running. */
+  startedWall: number | null = null;
+  /** How its last process ended, or why it did not start. */
+  lastExit: ExitInfo | null = null;
+  /** In the backoff: when it starts again (Date.now()). */
+  restartAt: number | null = null;
+  /** What the service last said about itself (sd_notify STATUS=). */
+  statusText: string | null = null;
   private restarts: number[] = [];
   private backoffMs: number;
   private startedAt = 0;
@@ -63,8 +80,11 @@ export class ServiceRunner {
 
   start(): void {
     this.timer = null;
+    this.restartAt = null;
+    this.killed = false;
     const r = this.host.spawn(this.spec);
     if (!r.ok) {
+      this.lastExit = { code: exitCodeOfFailure(r), signal: null, description: r.message, at: timestamp(Date.now()) };
       this.host.event(this.name, r.message);
       // As if it had exited with the code tini's child gives a failed exec: the restart
       // policy and the container's status treat both the same.
@@ -74,6 +94,7 @@ export class ServiceRunner {
     this.pid = r.pid;
     this.state = "starting";
     this.startedAt = performance.now();
+    this.startedWall = Date.now();
     this.notReady = false;
     this.host.track(r.pid, this);
     this.host.event(this.name, `started (pid ${r.pid})`, { event: "started", pid: r.pid });
@@ -102,10 +123,13 @@ export class ServiceRunner {
   /** The kernel reported our process (or adopted daemon) gone. */
   exited(status: ExitStatus): void {
     this.pid = null;
+    this.startedWall = null;
     this.lastStatus = status;
     const code = exitCodeOf(status);
     this.lastCode = code;
     const how = status.exited ? `status ${status.code}` : `signal ${signalName(status.signal)}`;
+    const signal = status.exited ? null : signalName(status.signal);
+    this.lastExit = { code, signal, description: how, at: timestamp(Date.now()) };
     this.host.event(this.name, `exited (${how})`, { event: "exited", code });
     if (this.state === "stopping") {
       this.state = "stopped";
@@ -127,6 +151,7 @@ export class ServiceRunner {
       const r = readPidfile(file);
       if (r.ok && parentOf(r.pid) === getpid()) {
         this.pid = r.pid;
+        this.startedWall = Date.now();
         this.host.track(r.pid, this);
         this.host.event(this.name, `adopted pid ${r.pid} from ${file}`, { event: "adopted", pid: r.pid });
         if (this.state === "starting" && !this.spec.ready) this.becomeReady();
@@ -155,11 +180,13 @@ export class ServiceRunner {
       if (this.restarts.length < this.spec.maxRestarts) {
         // Without a limit there is nothing to count, and a crash loop must not grow a list.
         if (this.spec.maxRestarts !== Infinity) this.restarts.push(now);
+        this.restartCount++;
         if (now - this.startedAt >= BACKOFF_RESET_MS) this.backoffMs = this.spec.restartDelay * 1000;
         const delay = this.backoffMs;
         this.backoffMs = Math.min(this.backoffMs * 2, this.spec.restartDelayMax * 1000);
         this.state = "backoff";
         this.host.event(this.name, `restarting in ${delay / 1000} s`, { event: "restarting", delay: delay / 1000 });
+        this.restartAt = Date.now() + delay;
         this.timer = setTimeout(() => this.start(), delay);
         return;
       }
@@ -211,6 +238,47 @@ export class ServiceRunner {
       };
       this.signalGroup(this.spec.stopSignal);
     });
+  }
+
+  // ---------------------------------------------------------------- the operator
+
+  /**
+   * `--ctl stop`: stops it within `ms` (or cancels its backoff) and holds it: its end is
+   * neither a failure nor a reason to restart, until release(). Resolves once it is gone.
+   */
+  hold(ms: number): Promise<void> {
+    this.held = true;
+    this.restartAt = null;
+    return this.stop(ms);
+  }
+
+  /** `--ctl start`: back to waiting, to start once its dependencies are ready (the supervisor starts it). */
+  release(): void {
+    this.held = false;
+    this.restartAt = null;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.state = "waiting";
+  }
+
+  /** The state operators see. */
+  display(): DisplayState {
+    if (this.held && this.pid === null) return "stopped";
+    switch (this.state) {
+      case "waiting":
+      case "starting":
+      case "stopping":
+      case "stopped":
+        return this.state;
+      case "ready":
+        return this.spec.ready ? "ready" : "running";
+      case "backoff":
+        return "restarting";
+      case "done":
+        return "exited";
+      case "ended":
+        return this.lastCode === 0 ? "exited" : "failed";
+    }
   }
 
   /** Did it end the way a requested stop should (0, 128+stop signal, killed by it)? */

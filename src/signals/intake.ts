@@ -15,6 +15,7 @@
 import { SIG, FORWARDED, UNCATCHABLE_FROM_JS, signalName } from "./table.ts";
 import { ignoreSignal, sigprocmask, sigset, SIG_UNBLOCK } from "../sys/libc.ts";
 import * as native from "../sys/native.ts";
+import { counters } from "../process/counters.ts";
 
 export interface SignalPlan {
   /** Caught by pidone and forwarded (or acted on). */
@@ -87,7 +88,10 @@ export function listen(
     native.setForwarding(SIG.CHLD, "queue");
     // Ignored signals blocked since the stub's first instruction would stay pending.
     if (plan.ignoredHere.length) sigprocmask(SIG_UNBLOCK, sigset(plan.ignoredHere));
-    native.startIntake(caught, onSignal);
+    native.startIntake(caught, (sig, forwarded) => {
+      if (forwarded) counters.forwarded++;
+      onSignal(sig, forwarded);
+    });
     return;
   }
   for (const s of caught) {

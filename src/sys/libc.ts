@@ -68,6 +68,12 @@ const laterSymbols = {
   readlink: { args: ["ptr", "ptr", "u64"], returns: "i64" },
   // services mode's memory need: how much of our own file is in the page cache (src/process/limits.ts)
   mincore: { args: ["u64", "u64", "ptr"], returns: "i32" },
+  // the control socket (src/control/server.ts): who is at the other end, and whether an
+  // old socket file still has a listener
+  getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
+  socket: { args: ["i32", "i32", "i32"], returns: "i32" },
+  connect: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  geteuid: { args: [], returns: "u32" },
   // the whole syscall(2): pwritev2 takes six arguments
   syscall6: { args: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], returns: "i64" },
 } as const;
@@ -180,6 +186,7 @@ export const errno = {
   ENOEXEC: 8,
   ENXIO: 6,
   EOPNOTSUPP: 95,
+  ECONNREFUSED: 111,
 } as const;
 
 function lastErrno(): number {
@@ -827,4 +834,43 @@ const mincoreOut = new Uint8Array(new ArrayBuffer(1));
 export function pageCached(address: number, pageSize: number): boolean | null {
   if (later().mincore(BigInt(address), BigInt(pageSize), ptr(mincoreOut)) !== 0) return null;
   return (mincoreOut[0]! & 1) === 1;
+}
+
+// ---------------------------------------------------------------- Unix sockets
+
+export const geteuid = (): number => later().geteuid();
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+// struct ucred { pid_t pid; uid_t uid; gid_t gid; }: the kernel keeps a pointer to neither.
+const ucred = new Int32Array(new ArrayBuffer(12));
+const ucredLength = new Uint32Array(new ArrayBuffer(4));
+/** The credentials the peer of a connected Unix socket had when it connected (SO_PEERCRED). */
+export function peerCredentials(fd: number): { pid: number; uid: number; gid: number } {
+  ucredLength[0] = 12;
+  check("getsockopt", later().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, ptr(ucred), ptr(ucredLength)));
+  return { pid: ucred[0]!, uid: ucred[1]! >>> 0, gid: ucred[2]! >>> 0 };
+}
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+/** sun_path's size: a path must fit with its NUL. */
+export const UNIX_PATH_MAX = 108;
+/**
+ * Connects to the Unix stream socket at `path` and hangs up at once: 0 when something
+ * listens there, else the errno (ECONNREFUSED: a socket file nobody listens on).
+ */
+export function probeUnixSocket(path: string): number {
+  const name = Buffer.from(path);
+  if (name.length >= UNIX_PATH_MAX) return errno.EINVAL;
+  const addr = new Uint8Array(new ArrayBuffer(2 + UNIX_PATH_MAX)); // struct sockaddr_un
+  addr[0] = AF_UNIX;
+  addr.set(name, 2);
+  const fd = later().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return lastErrno();
+  const r = later().connect(fd, ptr(addr), 2 + name.length + 1);
+  const e = r === 0 ? 0 : lastErrno();
+  c.close(fd);
+  return e;
 }
