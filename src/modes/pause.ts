@@ -18,13 +18,19 @@ import { SIG, signalName } from "../signals/table.ts";
 import { exit } from "../sys/libc.ts";
 import { watchChild } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
+import { openControl, pidoneStatus } from "../control/attach.ts";
 
 export function runPause(cfg: RunConfig, inherited: Inheritance): void {
   setUpReaping(cfg);
   checkReaping();
 
   let phase: "pausing" | "stopping" = "pausing";
-  const done = () => exit(0);
+  // --control PATH: `status` and `health` answer for pidone itself.
+  const control = openControl(cfg.control, () => pidoneStatus("pause", phase === "stopping", []));
+  const done = () => {
+    control?.close();
+    return exit(0);
+  };
   const stop = new TreeStop(cfg.graceSeconds * 1000, done); // the grace is over
   const reaped = (pid: number) => {
     if (log.level >= LEVEL.debug) log.debug(`Reaped child with pid: '${pid}'`);

@@ -15,6 +15,9 @@ import { SyscallError, errno, exit, getpid, kill, strsignal, yieldCpu } from "..
 import { available as nativeAvailable, publishTarget, watchChild, type NativeExit } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
+import { openControl, pidoneStatus } from "../control/attach.ts";
+import type { ControlServer } from "../control/server.ts";
+import type { Status } from "../control/status.ts";
 
 type MainChild = { pid: number; adopted: boolean };
 
@@ -160,6 +163,7 @@ class TiniMode {
   /** The one exit once the child ran (the stub's handler may exit first: see start). */
   private finish(why: string): never {
     log.trace(`Exiting: ${why}`);
+    this.control?.close();
     return exit(this.cfg.waitAll ? (this.firstFailure ?? 0) : this.exitCode);
   }
 
@@ -178,6 +182,9 @@ class TiniMode {
   private nativeExit: NativeExit | null = null;
   /** -g and --setsid: signals go to the main child's whole process group. */
   private readonly groupWide: boolean;
+  /** --control PATH: status and health for the main child. */
+  private control: ControlServer | null = null;
+  private mainStarted = 0;
 
   constructor(
     private readonly cfg: RunConfig,
@@ -294,7 +301,8 @@ class TiniMode {
     // daemon to follow: native reaping is on, and below -v), the handler that reaps it
     // exits for us with this table's code; `alone`: only once no child is left, where a
     // sweep would otherwise follow.
-    if (this.reapNatively && log.level < LEVEL.info) {
+    // With --control, pidone's JavaScript must exit itself, to remove the socket.
+    if (this.reapNatively && log.level < LEVEL.info && cfg.control === null) {
       const codes = new Uint8Array(256);
       for (let code = 0; code < 256; code++) codes[code] = this.remap(code);
       this.nativeExit = { codes, alone: this.stop.sweeping };
@@ -304,6 +312,35 @@ class TiniMode {
     this.enter({ name: "running", main: { pid: outcome.pid, adopted: false } });
     if (nativeAvailable) this.startListening();
     log.info(`Spawned child process '${Buffer.from(cfg.program[0]!).toString()}' with pid '${outcome.pid}'`);
+    this.mainStarted = Date.now();
+    this.control = openControl(cfg.control, () => this.status());
     keepAlive();
+  }
+
+  /** `--ctl status`: the main child as the one service, healthy while it runs. */
+  private status(): Status {
+    const now = Date.now();
+    const main = this.phase.name === "running" ? this.phase.main : null;
+    const name = Buffer.from(this.cfg.program[0]!).toString().split("/").pop()!;
+    const ended = this.phase.name === "draining";
+    return pidoneStatus("tini", this.stop.triggered, [
+      {
+        name,
+        state: main ? "running" : this.phase.name === "adopting" ? "starting" : this.exitCode === 0 ? "exited" : "failed",
+        critical: true,
+        oneshot: false,
+        held: false,
+        pid: main?.pid ?? null,
+        started_at: main ? new Date(this.mainStarted).toISOString() : null,
+        uptime_seconds: main ? Math.floor((now - this.mainStarted) / 1000) : null,
+        restarts: 0,
+        restart_in_seconds: null,
+        waiting_for: [],
+        last_exit: ended ? { code: this.exitCode, signal: null, description: `exit code ${this.exitCode}`, at: new Date(now).toISOString() } : null,
+        readiness: { check: null, ready: false },
+        health: null,
+        status_text: null,
+      },
+    ]);
   }
 }

@@ -1,0 +1,39 @@
+// tini's mode and --pause answer `status` and `health` only, and only where --control
+// PATH asks: without it they create nothing, as tini does.
+import { LEVEL, log } from "../log/logger.ts";
+import { counters } from "../process/counters.ts";
+import { getpid } from "../sys/libc.ts";
+import { nativelyReaped } from "../sys/native.ts";
+import { VERSION } from "../version.ts";
+import { controlHandler } from "./commands.ts";
+import { ControlServer } from "./server.ts";
+import { timestamp, type ServiceStatus, type Status } from "./status.ts";
+
+const started = Date.now();
+
+/** Listens at --control's PATH (not "none"), answering from `status`; a failure is one warning. */
+export function openControl(path: string | null, status: () => Status): ControlServer | null {
+  if (path === null || path === "none") return null;
+  const server = ControlServer.start(path, controlHandler({ status }), (line) => log.warn(line));
+  if (server && log.level >= LEVEL.debug) log.debug(`Control socket at ${path}`);
+  return server;
+}
+
+/** The status object around `services`, for a mode that is not services mode. */
+export function pidoneStatus(mode: "tini" | "pause", stopping: boolean, services: ServiceStatus[]): Status {
+  const now = Date.now();
+  return {
+    version: 1,
+    pidone: {
+      pid: getpid(),
+      version: VERSION,
+      mode,
+      phase: stopping ? "stopping" : "running",
+      started_at: timestamp(started),
+      uptime_seconds: Math.floor((now - started) / 1000),
+      reaped_total: counters.reaped + (nativelyReaped() ?? 0),
+      signals_forwarded_total: counters.forwarded,
+    },
+    services,
+  };
+}
