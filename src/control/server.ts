@@ -39,6 +39,8 @@ export function controlPlace(given: string | null, fromConfig: string | null): C
   if (chosen === "none") return { off: null };
   if (chosen !== null) return { path: chosen };
   try {
+    // A FROM scratch image has no /run: made as a distribution has it, when / is writable.
+    mkdirSync(dirname(DEFAULT_DIR), { mode: 0o755, recursive: true });
     mkdirSync(DEFAULT_DIR, { mode: 0o700 });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
