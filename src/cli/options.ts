@@ -1,7 +1,8 @@
 // argv (bytes) + environment → what pidone should do. Pure: no I/O, no exits.
 import { parseGrammar } from "./grammar.ts";
 import { SIG, parseSignal, pdeathsigByName } from "../signals/table.ts";
-import { MAX_SECONDS } from "../config/types.ts";
+import { MAX_SECONDS, type HttpAddress } from "../config/types.ts";
+import { parseHttpAddress } from "../config/address.ts";
 
 export interface RunConfig {
   kind: "run";
@@ -32,6 +33,8 @@ export interface RunConfig {
   configFiles: string[];
   /** --check: validate the services and exit. */
   check: boolean;
+  /** --http: the read-only HTTP endpoint; "none": off, whatever a file says; null: not given. */
+  http: HttpAddress | "none" | null;
 }
 
 export type Decision =
@@ -104,6 +107,7 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
     services: [],
     configFiles: [],
     check: false,
+    http: null,
   };
   const rewrite = cfg.rewrite as Map<number, number>;
   let graceGiven = false;
@@ -198,6 +202,16 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
       case "check":
         cfg.check = true;
         break;
+      case "http": {
+        if (opt.value === "none") {
+          cfg.http = "none";
+          break;
+        }
+        const parsed = parseHttpAddress(opt.value!);
+        if (!parsed.ok) return { kind: "usage-error", fatal: `Not a valid option for --http: ${parsed.message}` };
+        cfg.http = parsed.address;
+        break;
+      }
     }
   }
 

@@ -12,6 +12,14 @@ export interface Settings {
   /** Seconds from the stop trigger to the final SIGKILL (as --grace). */
   grace: number;
   logFormat: LogFormat;
+  /** The read-only HTTP endpoint (--http, `http`); absent: none. */
+  http?: HttpAddress;
+}
+
+/** Where the HTTP endpoint listens: an IP literal (IPv6 without brackets) and a port. */
+export interface HttpAddress {
+  host: string;
+  port: number;
 }
 
 /** Who the service runs as, resolved from /etc/passwd and /etc/group. */
