@@ -442,6 +442,15 @@ describe("serveHttp on 127.0.0.1", () => {
     expect(parseReply((await exchange(server.port, "GET /healthz HTTP/1.0\r\n\r\n")).data).code).toBe(200);
   });
 
+  test("an answer larger than the socket's buffer is written whole", async () => {
+    const many = statusOf(Array.from({ length: 2000 }, (_, i) => service(`svc-${i}`, { status_text: "x".repeat(1000) })));
+    const server = serve(() => many);
+    const r = await exchange(server.port, "GET /status HTTP/1.0\r\n\r\n");
+    const reply = parseReply(r.data);
+    expect(Number(reply.headers["content-length"])).toBeGreaterThan(2_000_000);
+    expect(JSON.parse(reply.body)).toEqual(many);
+  });
+
   test("a port in use is one clear line", () => {
     const first = serve(() => HEALTHY);
     const r = serveHttp({ host: "127.0.0.1", port: first.port }, () => HEALTHY);
