@@ -484,7 +484,12 @@ describe("serveHttp in a process of its own", () => {
       await p.waitStdout(/port \d+\n/);
       const port = Number(/port (\d+)/.exec(p.stdout())![1]);
       const idle = async () => {
-        await Bun.sleep(1000); // the start's, or the last answer's, own last steps
+        // The start's, or the last answer's, own last steps: until a second passes without any.
+        await waitFor(async () => {
+          const c = contextSwitches(p.proc.pid);
+          await Bun.sleep(1000);
+          return contextSwitches(p.proc.pid) === c;
+        }, 15_000, "a quiet second");
         const before = contextSwitches(p.proc.pid);
         await Bun.sleep(3000);
         return contextSwitches(p.proc.pid) - before;
@@ -495,7 +500,7 @@ describe("serveHttp in a process of its own", () => {
     } finally {
       p.proc.kill("SIGKILL");
     }
-  }, 30_000);
+  }, 60_000);
 
   test("short of descriptors it stops listening, and listens again when a connection closes", async () => {
     const p = start(["bash", "-c", 'ulimit -n 64 && exec "$@"', "bash", process.execPath, FIXTURE, "short"]);
