@@ -25,6 +25,9 @@ command -v strace >/dev/null || need+=(strace)
 # The services Docker proof (test/docker-services.test.ts) builds a Debian image with
 # openssh-server and cron.
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+# The HTTP endpoint's test (test/control-http.test.ts) reads /metrics with a real
+# Prometheus parser: Debian's, under Debian's python3 (not one earlier on PATH).
+/usr/bin/python3 -c 'import prometheus_client.parser' 2>/dev/null || need+=(python3-prometheus-client)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup-test-env: missing ${need[*]}; run as root or install them" >&2

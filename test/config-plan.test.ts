@@ -368,7 +368,7 @@ describe("check() and buildPlan() on files", () => {
     const r = check([example], [], MACHINE);
     expect(r).toEqual({ ok: true, diagnostics: [] });
     const p = buildPlan([example], [], MACHINE);
-    expect(p.ok && p.plan.settings).toEqual({ grace: 8, logFormat: "prefix", control: "/run/pidone/control.sock" });
+    expect(p.ok && p.plan.settings).toEqual({ grace: 8, logFormat: "prefix", control: "/run/pidone/control.sock", http: { host: "127.0.0.1", port: 9100 } });
     expect(p.ok && names(startLevels(p.plan.services))).toEqual([["db", "cron", "sshd"], ["migrate"], ["app"], ["web"]]);
     expect(p.ok && names(stopLevels(p.plan.services))).toEqual([["cron", "sshd", "web"], ["app"], ["migrate"], ["db"]]);
     expect(p.ok && p.plan.services.find((s) => s.name === "db")).toMatchObject({

@@ -95,6 +95,11 @@ export const args = {
     type: "boolean",
     description: "Start PROGRAM in a new session; TSTP/TTIN/TTOU become STOP to its group.",
   },
+  http: {
+    type: "string",
+    valueHint: "ADDR:PORT",
+    description: "Services: serve /healthz, /readyz, /status, /metrics read-only over HTTP, e.g. 0.0.0.0:9100; none: off.",
+  },
   program: {
     type: "positional",
     required: false,

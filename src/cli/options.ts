@@ -1,7 +1,8 @@
 // argv (bytes) + environment → what pidone should do. Pure: no I/O, no exits.
 import { parseGrammar } from "./grammar.ts";
 import { SIG, parseSignal, pdeathsigByName } from "../signals/table.ts";
-import { MAX_SECONDS } from "../config/types.ts";
+import { MAX_SECONDS, type HttpAddress } from "../config/types.ts";
+import { parseHttpAddress } from "../config/address.ts";
 
 export interface RunConfig {
   kind: "run";
@@ -37,6 +38,8 @@ export interface RunConfig {
    * given (services mode then takes [settings] control, else its default).
    */
   control: string | null;
+  /** --http: the read-only HTTP endpoint; "none": off, whatever a file says; null: not given. */
+  http: HttpAddress | "none" | null;
 }
 
 export type Decision =
@@ -115,6 +118,7 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
     configFiles: [],
     check: false,
     control: null,
+    http: null,
   };
   const rewrite = cfg.rewrite as Map<number, number>;
   let graceGiven = false;
@@ -213,6 +217,16 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
         if (!controlPath(opt.value!)) return { kind: "usage-error", fatal: `Not a valid option for --control: ${opt.value} (an absolute path, or none)` };
         cfg.control = opt.value!;
         break;
+      case "http": {
+        if (opt.value === "none") {
+          cfg.http = "none";
+          break;
+        }
+        const parsed = parseHttpAddress(opt.value!);
+        if (!parsed.ok) return { kind: "usage-error", fatal: `Not a valid option for --http: ${parsed.message}` };
+        cfg.http = parsed.address;
+        break;
+      }
     }
   }
 
@@ -245,6 +259,7 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
     return cfg;
   }
 
+  if (cfg.http !== null) return { kind: "usage-error", fatal: "--http needs services (-c/--service)" };
   if (cfg.pause) {
     if (cfg.program.length > 0) return { kind: "usage-error", fatal: "--pause takes no PROGRAM" };
     if (cfg.waitAll || cfg.pidfile || cfg.setsid) {

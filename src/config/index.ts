@@ -7,7 +7,7 @@
  * - `--service 'NAME: COMMAND'` (repeatable) and a Procfile (`-c FILE`, any name not
  *   ending in .toml): `NAME: COMMAND` lines, `#` comments, blank lines. COMMAND is a
  *   shell command line, run as ["/bin/sh", "-c", COMMAND] (the Procfile convention).
- * - A TOML file (`-c FILE.toml`): [settings] grace, log_format; [services.NAME] with
+ * - A TOML file (`-c FILE.toml`): [settings] grace, log_format, http; [services.NAME] with
  *   command, shell, env, cwd, user, restart, restart_delay, restart_delay_max,
  *   max_restarts, restart_window, critical, oneshot, after, ready, ready_timeout,
  *   stop_signal, stop_timeout, signals, pidfile.
@@ -46,6 +46,7 @@ export { parseProcfile, parseServiceLine, checkServiceName } from "./procfile.ts
 export { readAccounts, resolveUser, parsePasswd, parseGroup, type Accounts } from "./accounts.ts";
 export { findProgram, probeFile, type FileKind, type ProbeFile } from "./programs.ts";
 export { formatDiagnostic, type Diagnostic } from "./diagnostics.ts";
+export { parseHttpAddress, formatHttpAddress, type AddressResult } from "./address.ts";
 export * from "./types.ts";
 
 /** `-c FILE` is TOML when its name ends in .toml (any case), a Procfile otherwise. */

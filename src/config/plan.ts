@@ -7,7 +7,7 @@ import { findCycles, topologicalOrder } from "./graph.ts";
 import { parseProcfile, parseServiceLine, type ProcEntry } from "./procfile.ts";
 import { findProgram, probeFile, type ProbeFile } from "./programs.ts";
 import { parseToml, readTomlConfig, type ServiceDraft } from "./toml.ts";
-import { DEFAULTS, type ServicePlan, type Settings } from "./types.ts";
+import { DEFAULTS, type HttpAddress, type ServicePlan, type Settings } from "./types.ts";
 
 export type Source =
   /** A TOML file's text (`-c FILE.toml`). */
@@ -32,8 +32,8 @@ export interface PlanOptions {
   probe?: ProbeFile;
   /** Look programs up (and fill ServiceSpec.executable). Default: true. */
   checkPrograms?: boolean;
-  /** Settings from the command line (--grace…): they win over every file. */
-  settings?: Partial<Settings>;
+  /** Settings from the command line (--grace…): they win over every file; `http: null` is `--http none`. */
+  settings?: Partial<Omit<Settings, "http">> & { http?: HttpAddress | null };
   /** Settings from the environment (PIDONE_GRACE…): used when no file sets them. */
   defaultSettings?: Partial<Settings>;
 }
@@ -109,7 +109,7 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
       }
       const config = readTomlConfig(parsed.data, { origin: source.file, sourceIndex, lines: parsed.lines, diags });
       drafts.push(...config.services);
-      for (const key of ["grace", "logFormat", "control"] as const) {
+      for (const key of ["grace", "logFormat", "control", "http"] as const) {
         const value = config.settings[key];
         const at = config.settingsAt[key];
         if (value === undefined || at === undefined) continue;
@@ -133,16 +133,17 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
   checkMachine(unique, diags, options);
 
   if (diags.count > 0) return { ok: false, diagnostics: diags.formatted() };
+  const planSettings: Settings = {
+    grace: options.settings?.grace ?? settings.grace ?? options.defaultSettings?.grace ?? DEFAULTS.grace,
+    logFormat: options.settings?.logFormat ?? settings.logFormat ?? options.defaultSettings?.logFormat ?? DEFAULTS.logFormat,
+    control: settings.control ?? null,
+  };
+  // No default: the endpoint is off unless asked for; `--http none` turns a file's off.
+  const http = options.settings?.http === undefined ? settings.http : options.settings.http;
+  if (http) planSettings.http = http;
   return {
     ok: true,
-    plan: {
-      settings: {
-        grace: options.settings?.grace ?? settings.grace ?? options.defaultSettings?.grace ?? DEFAULTS.grace,
-        logFormat: options.settings?.logFormat ?? settings.logFormat ?? options.defaultSettings?.logFormat ?? DEFAULTS.logFormat,
-        control: settings.control ?? null,
-      },
-      services: topologicalOrder(unique.map((d) => d.spec)),
-    },
+    plan: { settings: planSettings, services: topologicalOrder(unique.map((d) => d.spec)) },
     diagnostics: [],
   };
 }

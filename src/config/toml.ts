@@ -4,6 +4,7 @@
 // users) or every source at once (duplicates, `after`) happen in plan.ts. Long because
 // it is one concern, the schema: every key's checks and messages side by side.
 import { suggestion, type Diagnostics, type KeyPath, type Where } from "./diagnostics.ts";
+import { parseHttpAddress } from "./address.ts";
 import { checkServiceName } from "./procfile.ts";
 import { describeSplitError, splitCommand } from "./shellwords.ts";
 import { scanKeyLines, syntaxErrorLine, type KeyLines } from "./toml-lines.ts";
@@ -82,7 +83,7 @@ const hasNul = (s: string) => s.includes("\0");
 // ---------------------------------------------------------------------------------
 // The schema
 
-export const SETTINGS_KEYS = ["grace", "log_format", "control"] as const;
+export const SETTINGS_KEYS = ["grace", "log_format", "control", "http"] as const;
 export const SERVICE_KEYS = [
   "command", "shell", "env", "cwd", "user", "restart", "restart_delay", "restart_delay_max", "max_restarts",
   "restart_window", "critical", "oneshot", "after", "ready", "ready_timeout", "stop_signal", "stop_timeout", "signals", "pidfile",
@@ -315,6 +316,16 @@ export function readTomlConfig(data: Record<string, unknown>, src: TomlSource): 
         if (path !== null) {
           out.settings.control = path;
           out.settingsAt.control = r.at("control");
+        }
+      }
+      if (r.has("http")) {
+        const v = r.get("http");
+        const parsed = typeof v === "string" ? parseHttpAddress(v) : null;
+        if (parsed?.ok) {
+          out.settings.http = parsed.address;
+          out.settingsAt.http = r.at("http");
+        } else {
+          r.bad("http", parsed ? parsed.message : `expected "ADDR:PORT" (e.g. "0.0.0.0:9100"), got ${describe(v)}`);
         }
       }
     }

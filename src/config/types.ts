@@ -17,6 +17,14 @@ export interface Settings {
    * --control, PIDONE_CONTROL or the default decide: src/control/server.ts).
    */
   control: string | null;
+  /** The read-only HTTP endpoint (--http, `http`); absent: none. */
+  http?: HttpAddress;
+}
+
+/** Where the HTTP endpoint listens: an IP literal (IPv6 without brackets) and a port. */
+export interface HttpAddress {
+  host: string;
+  port: number;
 }
 
 /** Who the service runs as, resolved from /etc/passwd and /etc/group. */

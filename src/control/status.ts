@@ -55,7 +55,10 @@ export interface ServiceStatus {
   /** Waiting: the dependencies not yet ready. */
   waiting_for: string[];
   last_exit: ExitInfo | null;
-  /** Its readiness probe ("tcp 127.0.0.1:80"), or null; `ready`: it has passed in the current run. */
+  /**
+   * Its readiness probe ("tcp 127.0.0.1:80"), or null; `ready`: it is ready in its current
+   * run (its probe passed; without one, it runs; a oneshot: it exited 0).
+   */
   readiness: { check: string | null; ready: boolean };
   health: HealthInfo | null;
   /** What the service last reported about itself (sd_notify STATUS=), or null. */

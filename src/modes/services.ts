@@ -28,6 +28,7 @@ import { available as nativeHelper, publishSignalTarget } from "../sys/native.ts
 import { TreeStop } from "../supervisor/stop.ts";
 import { controlHandler, Refused } from "../control/commands.ts";
 import { ControlServer, controlPlace } from "../control/server.ts";
+import { serveHttp, type HttpServer } from "../control/http.ts";
 import { timestamp, type ServiceStatus, type Status } from "../control/status.ts";
 import { counters } from "../process/counters.ts";
 import { nativelyReaped } from "../sys/native.ts";
@@ -42,6 +43,7 @@ function planOptions(cfg: RunConfig, env: ReadonlyMap<string, string>): PlanOpti
   const opts: PlanOptions = { env: Object.fromEntries(env) };
   if (cfg.graceFrom === "flag") opts.settings = { grace: cfg.graceSeconds };
   if (cfg.graceFrom === "env") opts.defaultSettings = { grace: cfg.graceSeconds };
+  if (cfg.http !== null) opts.settings = { ...opts.settings, http: cfg.http === "none" ? null : cfg.http };
   return opts;
 }
 
@@ -121,6 +123,8 @@ class ServicesMode {
 
   /** The reaping loop, once per child: the service (or probe) it belongs to learns of it. */
   readonly reaped = (pid: number, rawStatus: number): void => {
+    // A child's end may give back the descriptors a paused HTTP listener waits for.
+    this.http?.recheck();
     const owner = this.owners.get(pid);
     if (owner) {
       this.owners.delete(pid);
@@ -193,6 +197,7 @@ class ServicesMode {
       code = bad ? (bad.lastCode ?? 1) : 0;
     }
     this.control?.close();
+    this.http?.close();
     if (this.mux) {
       await this.queue; // each exit event waits at most 100 ms
       // What services already wrote is copied for at least DRAIN_MS, and for whatever is
@@ -250,6 +255,7 @@ class ServicesMode {
   /** pidone's own events, in the order things happened (see event). */
   private queue: Promise<void> = Promise.resolve();
   private control: ControlServer | null = null;
+  private http: HttpServer | null = null;
   private readonly startedWall = Date.now();
 
   constructor(
@@ -362,6 +368,14 @@ class ServicesMode {
     if (format !== "raw") this.mux = new OutputMux({ format, names: this.plan.services.map((s) => s.name), color: this.color });
     log.debug(`pidone ${getpid()}: ${this.runners.length} services`);
     this.openControl();
+    if (this.plan.settings.http) {
+      const served = serveHttp(this.plan.settings.http, () => this.status(), { warn: (line) => log.warn(line) });
+      if (!served.ok) {
+        log.fatal(served.message);
+        exit(EXIT.FAILURE);
+      }
+      this.http = served.server;
+    }
     keepAlive();
     // Probe host names are resolved before anything starts: see ready.ts.
     void resolveProbeHosts(this.plan.services.map((s) => s.ready)).then(() => this.startWhatCan());
@@ -479,7 +493,7 @@ class ServicesMode {
       restart_in_seconds: r.restartAt === null ? null : Math.max(0, Math.ceil((r.restartAt - now) / 1000)),
       waiting_for: r.state === "waiting" && !r.held ? r.spec.after.filter((n) => !up(n)) : [],
       last_exit: r.lastExit,
-      readiness: { check: r.spec.ready ? describeProbe(r.spec.ready) : null, ready: r.spec.ready !== null && (r.state === "ready" || r.state === "done") },
+      readiness: { check: r.spec.ready ? describeProbe(r.spec.ready) : null, ready: r.state === "ready" || r.state === "done" },
       health: null,
       status_text: r.statusText,
     };

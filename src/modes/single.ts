@@ -337,7 +337,7 @@ class TiniMode {
         restart_in_seconds: null,
         waiting_for: [],
         last_exit: ended ? { code: this.exitCode, signal: null, description: `exit code ${this.exitCode}`, at: new Date(now).toISOString() } : null,
-        readiness: { check: null, ready: false },
+        readiness: { check: null, ready: main !== null },
         health: null,
         status_text: null,
       },
