@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { ARCHES, type Arch } from "./arch.ts";
+import { ARCHES, hostArch, type Arch } from "./arch.ts";
 
 export class FetchError extends Error {
   override name = "FetchError";
@@ -83,6 +83,7 @@ export function aptUpdate(): void {
   if (updated) return;
   const lock = join(cacheDir("apt"), "update.lock");
   updated = runTool(["flock", "-w", "300", lock, "apt-get", ...aptOptions(), "update"]);
+  index = null;
   // A failing third-party source fails the whole update; what counts is whether
   // libc6 is known afterwards (the callers say so, quoting this line).
 }
@@ -93,22 +94,49 @@ export function aptTrouble(): string {
   return ` (apt-get update: ${lastLine(updated.stderr) || `exit ${updated.code}`})`;
 }
 
+interface Libc6Index {
+  /** The version apt would take, or null. */
+  candidate: string | null;
+  /** The versions some source offers (not only dpkg's record of an installed one). */
+  offered: Set<string>;
+}
+
+let index: Record<Arch, Libc6Index> | null = null;
+
+/** What the private lists say of libc6 for each architecture (one apt-cache run: each parses every list). */
+function libc6Index(): Record<Arch, Libc6Index> {
+  if (index) return index;
+  const r = runTool(["apt-cache", ...aptOptions(), "policy", ...ARCHES.map((a) => `libc6:${a}`)]);
+  const result = Object.fromEntries(ARCHES.map((a) => [a, { candidate: null, offered: new Set<string>() }])) as Record<Arch, Libc6Index>;
+  let arch: Arch | undefined;
+  let version = "";
+  for (const line of r.stdout.split("\n")) {
+    // libc6:arm64:  /  Candidate: V  /  " *** V 500" (a version)  /  "   500 http://… Packages" (its sources)
+    const head = /^libc6(?::(\w+))?:$/.exec(line);
+    if (head) {
+      // apt leaves the native architecture unqualified.
+      arch = (head[1] ?? hostArch()) as Arch;
+      version = "";
+      continue;
+    }
+    if (!arch || !result[arch]) continue;
+    const cand = /^\s+Candidate:\s*(\S+)/.exec(line);
+    if (cand) result[arch].candidate = cand[1] === "(none)" ? null : cand[1]!;
+    const ver = /^\s+(?:\*\*\* )?(\S+) -?\d+$/.exec(line);
+    if (ver) version = ver[1]!;
+    else if (version && /^\s+-?\d+ \S+:\/\//.test(line)) result[arch].offered.add(version);
+  }
+  return (index = result);
+}
+
 /** The version apt would take for libc6:arch, or null. */
 export function libc6Candidate(arch: Arch): string | null {
-  const r = runTool(["apt-cache", ...aptOptions(), "policy", `libc6:${arch}`]);
-  const v = /^\s*Candidate:\s*(\S+)/m.exec(r.stdout)?.[1];
-  return v && v !== "(none)" ? v : null;
+  return libc6Index()[arch].candidate;
 }
 
 /** Whether the archive (as the private lists last saw it) has this libc6. */
 export function libc6InArchive(version: string, arch: Arch): boolean {
-  // madison's lines: "libc6:arm64 | 2.36-9+deb12u13 | http://… arm64 Packages"
-  // (apt-cache show exits 0 for a version it does not know).
-  const r = runTool(["apt-cache", ...aptOptions(), "madison", `libc6:${arch}`]);
-  return r.stdout.split("\n").some((line) => {
-    const [, v, source] = line.split("|").map((f) => f.trim());
-    return v === version && source?.endsWith(` ${arch} Packages`);
-  });
+  return libc6Index()[arch].offered.has(version);
 }
 
 /** The .deb's file name as apt-get download writes it (an epoch's colon is escaped). */

@@ -129,8 +129,7 @@ function checkDeb(path: string, pin: DebPin): void {
  * The libc6 of `arches`, unpacked: all from one Debian version, in the lock's or (prefer
  * mode, once the archive has dropped it) the archive's current one.
  */
-export function libc6For(arches: readonly Arch[], mode: LockMode): Libc6 {
-  const lock = readLock();
+export function libc6For(arches: readonly Arch[], mode: LockMode, lock: Lock = readLock()): Libc6 {
   const { version } = lock.libc6;
   // The cache keeps every .deb it fetched: a locked version stays buildable here after
   // the archive has dropped it.
