@@ -44,7 +44,8 @@ function runTool(cmd: string[], cwd?: string): Ran {
   try {
     r = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" } });
   } catch (e) {
-    throw new FetchError(`${cmd[0]} cannot be run here (${(e as Error).message})`);
+    // A missing tool is a failed run: the callers say what it was for.
+    return { ok: false, code: null, stdout: "", stderr: `${cmd[0]} cannot be run here (${(e as Error).message})` };
   }
   return { ok: r.success, code: r.exitCode, stdout: r.stdout?.toString() ?? "", stderr: r.stderr?.toString() ?? "" };
 }
