@@ -3,24 +3,33 @@
 //   pidone-amd64-glibc, pidone-arm64-glibc  the plain Bun executables, for glibc images only
 //   SHA256SUMS and a <file>.sha256 beside each, in sha256sum's format
 //
-//   bun scripts/release.ts [--out dist/release] [--arch amd64,arm64]
+//   bun scripts/release.ts [--out dist/release] [--arch amd64,arm64] [--allow-unlocked]
+//   bun scripts/release.ts --update-lock
+//
+// Its inputs are pinned in scripts/release/lock.json (scripts/release/lock.ts): Debian's
+// libc6 of one version for both architectures, and Bun's target runtimes; a release
+// with any other fails. --allow-unlocked (the tests) builds with the archive's current
+// libc6 once Debian has dropped the lock's, with a warning.
 //
 // Each architecture is one scripts/build.ts run (compile with Bun, then pack with
 // scripts/pack/); amd64 uses Bun's baseline target, which runs without AVX2.
-// Needs gcc, and for arm64 on an amd64 machine gcc-aarch64-linux-gnu and libc6-arm64-cross.
+// Needs gcc, apt-get and npm, and for arm64 on an amd64 machine gcc-aarch64-linux-gnu.
 // If qemu-aarch64-static is installed, the arm64 files are smoke-tested with it too.
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { ARCH_INFO, hostArch, libraryDir, parseArch, type Arch } from "./pack/arch.ts";
+import { ARCH_INFO, hostArch, parseArch, type Arch } from "./pack/arch.ts";
 import { Elf, PT_INTERP } from "./pack/elf.ts";
+import { releaseInputs, updateLockCommand, type ReleaseInputs } from "./release/lock.ts";
 
 const root = resolve(new URL("..", import.meta.url).pathname);
 const { values } = parseArgs({
   options: {
     out: { type: "string", default: "dist/release" },
     arch: { type: "string", default: "amd64,arm64" },
+    "update-lock": { type: "boolean" },
+    "allow-unlocked": { type: "boolean" },
   },
 });
 const outDir = resolve(root, values.out!);
@@ -29,6 +38,16 @@ const arches = [...new Set(values.arch!.split(",").map((a) => parseArch(a.trim()
 function fail(message: string): never {
   console.error(`release: ${message}`);
   process.exit(1);
+}
+
+/** The lock's and the fetchers' failures are one line each. */
+function locked<T>(get: () => T): T {
+  try {
+    return get();
+  } catch (e) {
+    if (e instanceof Error && (e.name === "LockError" || e.name === "FetchError")) fail(e.message);
+    throw e;
+  }
 }
 
 function isPacked(path: string): boolean {
@@ -44,8 +63,8 @@ function runner(arch: Arch, packed: boolean): string[] | null {
   if (arch === hostArch()) return [];
   const qemu = arch === "arm64" ? "qemu-aarch64-static" : "qemu-x86_64-static";
   if (!onPath(qemu)) return null;
-  // The single file needs nothing from a sysroot; the plain one needs the cross glibc.
-  return packed ? [qemu] : [qemu, "-L", libraryDir(arch).replace(/\/lib$/, "")];
+  // The single file needs nothing from a sysroot; the plain one needs the unpacked libc6.
+  return packed ? [qemu] : [qemu, "-L", inputs.libc6.roots[arch]!];
 }
 
 function smokeTest(path: string, arch: Arch, packed: boolean): string {
@@ -58,6 +77,14 @@ function smokeTest(path: string, arch: Arch, packed: boolean): string {
   return line;
 }
 
+if (values["update-lock"]) {
+  locked(updateLockCommand);
+  process.exit(0);
+}
+const inputs: ReleaseInputs = locked(() => releaseInputs(arches, values["allow-unlocked"] ? "prefer" : "strict"));
+process.on("exit", () => inputs.libc6.dispose());
+for (const line of inputs.describe()) console.log(`input: ${line}`);
+
 mkdirSync(outDir, { recursive: true });
 for (const stale of ["SHA256SUMS"]) rmSync(join(outDir, stale), { force: true });
 
@@ -68,7 +95,8 @@ for (const arch of arches) {
   const started = performance.now();
   // build.ts takes its output relative to the repository.
   const r = Bun.spawnSync(
-    [process.execPath, "scripts/build.ts", "--target", ARCH_INFO[arch].bunTarget, "--outfile", relative(root, single)],
+    [process.execPath, "scripts/build.ts", "--target", ARCH_INFO[arch].bunTarget, "--outfile", relative(root, single),
+      "--libc6", inputs.libc6.roots[arch]!, "--runtime", inputs.runtimes[arch].path],
     { cwd: root, stdout: "inherit", stderr: "inherit" },
   );
   if (!r.success) fail(`building ${arch} failed`);
@@ -80,6 +108,9 @@ for (const arch of arches) {
   console.log(`  ${basename(plain)}: ${smokeTest(plain, arch, false)}`);
   files.push(single, plain);
 }
+
+const glibc = locked(() => inputs.check(files.filter((f) => !f.endsWith("-glibc"))));
+console.log(`glibc: every single file carries libc6 ${glibc}`);
 
 const sums: string[] = [];
 for (const file of files) {

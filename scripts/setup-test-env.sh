@@ -13,10 +13,11 @@ command -v python3 >/dev/null || need+=(python3)
 command -v script >/dev/null || need+=(bsdutils)
 command -v dockerd >/dev/null || need+=(docker.io)
 # The single-file release (npm run release, test/release.test.ts): the stub's cross
-# compiler and arm64 glibc, static libc for a FROM scratch test program, and qemu-user
-# for arm64 and for amd64 on a CPU without AVX2.
+# compiler, static libc for a FROM scratch test program, and qemu-user for arm64 and for
+# amd64 on a CPU without AVX2. Both architectures' libc6 and Bun runtimes are fetched by
+# the build itself (scripts/release/lock.ts: apt-get download, dpkg-deb, flock, npm pack).
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
-[ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || need+=(libc6-arm64-cross)
+command -v flock >/dev/null || need+=(util-linux)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ "$(uname -m)" != x86_64 ] || need+=(libc6-dev)
 command -v qemu-aarch64-static >/dev/null && command -v qemu-x86_64-static >/dev/null || need+=(qemu-user-static)
 command -v setpriv >/dev/null || need+=(util-linux)

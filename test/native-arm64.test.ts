@@ -6,12 +6,15 @@
 // (test/fixtures/native-userns.c, Linux 6.7+), so the host's binfmt_misc is never touched.
 // qemu-user 7.2 carries guest signals 32..62 on host signals 34..64: the host's 36..64
 // are the guest's SIGRTMIN..SIGRTMIN+28, and what pidone forwards maps back the same way.
+// Both single files carry one Debian libc6 (scripts/release/lock.ts): the test compares
+// the arm64 file's with dist/pidone's.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { AS_PID1, ROOT, cHelper, needs, run, start, tempDir } from "./helpers.ts";
+import { AS_PID1, PIDONE, ROOT, cHelper, needs, run, start, tempDir } from "./helpers.ts";
 import { SIGSTKFLT, countOf, pidoneHostPid, signalCounts } from "./fixtures/core-lib.ts";
 import { NATIVE, QEMU_ARM64, SINGLE_FILE, credentialLines } from "./fixtures/native-lib.ts";
+import { embeddedLibc6, lockedLibc6Available, readLock } from "../scripts/release/lock.ts";
 
 setDefaultTimeout(180_000);
 
@@ -24,10 +27,10 @@ beforeAll(async () => {
   if (!qemu) throw new Error(`${QEMU_ARM64} is missing: run scripts/setup-test-env.sh`);
   if (!pidone) {
     pidone = join(tempDir("pidone-arm64-"), "pidone");
-    // HOME: Bun keeps the cross-compilation runtimes it fetched in ~/.bun.
+    // HOME: the build caches the runtime and libc6 it fetched in ~/.cache/pidone.
     const r = await run([process.execPath, "scripts/build.ts", "--target", "bun-linux-arm64", "--outfile", relative(ROOT, pidone)], {
       cwd: ROOT,
-      env: { HOME: process.env.HOME },
+      env: { HOME: process.env.HOME, PIDONE_CACHE: process.env.PIDONE_CACHE, XDG_CACHE_HOME: process.env.XDG_CACHE_HOME },
       timeoutMs: 600_000,
     });
     if (r.code !== 0 || !existsSync(pidone)) throw new Error(`building the arm64 single file failed:\n${r.stdout}${r.stderr}`);
@@ -38,6 +41,12 @@ beforeAll(async () => {
 const CARRIED = [SIGSTKFLT, ...Array.from({ length: 64 - 36 + 1 }, (_, i) => 36 + i)];
 
 needs(NATIVE, SINGLE_FILE)("arm64 under qemu-user", () => {
+  test("carries the same Debian libc6 as dist/pidone: the lock's, while Debian's archive has it", () => {
+    const arm64 = embeddedLibc6(pidone);
+    expect(arm64).toBe(embeddedLibc6(PIDONE));
+    if (lockedLibc6Available()) expect(arm64).toBe(readLock().libc6.version);
+  });
+
   // qemu needs some milliseconds of its own before the guest's first instruction; the
   // guest's JavaScript starts seconds later under emulation.
   test("a SIGTERM while the runtime starts: acted on as PID 1 and not fatal otherwise (exit 143 both)", async () => {

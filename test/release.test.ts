@@ -4,7 +4,7 @@
 // between containers, and the README's install snippets against a loopback HTTP server.
 //
 // PIDONE_RELEASE_DIR=dist/release bun test test/release.test.ts  tests an existing release
-// instead of building one. Needs gcc, gcc-aarch64-linux-gnu, libc6-arm64-cross,
+// instead of building one. Needs gcc, gcc-aarch64-linux-gnu, apt-get and npm (the inputs),
 // qemu-user-static (scripts/setup-test-env.sh installs them); without a Docker engine the
 // Docker tests are skipped with a warning, or fail under CI (test/helpers.ts, needs).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { DOCKER_ENGINE, buildScratchImage, dockerAvailable, dockerRun } from "./docker.ts";
 import { AS_PID1, ROOT, needs, run, tempDir, waitFor, type RunResult } from "./helpers.ts";
 import { Elf, PT_INTERP, DT_NEEDED } from "../scripts/pack/elf.ts";
+import { embeddedLibc6, lockedLibc6Available, readLock } from "../scripts/release/lock.ts";
 import pkg from "../package.json" with { type: "json" };
 
 const QEMU_ARM64 = "qemu-aarch64-static";
@@ -59,10 +60,11 @@ async function compileStatic(fixture: string): Promise<string> {
 beforeAll(async () => {
   if (builtHere) {
     dir = tempDir("pidone-release-");
-    // HOME: Bun keeps the cross-compilation runtimes it fetched in ~/.bun.
-    const r = await run([process.execPath, "scripts/release.ts", "--out", dir], {
+    // HOME: the release caches the runtimes and libc6 it fetched in ~/.cache/pidone.
+    // --allow-unlocked: the tests must not fail the day Debian replaces the lock's libc6.
+    const r = await run([process.execPath, "scripts/release.ts", "--out", dir, "--allow-unlocked"], {
       cwd: ROOT,
-      env: { HOME: process.env.HOME },
+      env: { HOME: process.env.HOME, PIDONE_CACHE: process.env.PIDONE_CACHE, XDG_CACHE_HOME: process.env.XDG_CACHE_HOME },
       timeoutMs: 600_000,
     });
     if (r.code !== 0) throw new Error(`npm run release failed:\n${show(r)}`);
@@ -119,6 +121,12 @@ describe("npm run release", () => {
       expect(added).toBeLessThan(4_000_000);
     }
   }, 60_000);
+
+  test("both single files carry one Debian libc6: the lock's, while Debian's archive has it", () => {
+    const amd64 = embeddedLibc6(file("pidone-amd64"));
+    expect(embeddedLibc6(file("pidone-arm64"))).toBe(amd64);
+    if (builtHere && lockedLibc6Available()) expect(amd64).toBe(readLock().libc6.version);
+  });
 
   test("--version carries the release version and the git commit, on both architectures", async () => {
     const git = await run(["git", "-C", ROOT, "rev-parse", "--short=7", "HEAD"]);
