@@ -86,6 +86,21 @@ export const args = {
     type: "boolean",
     description: "With -c/--service: validate the services and exit 0, or exit 2 listing every problem.",
   },
+  // Services mode's log options (issue #15).
+  "log-format": {
+    type: "string",
+    valueHint: "FORMAT",
+    description: "Services mode's output: prefix (NAME | line; default), json (an object per line) or raw (no capture).",
+  },
+  "log-timestamps": {
+    type: "boolean",
+    description: "Services mode: prefixed lines start with their UTC time (RFC 3339, milliseconds).",
+  },
+  quiet: {
+    type: "boolean",
+    alias: ["q"],
+    description: "pidone's own lines: warnings and errors only (level warn). Services' own lines are never affected.",
+  },
   setsid: {
     type: "boolean",
     description: "Start PROGRAM in a new session; TSTP/TTIN/TTOU become STOP to its group.",
@@ -101,6 +116,7 @@ export type OptionName = Exclude<keyof typeof args, "program">;
 
 export const ENVIRONMENT_HELP = [
   ["PIDONE_GRACE", "Default for --grace."],
+  ["PIDONE_LOG_FORMAT", "Default for --log-format (over the file's log_format)."],
   ["TINI_SUBREAPER", "Register as a process subreaper (requires Linux >= 3.4)."],
   ["TINI_VERBOSITY", "Set the verbosity level (default: 1)."],
   ["TINI_KILL_PROCESS_GROUP", "Send signals to the child's process group."],

@@ -9,9 +9,9 @@
 // became ready: its dependents start), and the grace timer. One service's own states
 // are src/services/service.ts's.
 import type { RunConfig } from "../cli/options.ts";
-import { buildPlan, check, stopLevels, type ServicePlan, type ServiceSpec, type PlanOptions } from "../config/index.ts";
+import { LOG_LEVELS, buildPlan, check, stopLevels, type ServicePlan, type ServiceSpec, type PlanOptions } from "../config/index.ts";
 import { EXIT } from "../errors.ts";
-import { LEVEL, log, print } from "../log/logger.ts";
+import { log, print, setVerbosity } from "../log/logger.ts";
 import { checkServicesLimits } from "../process/limits.ts";
 import { keepAlive } from "../process/loop.ts";
 import { reapAllRaw, decodeStatus, exitCodeOf, worked, type ExitStatus } from "../process/reap.ts";
@@ -19,6 +19,7 @@ import { checkReaping, setUpReaping } from "../process/reaper.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { launch, type LaunchContext } from "../services/launch.ts";
 import { OutputMux } from "../services/output.ts";
+import { EVENTS_DEFAULT_VERBOSITY, eventVerbosity } from "../services/events.ts";
 import { resolveProbeHosts } from "../services/ready.ts";
 import { ServiceRunner, type ServiceHost } from "../services/service.ts";
 import { childDefaultSet, listen, planSignals, type SignalPlan } from "../signals/intake.ts";
@@ -34,11 +35,15 @@ function planOptions(cfg: RunConfig, env: ReadonlyMap<string, string>): PlanOpti
   const opts: PlanOptions = { env: Object.fromEntries(env) };
   if (cfg.graceFrom === "flag") opts.settings = { grace: cfg.graceSeconds };
   if (cfg.graceFrom === "env") opts.defaultSettings = { grace: cfg.graceSeconds };
+  // --log-format, else PIDONE_LOG_FORMAT, wins over the file; --log-timestamps turns them on.
+  if (cfg.logFormat) opts.settings = { ...opts.settings, logFormat: cfg.logFormat };
+  if (cfg.logTimestamps) opts.settings = { ...opts.settings, timestamps: true };
   return opts;
 }
 
 export function runCheck(cfg: RunConfig, env: ReadonlyMap<string, string>): never {
   const r = check(cfg.configFiles, cfg.services, planOptions(cfg, env));
+  if (r.warnings.length) print(2, r.warnings.map((w) => `${w}\n`).join(""));
   if (r.ok) {
     print(1, "configuration OK\n");
     return exit(0);
@@ -64,6 +69,9 @@ export function runServices(
     print(2, built.diagnostics.map((d) => `${d}\n`).join(""));
     exit(EXIT.CONFIG);
   }
+  // [settings] log_level, unless -v, -q or TINI_VERBOSITY said otherwise.
+  const level = built.plan.settings.logLevel;
+  if (level !== null && !cfg.verbosityGiven) setVerbosity(LOG_LEVELS.indexOf(level));
   const needsUser = built.plan.services.find((s) => s.user);
   if (needsUser && !nativeHelper) {
     log.fatal(`service ${needsUser.name}: \`user\` needs the native helper of the single-file pidone, which this build lacks`);
@@ -236,6 +244,11 @@ class ServicesMode {
   private readonly color: boolean;
   /** pidone's own events, in the order things happened (see event). */
   private queue: Promise<void> = Promise.resolve();
+  /**
+   * The verbosity events need (tini's scale): -v, -q or TINI_VERBOSITY, else [settings]
+   * log_level, else every event.
+   */
+  private readonly eventLevel: number;
 
   constructor(
     private readonly cfg: RunConfig,
@@ -245,6 +258,8 @@ class ServicesMode {
     env: ReadonlyMap<string, string>,
   ) {
     this.color = isatty(1) && !env.has("NO_COLOR");
+    const level = plan.settings.logLevel;
+    this.eventLevel = cfg.verbosityGiven ? cfg.verbosity : level !== null ? LOG_LEVELS.indexOf(level) : EVENTS_DEFAULT_VERBOSITY;
     this.signalPlan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals]);
     this.sigdefault = childDefaultSet(this.signalPlan);
     this.treeStop = new TreeStop(plan.settings.grace * 1000, this.graceOver);
@@ -262,13 +277,21 @@ class ServicesMode {
 
   /** pidone's own event line: through the multiplexer (prefixed or JSON), else on stderr. */
   private emit(service: string | null, message: string, fields?: Fields): void {
-    if (this.mux) this.mux.event(service, message, fields);
-    else if (log.level >= LEVEL.warn) print(2, `[pidone] ${service ? `${service}: ` : ""}${message}\n`);
+    if (this.mux) return this.mux.event(service, message, fields);
+    const time = this.plan.settings.timestamps ? `${new Date().toISOString()} ` : "";
+    print(2, `${time}[pidone] ${service ? `${service}: ` : ""}${message}\n`);
+  }
+
+  /** Whether the level shows this event (src/services/events.ts). */
+  private shows(service: string | null, fields?: Fields): boolean {
+    const stopping = service !== null && this.byName.get(service)?.state === "stopping";
+    return this.eventLevel >= eventVerbosity(fields, stopping);
   }
 
   /** Events stay in the order things happened, and "exited" waits (at most 100 ms) for
    *  the last lines the service wrote before it exited, so the log reads in that order. */
   private event(service: string | null, message: string, fields?: Fields): void {
+    if (!this.shows(service, fields)) return;
     const mux = this.mux;
     const exited = mux !== null && service !== null && fields?.event === "exited";
     this.queue = this.queue.then(async () => {
@@ -301,7 +324,7 @@ class ServicesMode {
       ended: (svc, code) => this.serviceEnded(svc, code),
       runProgram: (argv, executable, as) => {
         return new Promise((resolve) => {
-          const r = launch(argv, { env: as.env, cwd: as.cwd, user: as.user, executable }, this.ctx("null"));
+          const r = launch(argv, { env: as.env, envFiles: as.envFiles, cwd: as.cwd, user: as.user, executable }, this.ctx("null"));
           if (!r.ok) return resolve(r);
           this.owners.set(r.pid, (s) => resolve(exitCodeOf(s)));
         });
@@ -344,7 +367,8 @@ class ServicesMode {
     // docker stop) may be delivered to that thread, and until the line above it would
     // meet the default action there (fatal, or dropped as PID 1).
     const format = this.plan.settings.logFormat;
-    if (format !== "raw") this.mux = new OutputMux({ format, names: this.plan.services.map((s) => s.name), color: this.color });
+    const timestamps = this.plan.settings.timestamps;
+    if (format !== "raw") this.mux = new OutputMux({ format, names: this.plan.services.map((s) => s.name), color: this.color, timestamps });
     log.debug(`pidone ${getpid()}: ${this.runners.length} services`);
     keepAlive();
     // Probe host names are resolved before anything starts: see ready.ts.
