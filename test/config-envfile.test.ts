@@ -150,6 +150,17 @@ describe("the configuration: env_file keys and --check", () => {
     expect(check([file], [], MACHINE).ok).toBe(true);
   });
 
+  test("two files setting env_file, timestamps or log_level is a conflict, as for every setting", () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "one.toml"), `[settings]\nenv_file = "/a.env"\ntimestamps = true\nlog_level = "warn"\n[services.a]\ncommand = "x"\n`);
+    writeFileSync(join(dir, "two.toml"), `[settings]\nenv_file = ["-/b.env"]\ntimestamps = false\nlog_level = "info"\n[services.b]\ncommand = "x"\n`);
+    expect(check([join(dir, "one.toml"), join(dir, "two.toml")], [], MACHINE).diagnostics).toEqual([
+      `${dir}/two.toml:2: settings.env_file: already set at ${dir}/one.toml:2`,
+      `${dir}/two.toml:3: settings.timestamps: already set at ${dir}/one.toml:3`,
+      `${dir}/two.toml:4: settings.log_level: already set at ${dir}/one.toml:4`,
+    ]);
+  });
+
   test("env_file values: absolute paths only, strings only, each problem at its line", () => {
     const file = join(tempDir(), "app.toml");
     writeFileSync(file, `[settings]\nenv_file = 3\n[services.web]\ncommand = "x"\nenv_file = [\n  "rel.env",\n  "-",\n  7,\n]\n[services.db]\ncommand = "x"\nenvfile = "/a.env"\n`);

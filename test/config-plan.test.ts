@@ -366,9 +366,22 @@ describe("check() and buildPlan() on files", () => {
   test("the README example is valid", () => {
     const example = readmeExample();
     const r = check([example], [], MACHINE);
-    expect(r).toEqual({ ok: true, diagnostics: [], warnings: [] });
+    // Its env_files are examples: missing here, which --check only warns about.
+    const missing = (path: string) => `${path}: warning: no such env_file (if it is not there at run time either, the services that need it cannot start)`;
+    expect(r).toEqual({ ok: true, diagnostics: [], warnings: [missing("/etc/app/common.env"), missing("/etc/app/db.env")] });
     const p = buildPlan([example], [], MACHINE);
-    expect(p.ok && p.plan.settings).toEqual({ grace: 8, logFormat: "prefix", timestamps: false, logLevel: null, envFiles: [] });
+    expect(p.ok && p.plan.settings).toEqual({
+      grace: 8,
+      logFormat: "prefix",
+      timestamps: true,
+      logLevel: "info",
+      envFiles: [{ path: "/etc/app/common.env", optional: false }],
+    });
+    expect(p.ok && p.plan.services.find((s) => s.name === "db")!.envFiles).toEqual([
+      { path: "/etc/app/common.env", optional: false },
+      { path: "/etc/app/db.env", optional: false },
+      { path: "/etc/app/local.env", optional: true },
+    ]);
     expect(p.ok && names(startLevels(p.plan.services))).toEqual([["db", "cron", "sshd"], ["migrate"], ["app"], ["web"]]);
     expect(p.ok && names(stopLevels(p.plan.services))).toEqual([["cron", "sshd", "web"], ["app"], ["migrate"], ["db"]]);
     expect(p.ok && p.plan.services.find((s) => s.name === "db")).toMatchObject({

@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AS_PID1, PIDONE, linesOf, run, tempDir } from "./helpers.ts";
+import { PrefixFormatter, prefixBytes } from "../src/services/output-format.ts";
 
 function config(text: string): string {
   const file = join(tempDir(), "services.toml");
@@ -63,6 +64,24 @@ describe("--log-format, PIDONE_LOG_FORMAT and log_format", () => {
 
 describe("--log-timestamps and [settings] timestamps", () => {
   const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /;
+
+  test("the prefix formatter: each chunk's lines carry the time it was stamped with, in the fast loop and line by line", () => {
+    const f = new PrefixFormatter(prefixBytes("web", 6, null), true);
+    const out = { buf: Buffer.alloc(1 << 16), len: 0, room(n: number) { if (this.buf.length - this.len < n) throw new Error("room"); } };
+    // Enough short lines for the word-at-a-time loop, then a long one, then a piece.
+    const block = Buffer.from(Array.from({ length: 40 }, (_, i) => `line ${i}\n`).join("") + `${"x".repeat(300)}\n`);
+    const t1 = Date.UTC(2026, 0, 2, 3, 4, 5, 6);
+    const t2 = Date.UTC(2027, 11, 31, 23, 59, 59, 999);
+    f.stamp(t1);
+    f.lines(out, block, 0, block.length);
+    f.stamp(t2);
+    f.lines(out, block, 0, block.length);
+    f.line(out, Buffer.from("piece"), 0, 5, true);
+    const expected = (ts: string) => Array.from({ length: 40 }, (_, i) => `${ts} web    | line ${i}\n`).join("") + `${ts} web    | ${"x".repeat(300)}\n`;
+    const a = "2026-01-02T03:04:05.006Z";
+    const b = "2027-12-31T23:59:59.999Z";
+    expect(out.buf.toString("utf8", 0, out.len)).toBe(`${expected(a)}${expected(b)}${b} web    | piece \u2026\n`);
+  });
 
   test("every prefixed line, a service's and pidone's, starts with RFC 3339 UTC time with milliseconds", async () => {
     const before = Date.now();
