@@ -107,6 +107,8 @@ describe("reading files", () => {
     writeFileSync(join(dir, "huge.env"), Buffer.alloc(1024 * 1024 + 1, 0x0a));
     expect(readEnvFile({ path: join(dir, "bad.env"), optional: true })).toEqual({ ok: false, message: `${dir}/bad.env:2: unterminated single quote in the value of B` });
     expect(readEnvFile({ path: dir, optional: false })).toEqual({ ok: false, message: `${dir}: cannot read env_file: is a directory` });
+    // A device or a FIFO would block the read, or never end it.
+    expect(readEnvFile({ path: "/dev/zero", optional: false })).toEqual({ ok: false, message: "/dev/zero: cannot read env_file: not a regular file" });
     expect(readEnvFile({ path: join(dir, "latin1.env"), optional: false })).toEqual({ ok: false, message: `${dir}/latin1.env: not valid UTF-8 text` });
     expect(readEnvFile({ path: join(dir, "huge.env"), optional: false })).toEqual({
       ok: false,

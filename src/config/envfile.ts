@@ -196,7 +196,11 @@ const READ_ERRORS: Record<string, string> = {
 export function readEnvFile(ref: EnvFileRef): EnvFileRead {
   let bytes: Uint8Array;
   try {
-    const size = statSync(ref.path).size;
+    const st = statSync(ref.path);
+    // A FIFO or a device (/dev/zero) would block the read, or never end it.
+    if (st.isDirectory()) return { ok: false, message: `${ref.path}: cannot read env_file: is a directory` };
+    if (!st.isFile()) return { ok: false, message: `${ref.path}: cannot read env_file: not a regular file` };
+    const size = st.size;
     if (size > MAX_ENV_FILE_BYTES) {
       return { ok: false, message: `${ref.path}: ${size} bytes, more than the 1 MiB an env_file may have` };
     }
