@@ -41,6 +41,16 @@ function planOptions(cfg: RunConfig, env: ReadonlyMap<string, string>): PlanOpti
   return opts;
 }
 
+/**
+ * The level of pidone's own lines, on tini's scale, when one was set: TINI_VERBOSITY,
+ * else -v/-q (cli/options.ts), else [settings] log_level; null: each kind's default.
+ */
+function givenVerbosity(cfg: RunConfig, plan: ServicePlan): number | null {
+  if (cfg.verbosityGiven) return cfg.verbosity;
+  const level = plan.settings.logLevel;
+  return level === null ? null : LOG_LEVELS.indexOf(level);
+}
+
 export function runCheck(cfg: RunConfig, env: ReadonlyMap<string, string>): never {
   const r = check(cfg.configFiles, cfg.services, planOptions(cfg, env));
   if (r.warnings.length) print(2, r.warnings.map((w) => `${w}\n`).join(""));
@@ -69,9 +79,8 @@ export function runServices(
     print(2, built.diagnostics.map((d) => `${d}\n`).join(""));
     exit(EXIT.CONFIG);
   }
-  // [settings] log_level, unless -v, -q or TINI_VERBOSITY said otherwise.
-  const level = built.plan.settings.logLevel;
-  if (level !== null && !cfg.verbosityGiven) setVerbosity(LOG_LEVELS.indexOf(level));
+  const verbosity = givenVerbosity(cfg, built.plan);
+  if (verbosity !== null) setVerbosity(verbosity);
   const needsUser = built.plan.services.find((s) => s.user);
   if (needsUser && !nativeHelper) {
     log.fatal(`service ${needsUser.name}: \`user\` needs the native helper of the single-file pidone, which this build lacks`);
@@ -244,10 +253,7 @@ class ServicesMode {
   private readonly color: boolean;
   /** pidone's own events, in the order things happened (see event). */
   private queue: Promise<void> = Promise.resolve();
-  /**
-   * The verbosity events need (tini's scale): -v, -q or TINI_VERBOSITY, else [settings]
-   * log_level, else every event.
-   */
+  /** The level events are shown at (givenVerbosity, else every event). */
   private readonly eventLevel: number;
 
   constructor(
@@ -258,8 +264,7 @@ class ServicesMode {
     env: ReadonlyMap<string, string>,
   ) {
     this.color = isatty(1) && !env.has("NO_COLOR");
-    const level = plan.settings.logLevel;
-    this.eventLevel = cfg.verbosityGiven ? cfg.verbosity : level !== null ? LOG_LEVELS.indexOf(level) : EVENTS_DEFAULT_VERBOSITY;
+    this.eventLevel = givenVerbosity(cfg, plan) ?? EVENTS_DEFAULT_VERBOSITY;
     this.signalPlan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals]);
     this.sigdefault = childDefaultSet(this.signalPlan);
     this.treeStop = new TreeStop(plan.settings.grace * 1000, this.graceOver);
