@@ -102,11 +102,11 @@ describe("settings", () => {
   const file = toml('[settings]\ngrace = 8\n[services.a]\ncommand = "x"\n');
   const bare = toml('[services.a]\ncommand = "x"\n');
   test("command line over file over environment over the default", () => {
-    expect(plan([file]).settings).toEqual({ grace: 8, logFormat: "prefix", control: null });
-    expect(plan([file], { ...MACHINE, settings: { grace: 2, logFormat: "json" } }).settings).toEqual({ grace: 2, logFormat: "json", control: null });
+    expect(plan([file]).settings).toEqual({ grace: 8, logFormat: "prefix", timestamps: false, logLevel: null, envFiles: [], control: null });
+    expect(plan([file], { ...MACHINE, settings: { grace: 2, logFormat: "json" } }).settings).toEqual({ grace: 2, logFormat: "json", timestamps: false, logLevel: null, envFiles: [], control: null });
     expect(plan([file], { ...MACHINE, defaultSettings: { grace: 7 } }).settings.grace).toBe(8);
-    expect(plan([bare], { ...MACHINE, defaultSettings: { grace: 7, logFormat: "raw" } }).settings).toEqual({ grace: 7, logFormat: "raw", control: null });
-    expect(plan([flag("a: x")]).settings).toEqual({ grace: 5, logFormat: "prefix", control: null });
+    expect(plan([bare], { ...MACHINE, defaultSettings: { grace: 7, logFormat: "raw" } }).settings).toEqual({ grace: 7, logFormat: "raw", timestamps: false, logLevel: null, envFiles: [], control: null });
+    expect(plan([flag("a: x")]).settings).toEqual({ grace: 5, logFormat: "prefix", timestamps: false, logLevel: null, envFiles: [], control: null });
   });
   test("two files setting the same key is a conflict", () => {
     const second = toml('[services.b]\ncommand = "x"\n[settings]\ngrace = 3\nlog_format = "raw"\n', "two.toml");
@@ -366,9 +366,24 @@ describe("check() and buildPlan() on files", () => {
   test("the README example is valid", () => {
     const example = readmeExample();
     const r = check([example], [], MACHINE);
-    expect(r).toEqual({ ok: true, diagnostics: [] });
+    // Its env_files are examples: missing here, which --check only warns about.
+    const missing = (path: string) => `${path}: warning: no such env_file (if it is not there at run time either, the services that need it cannot start)`;
+    expect(r).toEqual({ ok: true, diagnostics: [], warnings: [missing("/etc/app/common.env"), missing("/etc/app/db.env")] });
     const p = buildPlan([example], [], MACHINE);
-    expect(p.ok && p.plan.settings).toEqual({ grace: 8, logFormat: "prefix", control: "/run/pidone/control.sock", http: { host: "127.0.0.1", port: 9100 } });
+    expect(p.ok && p.plan.settings).toEqual({
+      grace: 8,
+      logFormat: "prefix",
+      timestamps: true,
+      logLevel: "info",
+      envFiles: [{ path: "/etc/app/common.env", optional: false }],
+      control: "/run/pidone/control.sock",
+      http: { host: "127.0.0.1", port: 9100 },
+    });
+    expect(p.ok && p.plan.services.find((s) => s.name === "db")!.envFiles).toEqual([
+      { path: "/etc/app/common.env", optional: false },
+      { path: "/etc/app/db.env", optional: false },
+      { path: "/etc/app/local.env", optional: true },
+    ]);
     expect(p.ok && names(startLevels(p.plan.services))).toEqual([["db", "cron", "sshd"], ["migrate"], ["app"], ["web"]]);
     expect(p.ok && names(stopLevels(p.plan.services))).toEqual([["cron", "sshd", "web"], ["app"], ["migrate"], ["db"]]);
     expect(p.ok && p.plan.services.find((s) => s.name === "db")).toMatchObject({
@@ -404,6 +419,7 @@ describe("check() and buildPlan() on files", () => {
         `${file}:19: services.worker.cwd: must be an absolute path, got "var/lib/worker"`,
         `${file}:20: services.worker.retries: unknown key "retries" (did you mean "max_restarts"?)`,
       ],
+      warnings: [],
     });
   });
 
@@ -432,16 +448,18 @@ describe("check() and buildPlan() on files", () => {
         `${join(dir, "latin1.toml")}: not valid UTF-8 text`,
         `${dir}: cannot read: is a directory`,
       ],
+      warnings: [],
     });
-    expect(check([join(dir, "bom.toml")], [], MACHINE)).toEqual({ ok: true, diagnostics: [] });
+    expect(check([join(dir, "bom.toml")], [], MACHINE)).toEqual({ ok: true, diagnostics: [], warnings: [] });
     expect(check([join(dir, "missing")], ["a: b", "bad"], MACHINE)).toEqual({
       ok: false,
       diagnostics: [`${join(dir, "missing")}: cannot read: no such file`, '--service "bad": expected "NAME: COMMAND", got "bad"'],
+      warnings: [],
     });
   });
 
   test("with the real machine's defaults (process env, euid, /etc)", () => {
     const r = check([], ["sh: exec sleep 1"]);
-    expect(r).toEqual({ ok: true, diagnostics: [] });
+    expect(r).toEqual({ ok: true, diagnostics: [], warnings: [] });
   });
 });

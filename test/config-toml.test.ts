@@ -173,6 +173,7 @@ describe("defaults", () => {
       shell: false,
       executable: "/bin/app",
       env: {},
+      envFiles: [],
       cwd: null,
       user: null,
       restart: "never",
@@ -195,7 +196,7 @@ describe("defaults", () => {
 
   test("settings default to grace 5 and prefix logs", () => {
     const r = planFromSources([{ kind: "toml", file: "a.toml", text: '[services.s]\ncommand = "x"\n' }], MACHINE);
-    expect(r.ok && r.plan.settings).toEqual({ grace: 5, logFormat: "prefix", control: null });
+    expect(r.ok && r.plan.settings).toEqual({ grace: 5, logFormat: "prefix", timestamps: false, logLevel: null, envFiles: [], control: null });
   });
 
   test("every key read", () => {

@@ -91,6 +91,21 @@ export const args = {
     valueHint: "PATH",
     description: "Services: the control socket (default /run/pidone/control.sock; none: off). With PROGRAM or --pause: answer status and health there.",
   },
+  // Services mode's log options (issue #15).
+  "log-format": {
+    type: "string",
+    valueHint: "FORMAT",
+    description: "Services mode's output: prefix (NAME | line; default), json (an object per line) or raw (no capture).",
+  },
+  "log-timestamps": {
+    type: "boolean",
+    description: "Services mode: prefixed lines start with their UTC time (RFC 3339, milliseconds).",
+  },
+  quiet: {
+    type: "boolean",
+    alias: ["q"],
+    description: "pidone's own lines: warnings and errors only (level warn). Services' own lines are never affected.",
+  },
   setsid: {
     type: "boolean",
     description: "Start PROGRAM in a new session; TSTP/TTIN/TTOU become STOP to its group.",
@@ -112,6 +127,7 @@ export type OptionName = Exclude<keyof typeof args, "program">;
 export const ENVIRONMENT_HELP = [
   ["PIDONE_GRACE", "Default for --grace."],
   ["PIDONE_CONTROL", "Services: default for --control (and where --ctl connects)."],
+  ["PIDONE_LOG_FORMAT", "Default for --log-format (over the file's log_format)."],
   ["TINI_SUBREAPER", "Register as a process subreaper (requires Linux >= 3.4)."],
   ["TINI_VERBOSITY", "Set the verbosity level (default: 1)."],
   ["TINI_KILL_PROCESS_GROUP", "Send signals to the child's process group."],

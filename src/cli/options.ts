@@ -1,7 +1,7 @@
 // argv (bytes) + environment → what pidone should do. Pure: no I/O, no exits.
 import { parseGrammar } from "./grammar.ts";
 import { SIG, parseSignal, pdeathsigByName } from "../signals/table.ts";
-import { MAX_SECONDS, type HttpAddress } from "../config/types.ts";
+import { LOG_FORMATS, MAX_SECONDS, type HttpAddress, type LogFormat } from "../config/types.ts";
 import { parseHttpAddress } from "../config/address.ts";
 
 export interface RunConfig {
@@ -40,6 +40,13 @@ export interface RunConfig {
   control: string | null;
   /** --http: the read-only HTTP endpoint; "none": off, whatever a file says; null: not given. */
   http: HttpAddress | "none" | null;
+  // Services mode's log options.
+  /** --log-format, else PIDONE_LOG_FORMAT (both over the file's log_format); null: neither. */
+  logFormat: LogFormat | null;
+  /** --log-timestamps. */
+  logTimestamps: boolean;
+  /** -v, -q or TINI_VERBOSITY set `verbosity`: it then wins over the file's log_level. */
+  verbosityGiven: boolean;
 }
 
 export type Decision =
@@ -84,6 +91,10 @@ function controlPath(s: string): boolean {
   return s === "none" || (s.startsWith("/") && s.length > 1);
 }
 
+function logFormat(s: string): LogFormat | null {
+  return (LOG_FORMATS as readonly string[]).includes(s) ? (s as LogFormat) : null;
+}
+
 function basename(bytes: Uint8Array): string {
   const s = Buffer.from(bytes).toString("latin1");
   return s.slice(s.lastIndexOf("/") + 1);
@@ -119,6 +130,9 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
     check: false,
     control: null,
     http: null,
+    logFormat: null,
+    logTimestamps: false,
+    verbosityGiven: false,
   };
   const rewrite = cfg.rewrite as Map<number, number>;
   let graceGiven = false;
@@ -136,6 +150,12 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
         break;
       case "verbose":
         cfg.verbosity++;
+        cfg.verbosityGiven = true;
+        break;
+      case "quiet":
+        // warn, tini's default: the last of -v and -q wins (-v -q: warn; -q -v: info).
+        cfg.verbosity = 1;
+        cfg.verbosityGiven = true;
         break;
       case "warn-on-reap":
         cfg.warnOnReap = true;
@@ -227,6 +247,15 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
         cfg.http = parsed.address;
         break;
       }
+      case "log-format": {
+        const format = logFormat(opt.value!);
+        if (format === null) return { kind: "usage-error", fatal: `Not a valid option for --log-format: ${opt.value} (prefix, json or raw)` };
+        cfg.logFormat = format;
+        break;
+      }
+      case "log-timestamps":
+        cfg.logTimestamps = true;
+        break;
     }
   }
 
@@ -234,7 +263,10 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
   if (env.has("TINI_SUBREAPER")) cfg.subreaper = true;
   if (env.has("TINI_KILL_PROCESS_GROUP")) cfg.processGroup = true;
   const v = env.get("TINI_VERBOSITY");
-  if (v !== undefined) cfg.verbosity = atoi(v);
+  if (v !== undefined) {
+    cfg.verbosity = atoi(v);
+    cfg.verbosityGiven = true;
+  }
 
   if (!graceGiven && env.has("PIDONE_GRACE")) {
     const n = seconds(env.get("PIDONE_GRACE")!);
@@ -245,6 +277,15 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
 
   const servicesMode = cfg.services.length > 0 || cfg.configFiles.length > 0;
   if (cfg.check && !servicesMode) return { kind: "usage-error", fatal: "--check needs -c FILE or --service" };
+  if (!servicesMode && (cfg.logFormat || cfg.logTimestamps)) {
+    return { kind: "usage-error", fatal: `${cfg.logFormat ? "--log-format" : "--log-timestamps"} needs -c FILE or --service` };
+  }
+  // Read in services mode only: elsewhere it means nothing, and an image may set it for all.
+  const envFormat = env.get("PIDONE_LOG_FORMAT");
+  if (servicesMode && cfg.logFormat === null && envFormat !== undefined) {
+    cfg.logFormat = logFormat(envFormat);
+    if (cfg.logFormat === null) return { kind: "usage-error", fatal: `Not a valid value for PIDONE_LOG_FORMAT: ${envFormat} (prefix, json or raw)` };
+  }
   if (servicesMode) {
     const fromEnv = env.get("PIDONE_CONTROL");
     if (cfg.control === null && fromEnv !== undefined && fromEnv !== "") {

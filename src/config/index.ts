@@ -7,10 +7,10 @@
  * - `--service 'NAME: COMMAND'` (repeatable) and a Procfile (`-c FILE`, any name not
  *   ending in .toml): `NAME: COMMAND` lines, `#` comments, blank lines. COMMAND is a
  *   shell command line, run as ["/bin/sh", "-c", COMMAND] (the Procfile convention).
- * - A TOML file (`-c FILE.toml`): [settings] grace, log_format, http; [services.NAME] with
- *   command, shell, env, cwd, user, restart, restart_delay, restart_delay_max,
- *   max_restarts, restart_window, critical, oneshot, after, ready, ready_timeout,
- *   stop_signal, stop_timeout, signals, pidfile.
+ * - A TOML file (`-c FILE.toml`): [settings] grace, log_format, control, http, env_file,
+ *   timestamps, log_level; [services.NAME] with command, shell, env, cwd, user, restart,
+ *   restart_delay, restart_delay_max, max_restarts, restart_window, critical, oneshot,
+ *   after, ready, ready_timeout, stop_signal, stop_timeout, signals, pidfile, env_file.
  *   The README's TOML example documents every key with its default (test/config-plan.test.ts
  *   checks it).
  * - Several sources combine into one plan; a name declared twice is an error, and
@@ -22,7 +22,12 @@
  * restart_delay_max 30 s, max_restarts 5 within restart_window 60 s (inf: no limit),
  * critical true (a service that dies for good stops the container, so nothing
  * dies silently; set critical = false for helpers), oneshot false, ready_timeout 30 s,
- * stop_signal TERM, stop_timeout 10 s, signals: all, grace 5 s, log_format "prefix".
+ * stop_signal TERM, stop_timeout 10 s, signals: all, grace 5 s, log_format "prefix",
+ * timestamps false, log_level unset (each mode's own default), env_file none.
+ *
+ * env_file ([settings] for every service, then the service's own) is only listed here:
+ * the files are read at every start of the service (src/services/launch.ts), so the
+ * program is looked up before any of them is read, and a PATH set in one does not move it.
  *
  * A command given as a string (without shell = true) is split with POSIX quoting only:
  * '…', "…" with \" \\ \$ \` and \newline, backslash outside quotes. What a shell would
@@ -47,6 +52,7 @@ export { readAccounts, resolveUser, parsePasswd, parseGroup, type Accounts } fro
 export { findProgram, probeFile, type FileKind, type ProbeFile } from "./programs.ts";
 export { formatDiagnostic, type Diagnostic } from "./diagnostics.ts";
 export { parseHttpAddress, formatHttpAddress, type AddressResult } from "./address.ts";
+export { parseEnvFile, readEnvFile, readEnvFiles, envFileRef, type EnvFileRef, type EnvFileParse } from "./envfile.ts";
 export * from "./types.ts";
 
 /** `-c FILE` is TOML when its name ends in .toml (any case), a Procfile otherwise. */
@@ -110,15 +116,19 @@ export function buildPlan(files: readonly string[], flags: readonly string[], op
   if (read.diagnostics.length === 0) return result;
   // With every file unreadable, "no services declared" would only add noise.
   if (read.sources.length === 0) return { ok: false, diagnostics: read.diagnostics };
-  return { ok: false, diagnostics: [...read.diagnostics, ...(result.ok ? [] : result.diagnostics)] };
+  const warnings = result.warnings ? { warnings: result.warnings } : {};
+  return { ok: false, diagnostics: [...read.diagnostics, ...(result.ok ? [] : result.diagnostics)], ...warnings };
 }
 
-/** `pidone --check`: exit 0 when ok, else exit 2 printing every diagnostic. */
+/**
+ * `pidone --check`: exit 0 when ok, else exit 2 printing every diagnostic. It reads each
+ * env_file too: `warnings` name the missing ones, which do not fail the check.
+ */
 export function check(
   files: readonly string[],
   flags: readonly string[],
   options: PlanOptions = {},
-): { ok: boolean; diagnostics: string[] } {
-  const result = buildPlan(files, flags, options);
-  return { ok: result.ok, diagnostics: result.diagnostics };
+): { ok: boolean; diagnostics: string[]; warnings: string[] } {
+  const result = buildPlan(files, flags, { ...options, checkEnvFiles: true });
+  return { ok: result.ok, diagnostics: result.diagnostics, warnings: result.warnings ?? [] };
 }

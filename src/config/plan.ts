@@ -7,7 +7,8 @@ import { findCycles, topologicalOrder } from "./graph.ts";
 import { parseProcfile, parseServiceLine, type ProcEntry } from "./procfile.ts";
 import { findProgram, probeFile, type ProbeFile } from "./programs.ts";
 import { parseToml, readTomlConfig, type ServiceDraft } from "./toml.ts";
-import { DEFAULTS, type HttpAddress, type ServicePlan, type Settings } from "./types.ts";
+import { readEnvFile, type EnvFileRef } from "./envfile.ts";
+import { DEFAULTS, type HttpAddress, type ServicePlan, type ServiceSpec, type Settings } from "./types.ts";
 
 export type Source =
   /** A TOML file's text (`-c FILE.toml`). */
@@ -36,11 +37,16 @@ export interface PlanOptions {
   settings?: Partial<Omit<Settings, "http">> & { http?: HttpAddress | null };
   /** Settings from the environment (PIDONE_GRACE…): used when no file sets them. */
   defaultSettings?: Partial<Settings>;
+  /**
+   * Read every env_file now (--check): a syntax error is a problem, a missing file only a
+   * warning (it may be mounted at run time). A run reads them at each start instead.
+   */
+  checkEnvFiles?: boolean;
 }
 
 export type PlanResult =
-  | { ok: true; plan: ServicePlan; diagnostics: [] }
-  | { ok: false; diagnostics: string[] };
+  | { ok: true; plan: ServicePlan; diagnostics: []; warnings?: string[] }
+  | { ok: false; diagnostics: string[]; warnings?: string[] };
 
 /** A Procfile line or --service flag: a shell command with every other key defaulted. */
 function shellDraft(entry: ProcEntry, where: Where, origin: string): ServiceDraft {
@@ -52,6 +58,7 @@ function shellDraft(entry: ProcEntry, where: Where, origin: string): ServiceDraf
       shell: true,
       executable: null,
       env: {},
+      envFiles: [],
       cwd: null,
       user: null,
       restart: DEFAULTS.restart,
@@ -109,7 +116,7 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
       }
       const config = readTomlConfig(parsed.data, { origin: source.file, sourceIndex, lines: parsed.lines, diags });
       drafts.push(...config.services);
-      for (const key of ["grace", "logFormat", "control", "http"] as const) {
+      for (const key of ["grace", "logFormat", "control", "http", "timestamps", "logLevel", "envFiles"] as const) {
         const value = config.settings[key];
         const at = config.settingsAt[key];
         if (value === undefined || at === undefined) continue;
@@ -132,20 +139,53 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
   checkAfter(unique, diags);
   checkMachine(unique, diags, options);
 
-  if (diags.count > 0) return { ok: false, diagnostics: diags.formatted() };
-  const planSettings: Settings = {
-    grace: options.settings?.grace ?? settings.grace ?? options.defaultSettings?.grace ?? DEFAULTS.grace,
-    logFormat: options.settings?.logFormat ?? settings.logFormat ?? options.defaultSettings?.logFormat ?? DEFAULTS.logFormat,
-    control: settings.control ?? null,
-  };
-  // No default: the endpoint is off unless asked for; `--http none` turns a file's off.
+  const envFiles = settings.envFiles ?? [];
+  for (const d of unique) d.spec.envFiles = [...envFiles, ...d.spec.envFiles];
+  const { errors, warnings } = options.checkEnvFiles ? checkEnvFiles(unique.map((d) => d.spec)) : { errors: [], warnings: [] };
+
+  if (diags.count > 0 || errors.length > 0) {
+    return { ok: false, diagnostics: [...diags.formatted(), ...errors], ...(warnings.length ? { warnings } : {}) };
+  }
   const http = options.settings?.http === undefined ? settings.http : options.settings.http;
-  if (http) planSettings.http = http;
+  const pick = <K extends Exclude<keyof Settings, "http">>(key: K, fallback: Settings[K]): Settings[K] =>
+    (options.settings?.[key] as Settings[K] | undefined) ?? settings[key] ?? options.defaultSettings?.[key] ?? fallback;
   return {
     ok: true,
-    plan: { settings: planSettings, services: topologicalOrder(unique.map((d) => d.spec)) },
+    plan: {
+      settings: {
+        grace: pick("grace", DEFAULTS.grace),
+        logFormat: pick("logFormat", DEFAULTS.logFormat),
+        timestamps: pick("timestamps", DEFAULTS.timestamps),
+        logLevel: pick("logLevel", null),
+        envFiles,
+        control: settings.control ?? null,
+        // No default: the endpoint is off unless asked for; `--http none` turns a file's off.
+        ...(http ? { http } : {}),
+      },
+      services: topologicalOrder(unique.map((d) => d.spec)),
+    },
     diagnostics: [],
+    ...(warnings.length ? { warnings } : {}),
   };
+}
+
+/**
+ * --check reads every env_file once: each syntax error (FILE:LINE) is a problem, listed
+ * after the configuration's own; a missing required file is a warning.
+ */
+function checkEnvFiles(specs: readonly ServiceSpec[]): { errors: string[]; warnings: string[] } {
+  // Each file once; required wherever one service requires it.
+  const seen = new Map<string, EnvFileRef>();
+  for (const s of specs) for (const ref of s.envFiles) if (!seen.has(ref.path) || !ref.optional) seen.set(ref.path, ref);
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  for (const ref of seen.values()) {
+    const r = readEnvFile(ref);
+    if (r.ok) continue;
+    if (r.missing) warnings.push(`${ref.path}: warning: no such env_file (if it is not there at run time either, the services that need it cannot start)`);
+    else errors.push(r.message);
+  }
+  return { errors, warnings };
 }
 
 /** Names are unique across all sources; later declarations are reported and dropped. */

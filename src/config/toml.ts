@@ -9,9 +9,10 @@ import { checkServiceName } from "./procfile.ts";
 import { describeSplitError, splitCommand } from "./shellwords.ts";
 import { scanKeyLines, syntaxErrorLine, type KeyLines } from "./toml-lines.ts";
 import { parseSignal, SIG, signalName } from "../signals/table.ts";
+import { envFileRef, type EnvFileRef } from "./envfile.ts";
 import {
-  DEFAULTS, LOG_FORMATS, MAX_SECONDS, RESTART_POLICIES,
-  type LogFormat, type ReadyProbe, type RestartPolicy, type ServiceSpec, type Settings,
+  DEFAULTS, LOG_FORMATS, LOG_LEVELS, MAX_SECONDS, RESTART_POLICIES,
+  type LogFormat, type LogLevel, type ReadyProbe, type RestartPolicy, type ServiceSpec, type Settings,
 } from "./types.ts";
 
 // ---------------------------------------------------------------------------------
@@ -83,10 +84,18 @@ const hasNul = (s: string) => s.includes("\0");
 // ---------------------------------------------------------------------------------
 // The schema
 
-export const SETTINGS_KEYS = ["grace", "log_format", "control", "http"] as const;
+export const SETTINGS_KEYS = [
+  "grace", "log_format",
+  // operating services
+  "control", "http",
+  // environment files and log options
+  "env_file", "timestamps", "log_level",
+] as const;
 export const SERVICE_KEYS = [
   "command", "shell", "env", "cwd", "user", "restart", "restart_delay", "restart_delay_max", "max_restarts",
   "restart_window", "critical", "oneshot", "after", "ready", "ready_timeout", "stop_signal", "stop_timeout", "signals", "pidfile",
+  // environment files
+  "env_file",
 ] as const;
 export const READY_KINDS = ["tcp", "http", "file", "exec"] as const;
 const TOP_KEYS = ["settings", "services"] as const;
@@ -102,6 +111,9 @@ const SYNONYMS: Record<string, string> = {
   stopwaitsecs: "stop_timeout", timeout: "stop_timeout", healthcheck: "ready", readiness: "ready",
   startretries: "max_restarts", retries: "max_restarts", pid_file: "pidfile", service: "services",
   setting: "settings", logformat: "log_format", log: "log_format", grace_period: "grace",
+  // environment files and log options
+  env_files: "env_file", envfile: "env_file", environmentfile: "env_file", environment_file: "env_file",
+  loglevel: "log_level", verbosity: "log_level", log_timestamps: "timestamps", timestamp: "timestamps",
 };
 
 /** Signals pidone cannot catch, or keeps for itself, so it cannot forward them. */
@@ -270,6 +282,27 @@ class TableReader {
     return argv;
   }
 
+  /** `env_file`: one path or an array of them, each absolute, "-" first for an optional file. */
+  envFiles(key: string): EnvFileRef[] {
+    const v = this.get(key);
+    if (v === undefined) return [];
+    const entries = typeof v === "string" ? [v] : v;
+    if (!Array.isArray(entries)) {
+      this.bad(key, `expected a path or an array of paths ("-/path" for an optional file), got ${describe(v)}`);
+      return [];
+    }
+    const refs: EnvFileRef[] = [];
+    entries.forEach((entry, i) => {
+      const at: KeyPath = typeof v === "string" ? [key] : [key, i];
+      if (typeof entry !== "string") return this.bad(at, `expected a path, got ${describe(entry)}`);
+      const ref = envFileRef(entry);
+      if (!ref.path.startsWith("/")) this.bad(at, `must be an absolute path ("-/path" for an optional file), got ${JSON.stringify(entry)}`);
+      else if (hasNul(ref.path)) this.bad(at, "must not contain a NUL character");
+      else refs.push(ref);
+    });
+    return refs;
+  }
+
   signal(key: string | KeyPath, v: unknown): number | null {
     if (typeof v === "string" || (typeof v === "number" && Number.isInteger(v))) {
       const n = parseSignal(String(v));
@@ -328,6 +361,7 @@ export function readTomlConfig(data: Record<string, unknown>, src: TomlSource): 
           r.bad("http", parsed ? parsed.message : `expected "ADDR:PORT" (e.g. "0.0.0.0:9100"), got ${describe(v)}`);
         }
       }
+      readLogSettings(r, out);
     }
   }
 
@@ -347,6 +381,21 @@ export function readTomlConfig(data: Record<string, unknown>, src: TomlSource): 
     }
   }
   return out;
+}
+
+/** [settings] env_file, timestamps and log_level, each recorded only when valid. */
+function readLogSettings(r: TableReader, out: TomlConfig): void {
+  const keep = <K extends keyof Settings>(key: string, field: K, read: () => Settings[K]) => {
+    if (!r.has(key)) return;
+    const before = r.src.diags.count;
+    const value = read();
+    if (r.src.diags.count !== before) return;
+    out.settings[field] = value;
+    out.settingsAt[field] = r.at(key);
+  };
+  keep("env_file", "envFiles", () => r.envFiles("env_file"));
+  keep("timestamps", "timestamps", () => r.boolean("timestamps", DEFAULTS.timestamps));
+  keep("log_level", "logLevel", () => r.oneOf<LogLevel>("log_level", LOG_LEVELS, "info"));
 }
 
 function readService(name: string, raw: unknown, src: TomlSource): ServiceDraft | null {
@@ -396,6 +445,7 @@ function readService(name: string, raw: unknown, src: TomlSource): ServiceDraft 
 
   // fromEntries defines own properties, so even a variable named __proto__ is kept.
   const env: Record<string, string> = Object.fromEntries(envEntries);
+  const envFiles = r.envFiles("env_file");
   const cwd = r.has("cwd") ? r.absolutePath("cwd", r.get("cwd")) : null;
 
   // user: resolved later, against /etc/passwd
@@ -479,6 +529,7 @@ function readService(name: string, raw: unknown, src: TomlSource): ServiceDraft 
     shell,
     executable: null,
     env,
+    envFiles,
     cwd,
     user: null,
     restart,

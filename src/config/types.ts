@@ -1,9 +1,14 @@
 // The validated model of services mode: what every source (--service flags, Procfiles,
 // TOML files) becomes once it has passed every check. Everything is defaulted, so the
 // supervisor never has to know which source a value came from or what the default was.
+import type { EnvFileRef } from "./envfile.ts";
 
 export type LogFormat = "prefix" | "json" | "raw";
 export const LOG_FORMATS: readonly LogFormat[] = ["prefix", "json", "raw"];
+
+/** pidone's own lines, on tini's verbosity scale: error 0, warn 1, info 2, debug 3, trace 4. */
+export type LogLevel = "error" | "warn" | "info" | "debug" | "trace";
+export const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug", "trace"];
 
 export type RestartPolicy = "never" | "on-failure" | "always";
 export const RESTART_POLICIES: readonly RestartPolicy[] = ["never", "on-failure", "always"];
@@ -19,6 +24,13 @@ export interface Settings {
   control: string | null;
   /** The read-only HTTP endpoint (--http, `http`); absent: none. */
   http?: HttpAddress;
+  // Environment files and log options (issue #15).
+  /** Prefixed lines start with an RFC 3339 UTC time (JSON lines always carry "ts"). */
+  timestamps: boolean;
+  /** The level of pidone's own lines; null: not set (each mode's default). */
+  logLevel: LogLevel | null;
+  /** Read at every start of every service, before the service's own env_file. */
+  envFiles: EnvFileRef[];
 }
 
 /** Where the HTTP endpoint listens: an IP literal (IPv6 without brackets) and a port. */
@@ -72,6 +84,11 @@ export interface ServiceSpec {
   executable: string | null;
   /** Variables set over pidone's own environment (not the whole environment). */
   env: Record<string, string>;
+  /**
+   * Environment files read at every start, in order ([settings] env_file first, then the
+   * service's), each over the one before and under `env` (src/config/envfile.ts).
+   */
+  envFiles: EnvFileRef[];
   /** Absolute working directory; null: pidone's own. */
   cwd: string | null;
   /** null: run as pidone's own user. */
@@ -118,6 +135,7 @@ export interface ServicePlan {
 export const DEFAULTS = {
   grace: 5,
   logFormat: "prefix" as LogFormat,
+  timestamps: false,
   restart: "never" as RestartPolicy,
   restartDelay: 1,
   restartDelayMax: 30,

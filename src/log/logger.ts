@@ -6,7 +6,10 @@
 import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
 import { getpid, writeAll } from "../sys/libc.ts";
 
-/** tini's verbosity: 0 fatal only, 1 warnings (default), 2 info, 3 debug, 4 trace. */
+/**
+ * tini's verbosity: 0 fatal only, 1 warnings (default), 2 info, 3 debug, 4 trace. The same
+ * scale as services mode's log_level names (error, warn, info, debug, trace) and -q (warn).
+ */
 export type Verbosity = number;
 
 const LABELS: Record<string, { label: string; fd: number }> = {

@@ -21,6 +21,13 @@ import { TreeStop } from "../supervisor/stop.ts";
 import { openControl, pidoneStatus } from "../control/attach.ts";
 
 export function runPause(cfg: RunConfig, inherited: Inheritance): void {
+  // A pause process lives as long as its pod: its working directory would keep the
+  // directory's file system busy (umount: EBUSY) all that time. "/" keeps none but the root.
+  try {
+    process.chdir("/");
+  } catch (e) {
+    log.warn(`cannot change the working directory to /: ${(e as Error).message}`);
+  }
   setUpReaping(cfg);
   checkReaping();
 

@@ -9,9 +9,9 @@
 // became ready: its dependents start), and the grace timer. One service's own states
 // are src/services/service.ts's.
 import type { RunConfig } from "../cli/options.ts";
-import { buildPlan, check, stopLevels, type ServicePlan, type ServiceSpec, type PlanOptions } from "../config/index.ts";
+import { LOG_LEVELS, buildPlan, check, stopLevels, type ServicePlan, type ServiceSpec, type PlanOptions } from "../config/index.ts";
 import { EXIT } from "../errors.ts";
-import { LEVEL, log, print } from "../log/logger.ts";
+import { log, print, setVerbosity } from "../log/logger.ts";
 import { checkServicesLimits } from "../process/limits.ts";
 import { keepAlive } from "../process/loop.ts";
 import { reapAllRaw, decodeStatus, exitCodeOf, worked, type ExitStatus } from "../process/reap.ts";
@@ -19,6 +19,7 @@ import { checkReaping, setUpReaping } from "../process/reaper.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { launch, type LaunchContext } from "../services/launch.ts";
 import { OutputMux } from "../services/output.ts";
+import { EVENTS_DEFAULT_VERBOSITY, eventVerbosity } from "../services/events.ts";
 import { resolveProbeHosts } from "../services/ready.ts";
 import { ServiceRunner, type ServiceHost } from "../services/service.ts";
 import { childDefaultSet, listen, planSignals, type SignalPlan } from "../signals/intake.ts";
@@ -44,11 +45,25 @@ function planOptions(cfg: RunConfig, env: ReadonlyMap<string, string>): PlanOpti
   if (cfg.graceFrom === "flag") opts.settings = { grace: cfg.graceSeconds };
   if (cfg.graceFrom === "env") opts.defaultSettings = { grace: cfg.graceSeconds };
   if (cfg.http !== null) opts.settings = { ...opts.settings, http: cfg.http === "none" ? null : cfg.http };
+  // --log-format, else PIDONE_LOG_FORMAT, wins over the file; --log-timestamps turns them on.
+  if (cfg.logFormat) opts.settings = { ...opts.settings, logFormat: cfg.logFormat };
+  if (cfg.logTimestamps) opts.settings = { ...opts.settings, timestamps: true };
   return opts;
+}
+
+/**
+ * The level of pidone's own lines, on tini's scale, when one was set: TINI_VERBOSITY,
+ * else -v/-q (cli/options.ts), else [settings] log_level; null: each kind's default.
+ */
+function givenVerbosity(cfg: RunConfig, plan: ServicePlan): number | null {
+  if (cfg.verbosityGiven) return cfg.verbosity;
+  const level = plan.settings.logLevel;
+  return level === null ? null : LOG_LEVELS.indexOf(level);
 }
 
 export function runCheck(cfg: RunConfig, env: ReadonlyMap<string, string>): never {
   const r = check(cfg.configFiles, cfg.services, planOptions(cfg, env));
+  if (r.warnings.length) print(2, r.warnings.map((w) => `${w}\n`).join(""));
   if (r.ok) {
     print(1, "configuration OK\n");
     return exit(0);
@@ -74,6 +89,8 @@ export function runServices(
     print(2, built.diagnostics.map((d) => `${d}\n`).join(""));
     exit(EXIT.CONFIG);
   }
+  const verbosity = givenVerbosity(cfg, built.plan);
+  if (verbosity !== null) setVerbosity(verbosity);
   const needsUser = built.plan.services.find((s) => s.user);
   if (needsUser && !nativeHelper) {
     log.fatal(`service ${needsUser.name}: \`user\` needs the native helper of the single-file pidone, which this build lacks`);
@@ -257,6 +274,8 @@ class ServicesMode {
   private control: ControlServer | null = null;
   private http: HttpServer | null = null;
   private readonly startedWall = Date.now();
+  /** The level events are shown at (givenVerbosity, else every event). */
+  private readonly eventLevel: number;
 
   constructor(
     private readonly cfg: RunConfig,
@@ -266,6 +285,7 @@ class ServicesMode {
     env: ReadonlyMap<string, string>,
   ) {
     this.color = isatty(1) && !env.has("NO_COLOR");
+    this.eventLevel = givenVerbosity(cfg, plan) ?? EVENTS_DEFAULT_VERBOSITY;
     this.signalPlan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals]);
     this.sigdefault = childDefaultSet(this.signalPlan);
     this.treeStop = new TreeStop(plan.settings.grace * 1000, this.graceOver);
@@ -283,13 +303,21 @@ class ServicesMode {
 
   /** pidone's own event line: through the multiplexer (prefixed or JSON), else on stderr. */
   private emit(service: string | null, message: string, fields?: Fields): void {
-    if (this.mux) this.mux.event(service, message, fields);
-    else if (log.level >= LEVEL.warn) print(2, `[pidone] ${service ? `${service}: ` : ""}${message}\n`);
+    if (this.mux) return this.mux.event(service, message, fields);
+    const time = this.plan.settings.timestamps ? `${new Date().toISOString()} ` : "";
+    print(2, `${time}[pidone] ${service ? `${service}: ` : ""}${message}\n`);
+  }
+
+  /** Whether the level shows this event (src/services/events.ts). */
+  private shows(service: string | null, fields?: Fields): boolean {
+    const stopping = service !== null && this.byName.get(service)?.state === "stopping";
+    return this.eventLevel >= eventVerbosity(fields, stopping);
   }
 
   /** Events stay in the order things happened, and "exited" waits (at most 100 ms) for
    *  the last lines the service wrote before it exited, so the log reads in that order. */
   private event(service: string | null, message: string, fields?: Fields): void {
+    if (!this.shows(service, fields)) return;
     const mux = this.mux;
     const exited = mux !== null && service !== null && fields?.event === "exited";
     this.queue = this.queue.then(async () => {
@@ -322,7 +350,7 @@ class ServicesMode {
       ended: (svc, code) => this.serviceEnded(svc, code),
       runProgram: (argv, executable, as) => {
         return new Promise((resolve) => {
-          const r = launch(argv, { env: as.env, cwd: as.cwd, user: as.user, executable }, this.ctx("null"));
+          const r = launch(argv, { env: as.env, envFiles: as.envFiles, cwd: as.cwd, user: as.user, executable }, this.ctx("null"));
           if (!r.ok) return resolve(r);
           this.owners.set(r.pid, (s) => resolve(exitCodeOf(s)));
         });
@@ -365,7 +393,8 @@ class ServicesMode {
     // docker stop) may be delivered to that thread, and until the line above it would
     // meet the default action there (fatal, or dropped as PID 1).
     const format = this.plan.settings.logFormat;
-    if (format !== "raw") this.mux = new OutputMux({ format, names: this.plan.services.map((s) => s.name), color: this.color });
+    const timestamps = this.plan.settings.timestamps;
+    if (format !== "raw") this.mux = new OutputMux({ format, names: this.plan.services.map((s) => s.name), color: this.color, timestamps });
     log.debug(`pidone ${getpid()}: ${this.runners.length} services`);
     this.openControl();
     if (this.plan.settings.http) {

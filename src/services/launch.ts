@@ -1,7 +1,11 @@
 // Starting one service: its argv, its environment over pidone's, its cwd, stdin from
 // /dev/null, stdout/stderr into pipes pidone reads (or pidone's own, for raw output),
 // its own process group, and the signal state pidone was given.
-import type { ResolvedUser, ServiceSpec } from "../config/index.ts";
+//
+// Its environment, from the bottom up: pidone's own; HOME, USER and LOGNAME of a switched
+// `user`; each env_file in order (read here, at every start, so that a restart picks up a
+// changed file); the service's `env`.
+import { readEnvFiles, type ResolvedUser, type ServiceSpec } from "../config/index.ts";
 import { DescriptorShortage, isDescriptorShortage, type SpawnFailure } from "../errors.ts";
 import { spawnChild, spawnFailure } from "../process/spawn.ts";
 import { SPARE_DESCRIPTORS } from "../process/startup.ts";
@@ -32,19 +36,23 @@ export function mergeEnv(envp: readonly Uint8Array[], overrides: Readonly<Record
 }
 
 /** As gosu and su do: a switched user gets its own HOME, USER and LOGNAME (the service's env wins). */
-function userEnv(spec: { env: Readonly<Record<string, string>>; user?: ResolvedUser | null }): Record<string, string> {
+function userEnv(spec: { env: Readonly<Record<string, string>>; user?: ResolvedUser | null }, files: Record<string, string>): Record<string, string> {
   const u = spec.user;
-  if (!u) return { ...spec.env };
+  if (!u) return { ...files, ...spec.env };
   const ids: Record<string, string> = { HOME: u.home };
   if (u.name) ids.USER = ids.LOGNAME = u.name;
-  return { ...ids, ...spec.env };
+  return { ...ids, ...files, ...spec.env };
 }
 
 export function launch(
   argv: readonly string[],
-  spec: Pick<ServiceSpec, "env" | "cwd" | "executable"> & { user?: ResolvedUser | null },
+  spec: Pick<ServiceSpec, "env" | "cwd" | "executable"> & { user?: ResolvedUser | null; envFiles?: ServiceSpec["envFiles"] },
   ctx: LaunchContext,
 ): Launched {
+  // A file that is missing or does not parse fails this start as a failed exec would
+  // (exit code 1, the restart policy applies), with the file's FILE:LINE.
+  const files = readEnvFiles(spec.envFiles ?? []);
+  if (!files.ok) return { ok: false, step: "env_file", errno: 0, exec: false, message: files.message };
   const actions: FileAction[] = [{ kind: "open", fd: 0, path: "/dev/null", flags: O_RDONLY }];
   let out: [number, number] | null = null;
   let err: [number, number] | null = null;
@@ -64,7 +72,7 @@ export function launch(
       file: Buffer.from(file),
       search: !file.includes("/"),
       argv: argv.map((a) => new Uint8Array(Buffer.from(a))),
-      envp: mergeEnv(ctx.envp, userEnv(spec)),
+      envp: mergeEnv(ctx.envp, userEnv(spec, files.vars)),
       newProcessGroup: true,
       foreground: false,
       sigmask: ctx.sigmask,

@@ -22,6 +22,8 @@ export interface OutputOptions {
   names: readonly string[];
   /** Prefix colours (the caller decides: a terminal and no NO_COLOR). */
   color: boolean;
+  /** Prefixed lines start with their time, RFC 3339 UTC with milliseconds (JSON lines always have "ts"). */
+  timestamps?: boolean;
   stdoutFd?: number; // default 1
   stderrFd?: number; // default 2
   /** Where pidone's own events go in prefix mode (JSON events always go to stdout). Default stdout, as tini's info lines. */
@@ -63,7 +65,8 @@ export interface Stream {
   fd: number;
   service: string;
   format: LineFormatter;
-  json: JsonFormatter | null;
+  /** The formatter that stamps each chunk's lines with the time read (JSON, or timestamped prefix), else null. */
+  clock: { stamp(ms: number): void } | null;
   sink: OutputSink;
   /** The start of a line whose end has not been read yet. */
   carry: Buffer | null;
@@ -128,11 +131,12 @@ export abstract class MuxCore {
     }
     const json = this.opts.format === "json" ? new JsonFormatter(service, stream) : null;
     const color = this.opts.color ? (this.colors.get(service) ?? this.colors.size) : null;
+    const format = json ?? new PrefixFormatter(prefixBytes(service, this.width, color), this.opts.timestamps === true);
     const s: Stream = {
       fd,
       service,
-      format: json ?? new PrefixFormatter(prefixBytes(service, this.width, color)),
-      json,
+      format,
+      clock: json ?? (this.opts.timestamps ? (format as PrefixFormatter) : null),
       // JSON keeps everything on stdout: the "stream" field says where a line came from.
       sink: stream === "stdout" || json ? this.stdout : this.stderr,
       carry: null,
@@ -226,7 +230,7 @@ export abstract class MuxCore {
   protected feed(s: Stream, chunk: Uint8Array): void {
     const src = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const n = src.length;
-    s.json?.stamp(Date.now());
+    s.clock?.stamp(Date.now());
     let pos = 0;
     if (s.carryLen > 0) {
       // First finish the line an earlier chunk began.

@@ -171,9 +171,22 @@ function prefixKernel(
 export class PrefixFormatter implements LineFormatter {
   /** The prefix as little-endian 32-bit words, padded with spaces to a whole word. */
   private readonly words: Int32Array;
+  private readonly prefix: Buffer;
 
-  constructor(private readonly prefix: Buffer) {
-    this.words = wordsOf(prefix);
+  /** `timestamps`: the prefix starts with the time, which stamp() sets per chunk read. */
+  constructor(label: Buffer, timestamps = false) {
+    this.prefix = timestamps ? Buffer.concat([timestamp(Date.now()), Buffer.from(" "), label]) : label;
+    this.words = wordsOf(this.prefix);
+  }
+
+  /**
+   * Stamps the lines that follow with `ms` (one time per chunk read, as JSON's "ts"). The
+   * time fills the prefix's first TS_LEN bytes, a whole number of its 32-bit words.
+   */
+  stamp(ms: number): void {
+    const ts = timestamp(ms);
+    ts.copy(this.prefix, 0);
+    for (let j = 0; j < TS_LEN / 4; j++) this.words[j] = ts.readInt32LE(4 * j);
   }
 
   // Prefix mode's hot path: short lines go through prefixKernel (WORDS); what it leaves

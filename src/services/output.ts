@@ -20,7 +20,7 @@ export type { Drained, EventFields, OutputOptions } from "./output-core.ts";
 
 /** One of pidone's event lines, as bytes. */
 export function formatEvent(
-  opts: Pick<OutputOptions, "format" | "color">,
+  opts: Pick<OutputOptions, "format" | "color" | "timestamps">,
   width: number,
   service: string | null,
   message: string,
@@ -39,7 +39,8 @@ export function formatEvent(
   } else {
     const label = `${EVENT_NAME.padEnd(width)} |`;
     const body = `${service === null ? "" : `${service}: `}${message}`.replace(/[\r\n]+/g, " ");
-    text = `${opts.color ? `\x1b[1m${label}\x1b[0m` : label} ${body}\n`;
+    const time = opts.timestamps ? `${new Date().toISOString()} ` : "";
+    text = `${time}${opts.color ? `\x1b[1m${label}\x1b[0m` : label} ${body}\n`;
   }
   return Buffer.from(text);
 }

@@ -13,7 +13,7 @@ import type { ReadyProbe, ServiceSpec } from "../config/index.ts";
 import type { SpawnFailure } from "../errors.ts";
 
 /** An exec probe runs as its service does: same environment, directory and user. */
-export type ProbeContext = Pick<ServiceSpec, "env" | "cwd" | "user">;
+export type ProbeContext = Pick<ServiceSpec, "env" | "envFiles" | "cwd" | "user">;
 
 const RETRY_MS = 100;
 /** One connection attempt (connect, and for http the status line) gives up after this. */
