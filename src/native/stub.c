@@ -1476,7 +1476,8 @@ static void put_reason(struct ctl_line *l, s64 err) {
 }
 
 __attribute__((noreturn)) static void ctl_no_answer(const char *path, s64 err, const char *why, int health) {
-  struct ctl_line l = {0, {0}};
+  struct ctl_line l;
+  l.n = 0;
   put(&l, "pidone: no pidone answering at ");
   put(&l, path);
   put(&l, " (");
@@ -1518,7 +1519,8 @@ __attribute__((noreturn)) static void ctl_client(u64 argc, char **argv, char **e
   u64 mask = pidone_shared.mask | BIT(SIGPIPE);
   sys(NR_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8, 0, 0); /* a valid set and `how`: cannot fail */
 
-  struct ctl_line l = {0, {0}};
+  struct ctl_line l;
+  l.n = 0;
   const char *path = 0;
   for (; i < argc; i++) {
     const char *v;
