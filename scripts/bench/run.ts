@@ -1,7 +1,8 @@
 // npm run bench: pidone side by side with tini, tini-static, dumb-init and catatonit,
 // and the floors (an empty Bun program and a minimal Bun forwarder compiled as pidone is,
 // and the child with no init); and metric 8, pidone's log output against cat and, under
-// the log flood, its signal latency against the forwarder. See scripts/bench/README.md.
+// the log flood, its signal latency against the forwarder; and metric 9, what one
+// `pidone --ctl status` costs. See scripts/bench/README.md.
 //
 //   bun scripts/bench/run.ts [--smoke] [--docker] [--no-logs] [--out DIR] [--single-file PATH] [--only a,b]
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
