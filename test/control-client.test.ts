@@ -26,19 +26,23 @@ interface Fake {
   path: string;
   /** Every complete request, as bytes. */
   requests: Buffer[];
+  /** What came after a complete request (nothing, from a client). */
+  late: Buffer[];
   stop(): void;
 }
 
 /**
  * A server on a fresh socket: `answer` gets the request's words and returns the bytes to
- * send back (then the server closes), or null to keep the connection open in silence.
+ * send back (then the server closes, `lingerMs` later), or null to keep the connection
+ * open in silence.
  */
 let serial = 0;
 const servers: Fake[] = [];
-function fakeServer(answer: (words: string[]) => Uint8Array | null): Fake {
+function fakeServer(answer: (words: string[]) => Uint8Array | null, lingerMs = 0): Fake {
   const path = join(dir, `s${serial++}.sock`);
   const requests: Buffer[] = [];
-  const state = new Map<Socket<unknown>, { got: Buffer; out: Uint8Array }>();
+  const late: Buffer[] = [];
+  const state = new Map<Socket<unknown>, { got: Buffer; out: Uint8Array; done?: boolean }>();
   const pump = (s: Socket<unknown>) => {
     const st = state.get(s)!;
     while (st.out.length) {
@@ -46,7 +50,8 @@ function fakeServer(answer: (words: string[]) => Uint8Array | null): Fake {
       if (n <= 0) return;
       st.out = st.out.subarray(n);
     }
-    s.end();
+    if (lingerMs) setTimeout(() => s.end(), lingerMs);
+    else s.end();
   };
   const listener = Bun.listen({
     unix: path,
@@ -54,6 +59,7 @@ function fakeServer(answer: (words: string[]) => Uint8Array | null): Fake {
       open: (s) => void state.set(s, { got: Buffer.alloc(0), out: new Uint8Array(0) }),
       data(s, chunk) {
         const st = state.get(s)!;
+        if (st.done) return void late.push(Buffer.from(chunk));
         st.got = Buffer.concat([st.got, chunk]);
         const nl = st.got.indexOf(0x0a);
         if (nl < 0) return;
@@ -62,6 +68,7 @@ function fakeServer(answer: (words: string[]) => Uint8Array | null): Fake {
         const words = body.toString().split("\0");
         if (words.length - 1 < count) return;
         requests.push(st.got);
+        st.done = true;
         const reply = answer(words.slice(0, count));
         if (reply === null) return;
         st.out = reply;
@@ -70,7 +77,7 @@ function fakeServer(answer: (words: string[]) => Uint8Array | null): Fake {
       drain: pump,
     },
   });
-  const fake = { path, requests, stop: () => listener.stop(true) };
+  const fake = { path, requests, late, stop: () => listener.stop(true) };
   servers.push(fake);
   return fake;
 }
@@ -157,10 +164,14 @@ for (const [label, bin] of CLIENTS) {
     });
 
     test("with stdout closed, the socket never takes its place", async () => {
-      const s = statusServer();
-      const r = await run(["sh", "-c", 'exec "$0" --ctl --control "$1" fail x >&-', pidone, s.path]);
-      expect(r).toEqual({ code: 1, stdout: "", stderr: "refused: no service named x\n" });
-      expect(s.requests).toEqual([request("fail", "x")]);
+      // It stays open a while after its answer: what the client writes back arrives.
+      const s = fakeServer((words) => enc(words[0] === "fail" ? "1\nrefused: no service named x\n" : "0\nweb running\n"), 300);
+      const r = await run(["sh", "-c", 'exec "$0" --ctl --control "$1" status >&-', pidone, s.path]);
+      expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
+      const f = await run(["sh", "-c", 'exec "$0" --ctl --control "$1" fail x >&-', pidone, s.path]);
+      expect(f).toEqual({ code: 1, stdout: "", stderr: "refused: no service named x\n" });
+      expect(s.requests).toEqual([request("status"), request("fail", "x")]);
+      expect(s.late).toEqual([]);
     });
 
     test("no server: exit 3 naming the socket; `health` exits 1 with the same line", async () => {

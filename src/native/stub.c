@@ -1360,8 +1360,10 @@ static void fill_closed_stdio(void) {
  * stdout or stderr. src/control/client.ts is the same client for the plain file: same
  * usage, messages and exit codes (test/control-client.test.ts runs both).
  */
+/* x86-64 and asm-generic (aarch64) agree on all of these. */
 #define AF_UNIX 1
 #define SOCK_STREAM 1
+#define SOCK_CLOEXEC O_CLOEXEC
 #define SOL_SOCKET 1
 #define SO_RCVTIMEO 20
 #define SO_SNDTIMEO 21
@@ -1402,13 +1404,13 @@ struct ctl_line {
   char b[400];
 };
 
-static void put(struct ctl_line *l, const char *s) {
+static void ctl_put(struct ctl_line *l, const char *s) {
   while (*s && l->n < sizeof l->b - 1) l->b[l->n++] = *s++;
 }
 
-static void put_u64(struct ctl_line *l, u64 v) {
+static void ctl_put_u64(struct ctl_line *l, u64 v) {
   char digits[24];
-  put(l, decimal(digits + sizeof digits, v));
+  ctl_put(l, decimal(digits + sizeof digits, v));
 }
 
 /* write(2) until all is written; a non-blocking descriptor that is full is waited for.
@@ -1439,13 +1441,13 @@ __attribute__((noreturn)) static void ctl_exit(u32 code) {
  * Docker reserves 2 for HEALTHCHECK, and "no pidone answering" is an unhealthy answer.
  */
 __attribute__((noreturn)) static void ctl_fail(struct ctl_line *l, u32 code, int health) {
-  put(l, "\n");
+  ctl_put(l, "\n");
   ctl_write(2, l->b, l->n);
   ctl_exit(health ? CTL_FAILED : code);
 }
 
 /* The reason in "no pidone answering at PATH (REASON)": the errno's text. */
-static const char *errno_text(s64 err) {
+static const char *ctl_errno_text(s64 err) {
   switch (err) {
     case EPERM: return "operation not permitted";
     case ENOENT: return "no such file or directory";
@@ -1461,33 +1463,33 @@ static const char *errno_text(s64 err) {
   }
 }
 
-static void put_reason(struct ctl_line *l, s64 err) {
-  const char *text = errno_text(err);
+static void ctl_put_reason(struct ctl_line *l, s64 err) {
+  const char *text = ctl_errno_text(err);
   if (err == EAGAIN) { /* the socket's timeout: see ctl_arm */
-    put(l, "no answer within ");
-    put_u64(l, CTL_CLIENT_TIMEOUT_MS / 1000);
-    put(l, " s");
+    ctl_put(l, "no answer within ");
+    ctl_put_u64(l, CTL_CLIENT_TIMEOUT_MS / 1000);
+    ctl_put(l, " s");
   } else if (text) {
-    put(l, text);
+    ctl_put(l, text);
   } else {
-    put(l, "errno ");
-    put_u64(l, (u64)err);
+    ctl_put(l, "errno ");
+    ctl_put_u64(l, (u64)err);
   }
 }
 
 __attribute__((noreturn)) static void ctl_no_answer(const char *path, s64 err, const char *why, int health) {
   struct ctl_line l;
   l.n = 0;
-  put(&l, "pidone: no pidone answering at ");
-  put(&l, path);
-  put(&l, " (");
-  if (why) put(&l, why);
-  else put_reason(&l, err);
-  put(&l, ")");
+  ctl_put(&l, "pidone: no pidone answering at ");
+  ctl_put(&l, path);
+  ctl_put(&l, " (");
+  if (why) ctl_put(&l, why);
+  else ctl_put_reason(&l, err);
+  ctl_put(&l, ")");
   ctl_fail(&l, CTL_NO_ANSWER, health);
 }
 
-static s64 monotonic_ns(void) {
+static s64 ctl_now_ns(void) {
   s64 ts[2] = {0, 0};
   sys(NR_clock_gettime, CLOCK_MONOTONIC, ts, 0, 0, 0, 0); /* cannot fail for this clock */
   return ts[0] * 1000000000L + ts[1];
@@ -1499,7 +1501,7 @@ static s64 monotonic_ns(void) {
  * once it has passed, and no call waits past it. Returns 0, or -errno (-EAGAIN: passed).
  */
 static s64 ctl_arm(s32 fd, s64 deadline) {
-  s64 left = deadline - monotonic_ns();
+  s64 left = deadline - ctl_now_ns();
   if (left <= 0) return -EAGAIN;
   /* A zero timeval would mean no timeout at all. */
   s64 tv[2] = {left / 1000000000L, (left % 1000000000L) / 1000 + 1};
@@ -1527,7 +1529,7 @@ __attribute__((noreturn)) static void ctl_client(u64 argc, char **argv, char **e
     if (i == ctl_at) continue;
     if (equal(argv[i], "--control")) {
       if (i + 1 >= argc) {
-        put(&l, "pidone: option '--control' requires an argument");
+        ctl_put(&l, "pidone: option '--control' requires an argument");
         ctl_fail(&l, CTL_USAGE, 0);
       }
       path = argv[++i];
@@ -1557,18 +1559,18 @@ __attribute__((noreturn)) static void ctl_client(u64 argc, char **argv, char **e
   }
   if (!path) path = CTL_DEFAULT_PATH;
   if (equal(path, "none") || !*path) {
-    put(&l, "pidone: ");
-    put(&l, from);
-    put(&l, *path ? "none: the control socket is off, there is no pidone to ask" : "needs a path");
+    ctl_put(&l, "pidone: ");
+    ctl_put(&l, from);
+    ctl_put(&l, *path ? "none: the control socket is off, there is no pidone to ask" : "needs a path");
     ctl_fail(&l, CTL_USAGE, health);
   }
   u64 plen = length(path);
   if (plen >= SUN_PATH_MAX) {
-    put(&l, "pidone: the control socket's path is too long (");
-    put_u64(&l, plen);
-    put(&l, " bytes, at most ");
-    put_u64(&l, SUN_PATH_MAX - 1);
-    put(&l, ")");
+    ctl_put(&l, "pidone: the control socket's path is too long (");
+    ctl_put_u64(&l, plen);
+    ctl_put(&l, " bytes, at most ");
+    ctl_put_u64(&l, SUN_PATH_MAX - 1);
+    ctl_put(&l, ")");
     ctl_fail(&l, CTL_USAGE, health);
   }
 
@@ -1578,11 +1580,11 @@ __attribute__((noreturn)) static void ctl_client(u64 argc, char **argv, char **e
   u64 need = length(CTL_HEADER) + 1 + length(count) + 1;
   for (u64 k = i; k < argc; k++) need += length(argv[k]) + 1;
   if (need > CTL_REQUEST_MAX) {
-    put(&l, "pidone: the request is too long (");
-    put_u64(&l, need);
-    put(&l, " bytes, at most ");
-    put_u64(&l, CTL_REQUEST_MAX);
-    put(&l, ")");
+    ctl_put(&l, "pidone: the request is too long (");
+    ctl_put_u64(&l, need);
+    ctl_put(&l, " bytes, at most ");
+    ctl_put_u64(&l, CTL_REQUEST_MAX);
+    ctl_put(&l, ")");
     ctl_fail(&l, CTL_USAGE, health);
   }
   char request[CTL_REQUEST_MAX];
@@ -1595,19 +1597,21 @@ __attribute__((noreturn)) static void ctl_client(u64 argc, char **argv, char **e
     request[n++] = 0;
   }
 
-  s64 deadline = monotonic_ns() + (s64)CTL_CLIENT_TIMEOUT_MS * 1000000L;
-  s64 fd = sys(NR_socket, AF_UNIX, SOCK_STREAM | O_CLOEXEC, 0, 0, 0, 0);
-  /* Never on 0..2: with stdout closed, the answer would be copied into the socket. */
+  s64 deadline = ctl_now_ns() + (s64)CTL_CLIENT_TIMEOUT_MS * 1000000L;
+  s64 fd = sys(NR_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, 0, 0, 0);
+  /* Never on 0..2: with stdout closed, the answer would be copied back into the socket.
+   * Moved, the closed descriptor is closed again. */
   if (fd >= 0 && fd <= 2) {
     s64 moved = sys(NR_fcntl, fd, F_DUPFD_CLOEXEC, 3, 0, 0, 0);
+    sys(NR_close, fd, 0, 0, 0, 0, 0);
     fd = moved;
   }
   if (fd < 0) {
-    put(&l, "pidone: cannot make a socket to ask the pidone at ");
-    put(&l, path);
-    put(&l, " (");
-    put_reason(&l, -fd);
-    put(&l, ")");
+    ctl_put(&l, "pidone: cannot make a socket to ask the pidone at ");
+    ctl_put(&l, path);
+    ctl_put(&l, " (");
+    ctl_put_reason(&l, -fd);
+    ctl_put(&l, ")");
     ctl_fail(&l, CTL_FAILED, health);
   }
   struct {
@@ -1641,11 +1645,11 @@ __attribute__((noreturn)) static void ctl_client(u64 argc, char **argv, char **e
     if (r == -EINTR) continue;
     if (r < 0 && code < 0) ctl_no_answer(path, -r, 0, health);
     if (r < 0) {
-      put(&l, "pidone: the answer from ");
-      put(&l, path);
-      put(&l, " was cut short (");
-      put_reason(&l, -r);
-      put(&l, ")");
+      ctl_put(&l, "pidone: the answer from ");
+      ctl_put(&l, path);
+      ctl_put(&l, " was cut short (");
+      ctl_put_reason(&l, -r);
+      ctl_put(&l, ")");
       ctl_fail(&l, CTL_NO_ANSWER, health);
     }
     if (r == 0) {
