@@ -19,6 +19,18 @@ function environment(envp: readonly Uint8Array[]): Map<string, string> {
   return env;
 }
 
+/**
+ * `pidone --ctl ...`, `pidone --control PATH --ctl ...` or the file named pidonectl: the
+ * control channel's client (src/control/client.ts), before any mode. The single file's
+ * stub answers these forms itself; this is the plain file's way.
+ */
+function controlClient(argv: readonly Uint8Array[]): boolean {
+  const word = (i: number) => (argv[i] ? Buffer.from(argv[i]).toString("latin1") : "");
+  const name = word(0);
+  if (name.slice(name.lastIndexOf("/") + 1) === "pidonectl" || word(1) === "--ctl") return true;
+  return (word(1) === "--control" && word(3) === "--ctl") || (word(1).startsWith("--control=") && word(2) === "--ctl");
+}
+
 function guard(where: string, e: unknown): void {
   // Keep supervising: an exception in a handler must not take the container down.
   log.error(`internal error in ${where}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
@@ -41,6 +53,7 @@ async function main(): Promise<void> {
   const envp = readEnviron();
   const argv = inheritance.argv ?? ["pidone", ...process.argv.slice(2)].map((a) => new Uint8Array(Buffer.from(a)));
   const env = environment(envp);
+  if (controlClient(argv)) return (await import("./control/client.ts")).runClient(argv, env);
   const decision = decide(argv, env);
   const name = () => Buffer.from(argv[0] ?? "pidone").toString();
 

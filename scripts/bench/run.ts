@@ -1,13 +1,15 @@
 // npm run bench: pidone side by side with tini, tini-static, dumb-init and catatonit,
 // and the floors (an empty Bun program and a minimal Bun forwarder compiled as pidone is,
 // and the child with no init); and metric 8, pidone's log output against cat and, under
-// the log flood, its signal latency against the forwarder. See scripts/bench/README.md.
+// the log flood, its signal latency against the forwarder; and metric 9, what one
+// `pidone --ctl status` costs. See scripts/bench/README.md.
 //
 //   bun scripts/bench/run.ts [--smoke] [--docker] [--no-logs] [--out DIR] [--single-file PATH] [--only a,b]
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { judgeBudgets, budgetLines } from "./lib/budgets.ts";
+import { measureCtl } from "./lib/ctl.ts";
 import { measureDockerStop } from "./lib/docker.ts";
 import { measureIdle } from "./lib/idle.ts";
 import { LOG_METRICS, LOG_SUBJECTS, measureLogs } from "./lib/logs.ts";
@@ -34,10 +36,10 @@ const { values } = parseArgs({
 const smoke = values.smoke!;
 const plan = smoke
   ? { startup: 10, signals: 30, exitRounds: 5, exitSettle: 20, orphans: 500, stormRounds: 1, zombies: 200, drainRounds: 1, idleS: 1, idleSettle: 300, docker: 1,
-      logs: { runs: 1, scale: 0.01, signals: 20, rounds: 1 } }
+      logs: { runs: 1, scale: 0.01, signals: 20, rounds: 1 }, ctl: { rounds: 10, rssRounds: 3 } }
   : { startup: 300, signals: 1000, exitRounds: 64, exitSettle: 20, orphans: 20_000, stormRounds: 1, zombies: 5000, drainRounds: 15, idleS: 10, idleSettle: 1000, docker: 5,
-      logs: { runs: 5, scale: 1, signals: 300, rounds: 4 } };
-const FAMILIES = ["startup", "signal", "exit", "reaping", "idle", "docker", "size", "logs"] as const;
+      logs: { runs: 5, scale: 1, signals: 300, rounds: 4 }, ctl: { rounds: 300, rssRounds: 30 } };
+const FAMILIES = ["startup", "signal", "exit", "reaping", "idle", "docker", "size", "logs", "ctl"] as const;
 const only = new Set<string>(values.only ? values.only.split(",") : FAMILIES);
 const runs = (f: Family) =>
   only.has(f) && (f !== "docker" || (values.docker! && !smoke)) && (f !== "logs" || !values["no-logs"]);
@@ -48,7 +50,8 @@ const machine = describeMachine();
 await ensurePackages(runs("docker"), say);
 const built = await prepare(say);
 
-const ALL: Family[] = [...FAMILIES];
+// What every init takes part in; `ctl` (the control client's cost) is pidone's alone.
+const ALL: Family[] = FAMILIES.filter((f) => f !== "ctl");
 const fam = (...f: Family[]) => new Set<Family>(f);
 const subjects: Subject[] = [
   { id: "tini", label: "tini", bin: "/usr/bin/tini", prefix: ["/usr/bin/tini", "--"], families: fam(...ALL) },
@@ -60,10 +63,10 @@ const subjects: Subject[] = [
     label: built.pidonePacked ? "**pidone** (single file)" : "**pidone**",
     bin: built.pidone,
     prefix: [built.pidone],
-    families: fam(...ALL),
+    families: fam(...ALL, "ctl"),
   },
   ...(values["single-file"]
-    ? [{ id: "pidone-single", label: "pidone (single file)", bin: values["single-file"], prefix: [values["single-file"]], families: fam(...ALL) }]
+    ? [{ id: "pidone-single", label: "pidone (single file)", bin: values["single-file"], prefix: [values["single-file"]], families: fam(...ALL, "ctl") }]
     : []),
   ...(built.pidonePlain
     ? [
@@ -74,7 +77,7 @@ const subjects: Subject[] = [
           prefix: [built.pidonePlain],
           // Not in the reaping rounds (a fifth of the run's time): its reaping is the JS
           // floor's, which the Bun forwarder already shows.
-          families: fam(...ALL.filter((f) => f !== "reaping")),
+          families: fam(...ALL.filter((f) => f !== "reaping"), "ctl"),
         },
       ]
     : []),
@@ -137,6 +140,7 @@ try {
   if (runs("idle")) results.push(...(await step("idle", () => measureIdle(subjects, plan.idleS, plan.idleSettle))));
   if (runs("docker")) results.push(...(await step("docker stop", () => measureDockerStop(subjects, plan.docker))));
   if (runs("size")) results.push(await step("size", () => measureSize(subjects)));
+  if (runs("ctl")) results.push(...(await step("ctl", () => measureCtl(subjects, built, built.work, plan.ctl))));
   if (runs("logs")) results.push(...(await step("logs (metric 8)", () => measureLogs(built, plan.logs, say))));
 } catch (e) {
   rmSync(built.work, { recursive: true, force: true });

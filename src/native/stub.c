@@ -65,6 +65,10 @@ typedef long s64;
 #define NR_mincore 27
 #define NR_getpid 39
 #define NR_sendfile 40
+#define NR_socket 41
+#define NR_connect 42
+#define NR_sendto 44
+#define NR_setsockopt 54
 #define NR_execve 59
 #define NR_wait4 61
 #define NR_kill 62
@@ -73,8 +77,10 @@ typedef long s64;
 #define NR_setresuid 117
 #define NR_setresgid 119
 #define NR_getdents64 217
+#define NR_clock_gettime 228
 #define NR_exit_group 231
 #define NR_openat 257
+#define NR_ppoll 271
 #define NR_dup3 292
 #define NR_prlimit64 302
 #define NR_memfd_create 319
@@ -140,7 +146,9 @@ __asm__(".section .text.entry,\"ax\",@progbits\n"
 #define NR_write 64
 #define NR_pread64 67
 #define NR_sendfile 71
+#define NR_ppoll 73
 #define NR_exit_group 94
+#define NR_clock_gettime 113
 #define NR_sched_yield 124
 #define NR_kill 129
 #define NR_rt_sigaction 134
@@ -149,6 +157,10 @@ __asm__(".section .text.entry,\"ax\",@progbits\n"
 #define NR_setresgid 149
 #define NR_setgroups 159
 #define NR_getpid 172
+#define NR_socket 198
+#define NR_connect 203
+#define NR_sendto 206
+#define NR_setsockopt 208
 #define NR_munmap 215
 #define NR_mremap 216
 #define NR_execve 221
@@ -1336,6 +1348,343 @@ static void fill_closed_stdio(void) {
   }
 }
 
+/* ------------------------------------------------------------------ ctl: the control client */
+
+/*
+ * `pidone --ctl [--control PATH] COMMAND [ARGS...]` (also `pidone --control PATH --ctl
+ * ...`) and the file named pidonectl: the client of services mode's control socket
+ * (src/control/). It runs here, before the limits checks and without the runtime, so that
+ * a HEALTHCHECK every few seconds costs an execve and a few system calls instead of a
+ * whole Bun start. It sends the words after the options as one request (protocol.h's
+ * CTL_*, from src/native/protocol.ts) and copies the answer, which the server formats, to
+ * stdout or stderr. src/control/client.ts is the same client for the plain file: same
+ * usage, messages and exit codes (test/control-client.test.ts runs both).
+ */
+/* x86-64 and asm-generic (aarch64) agree on all of these. */
+#define AF_UNIX 1
+#define SOCK_STREAM 1
+#define SOCK_CLOEXEC O_CLOEXEC
+#define SOL_SOCKET 1
+#define SO_RCVTIMEO 20
+#define SO_SNDTIMEO 21
+#define MSG_NOSIGNAL 0x4000
+#define CLOCK_MONOTONIC 1
+#define POLLOUT 4
+#define SIGPIPE 13
+#define EPERM 1
+#define EINTR 4
+#define EAGAIN 11
+#define EMFILE 24
+#define EPIPE 32
+#define ENOTSOCK 88
+#define EPROTOTYPE 91
+#define ECONNRESET 104
+#define EISCONN 106
+#define ECONNREFUSED 111
+#define SUN_PATH_MAX 108 /* sun_path's size, its NUL included */
+
+static const char ctl_usage[] =
+    "Usage: pidone --ctl [--control PATH] COMMAND [ARGS...]\n"
+    "       " CTL_CLIENT_NAME " [--control PATH] COMMAND [ARGS...]\n"
+    "\n"
+    "Asks the pidone that runs the services, over its control socket:\n"
+    "  status [NAME...] [--json]  each service's state, pid, uptime, restarts, health\n"
+    "  start NAME                 start a service an operator stopped\n"
+    "  stop NAME                  stop a service; the container keeps running\n"
+    "  restart NAME               restart a service now\n"
+    "  signal NAME SIGNAL         send SIGNAL to the service's process group\n"
+    "  health                     exit 0 when every critical service runs and is ready, else 1\n"
+    "\n"
+    "The socket: --control PATH, else $" CTL_PATH_VARIABLE ", else " CTL_DEFAULT_PATH ".\n"
+    "Exit status: 0 done, 1 refused or failed, 2 usage, 3 no pidone answering (health: 1).\n";
+
+/* One line of a message, cut to fit. */
+struct ctl_line {
+  u64 n;
+  char b[400];
+};
+
+static void ctl_put(struct ctl_line *l, const char *s) {
+  while (*s && l->n < sizeof l->b - 1) l->b[l->n++] = *s++;
+}
+
+static void ctl_put_u64(struct ctl_line *l, u64 v) {
+  char digits[24];
+  ctl_put(l, decimal(digits + sizeof digits, v));
+}
+
+/* write(2) until all is written; a non-blocking descriptor that is full is waited for.
+ * 0, or -errno. */
+static s64 ctl_write(s32 fd, const char *p, u64 n) {
+  while (n) {
+    s64 w = sys(NR_write, fd, p, n, 0, 0, 0);
+    if (w == -EINTR) continue;
+    if (w == -EAGAIN) {
+      struct { s32 fd; u16 events, revents; } want = {fd, POLLOUT, 0};
+      s64 r = sys(NR_ppoll, &want, 1, 0, 0, 0, 0);
+      if (r < 0 && r != -EINTR) return r;
+      continue;
+    }
+    if (w <= 0) return w < 0 ? w : -EPIPE;
+    p += w;
+    n -= (u64)w;
+  }
+  return 0;
+}
+
+__attribute__((noreturn)) static void ctl_exit(u32 code) {
+  for (;;) sys(NR_exit_group, code, 0, 0, 0, 0, 0);
+}
+
+/*
+ * A failure: its line on stderr, and `code`. The command `health` exits only 0 or 1:
+ * Docker reserves 2 for HEALTHCHECK, and "no pidone answering" is an unhealthy answer.
+ */
+__attribute__((noreturn)) static void ctl_fail(struct ctl_line *l, u32 code, int health) {
+  ctl_put(l, "\n");
+  ctl_write(2, l->b, l->n);
+  ctl_exit(health ? CTL_FAILED : code);
+}
+
+/* The reason in "no pidone answering at PATH (REASON)": the errno's text. */
+static const char *ctl_errno_text(s64 err) {
+  switch (err) {
+    case EPERM: return "operation not permitted";
+    case ENOENT: return "no such file or directory";
+    case EACCES: return "permission denied";
+    case ENOTDIR: return "not a directory";
+    case EMFILE: return "too many open files";
+    case EPIPE: return "broken pipe";
+    case ENOTSOCK: return "not a socket";
+    case EPROTOTYPE: return "protocol wrong type for socket";
+    case ECONNRESET: return "connection reset by peer";
+    case ECONNREFUSED: return "connection refused";
+    default: return 0;
+  }
+}
+
+static void ctl_put_reason(struct ctl_line *l, s64 err) {
+  const char *text = ctl_errno_text(err);
+  if (err == EAGAIN) { /* the socket's timeout: see ctl_arm */
+    ctl_put(l, "no answer within ");
+    ctl_put_u64(l, CTL_CLIENT_TIMEOUT_MS / 1000);
+    ctl_put(l, " s");
+  } else if (text) {
+    ctl_put(l, text);
+  } else {
+    ctl_put(l, "errno ");
+    ctl_put_u64(l, (u64)err);
+  }
+}
+
+__attribute__((noreturn)) static void ctl_no_answer(const char *path, s64 err, const char *why, int health) {
+  struct ctl_line l;
+  l.n = 0;
+  ctl_put(&l, "pidone: no pidone answering at ");
+  ctl_put(&l, path);
+  ctl_put(&l, " (");
+  if (why) ctl_put(&l, why);
+  else ctl_put_reason(&l, err);
+  ctl_put(&l, ")");
+  ctl_fail(&l, CTL_NO_ANSWER, health);
+}
+
+static s64 ctl_now_ns(void) {
+  s64 ts[2] = {0, 0};
+  sys(NR_clock_gettime, CLOCK_MONOTONIC, ts, 0, 0, 0, 0); /* cannot fail for this clock */
+  return ts[0] * 1000000000L + ts[1];
+}
+
+/*
+ * The socket's send and receive timeouts set to what is left until `deadline`: connect
+ * (which waits while the server's backlog is full), send and read then fail with EAGAIN
+ * once it has passed, and no call waits past it. Returns 0, or -errno (-EAGAIN: passed).
+ */
+static s64 ctl_arm(s32 fd, s64 deadline) {
+  s64 left = deadline - ctl_now_ns();
+  if (left <= 0) return -EAGAIN;
+  /* A zero timeval would mean no timeout at all. */
+  s64 tv[2] = {left / 1000000000L, (left % 1000000000L) / 1000 + 1};
+  s64 r = sys(NR_setsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, tv, sizeof tv, 0);
+  if (r == 0) r = sys(NR_setsockopt, fd, SOL_SOCKET, SO_SNDTIMEO, tv, sizeof tv, 0);
+  return r;
+}
+
+/*
+ * The client itself. `i`: the first word after `--ctl` (or after the name pidonectl);
+ * `ctl_at`: where `--ctl` stands when options come before it, else 0.
+ */
+__attribute__((noreturn)) static void ctl_client(u64 argc, char **argv, char **envp, u64 i, u64 ctl_at) {
+  /* Back to the mask we were given (an operator's Ctrl-C ends the client), plus SIGPIPE:
+   * a reader gone from stdout, or a server gone mid-request, is then an EPIPE to handle
+   * rather than a silent death. */
+  u64 mask = pidone_shared.mask | BIT(SIGPIPE);
+  sys(NR_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8, 0, 0); /* a valid set and `how`: cannot fail */
+
+  struct ctl_line l;
+  l.n = 0;
+  const char *path = 0;
+  for (; i < argc; i++) {
+    const char *v;
+    if (i == ctl_at) continue;
+    if (equal(argv[i], "--control")) {
+      if (i + 1 >= argc) {
+        ctl_put(&l, "pidone: option '--control' requires an argument");
+        ctl_fail(&l, CTL_USAGE, 0);
+      }
+      path = argv[++i];
+    } else if ((v = after(argv[i], "--control="))) {
+      path = v;
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) {
+    ctl_write(2, ctl_usage, sizeof ctl_usage - 1);
+    ctl_exit(CTL_USAGE);
+  }
+  if (equal(argv[i], "-h") || equal(argv[i], "--help")) {
+    ctl_write(1, ctl_usage, sizeof ctl_usage - 1);
+    ctl_exit(CTL_OK);
+  }
+  int health = equal(argv[i], "health");
+
+  const char *from = "--control ";
+  if (!path) {
+    from = CTL_PATH_VARIABLE "=";
+    for (char **e = envp; *e && !path; e++) {
+      const char *v = after(*e, CTL_PATH_VARIABLE "=");
+      if (v && *v) path = v;
+    }
+  }
+  if (!path) path = CTL_DEFAULT_PATH;
+  if (equal(path, "none") || !*path) {
+    ctl_put(&l, "pidone: ");
+    ctl_put(&l, from);
+    ctl_put(&l, *path ? "none: the control socket is off, there is no pidone to ask" : "needs a path");
+    ctl_fail(&l, CTL_USAGE, health);
+  }
+  u64 plen = length(path);
+  if (plen >= SUN_PATH_MAX) {
+    ctl_put(&l, "pidone: the control socket's path is too long (");
+    ctl_put_u64(&l, plen);
+    ctl_put(&l, " bytes, at most ");
+    ctl_put_u64(&l, SUN_PATH_MAX - 1);
+    ctl_put(&l, ")");
+    ctl_fail(&l, CTL_USAGE, health);
+  }
+
+  /* "pidone-ctl 1 ARGC\n", then each word and a NUL. */
+  char digits[24];
+  const char *count = decimal(digits + sizeof digits, argc - i);
+  u64 need = length(CTL_HEADER) + 1 + length(count) + 1;
+  for (u64 k = i; k < argc; k++) need += length(argv[k]) + 1;
+  if (need > CTL_REQUEST_MAX) {
+    ctl_put(&l, "pidone: the request is too long (");
+    ctl_put_u64(&l, need);
+    ctl_put(&l, " bytes, at most ");
+    ctl_put_u64(&l, CTL_REQUEST_MAX);
+    ctl_put(&l, ")");
+    ctl_fail(&l, CTL_USAGE, health);
+  }
+  char request[CTL_REQUEST_MAX];
+  u64 n = 0;
+  for (const char *p = CTL_HEADER " "; *p;) request[n++] = *p++;
+  for (const char *p = count; *p;) request[n++] = *p++;
+  request[n++] = '\n';
+  for (u64 k = i; k < argc; k++) {
+    for (const char *p = argv[k]; *p;) request[n++] = *p++;
+    request[n++] = 0;
+  }
+
+  s64 deadline = ctl_now_ns() + (s64)CTL_CLIENT_TIMEOUT_MS * 1000000L;
+  s64 fd = sys(NR_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, 0, 0, 0);
+  /* Never on 0..2: with stdout closed, the answer would be copied back into the socket.
+   * Moved, the closed descriptor is closed again. */
+  if (fd >= 0 && fd <= 2) {
+    s64 moved = sys(NR_fcntl, fd, F_DUPFD_CLOEXEC, 3, 0, 0, 0);
+    sys(NR_close, fd, 0, 0, 0, 0, 0);
+    fd = moved;
+  }
+  if (fd < 0) {
+    ctl_put(&l, "pidone: cannot make a socket to ask the pidone at ");
+    ctl_put(&l, path);
+    ctl_put(&l, " (");
+    ctl_put_reason(&l, -fd);
+    ctl_put(&l, ")");
+    ctl_fail(&l, CTL_FAILED, health);
+  }
+  struct {
+    u16 family;
+    char path[SUN_PATH_MAX];
+  } addr;
+  addr.family = AF_UNIX;
+  for (u64 k = 0; k <= plen; k++) addr.path[k] = path[k];
+  s64 r = ctl_arm((s32)fd, deadline);
+  while (r == 0) {
+    r = sys(NR_connect, fd, &addr, 2 + plen + 1, 0, 0, 0);
+    if (r == -EISCONN) r = 0;
+    if (r != -EINTR) break;
+    r = ctl_arm((s32)fd, deadline);
+  }
+  for (u64 sent = 0; r == 0 && sent < n;) {
+    r = ctl_arm((s32)fd, deadline);
+    if (r == 0) r = sys(NR_sendto, fd, request + sent, n - sent, MSG_NOSIGNAL, 0, 0);
+    if (r == -EINTR) r = 0;
+    else if (r > 0) sent += (u64)r, r = 0;
+    else if (r == 0) r = -EPIPE;
+  }
+  if (r < 0) ctl_no_answer(path, -r, 0, health);
+
+  /* "CODE\n", then the text: to stdout when CODE is 0, else to stderr, until end of file. */
+  char buf[16384];
+  s32 code = -1, digits_seen = 0, value = 0, out = 1;
+  for (;;) {
+    r = ctl_arm((s32)fd, deadline);
+    if (r == 0) r = sys(NR_read, fd, buf, sizeof buf, 0, 0, 0);
+    if (r == -EINTR) continue;
+    if (r < 0 && code < 0) ctl_no_answer(path, -r, 0, health);
+    if (r < 0) {
+      ctl_put(&l, "pidone: the answer from ");
+      ctl_put(&l, path);
+      ctl_put(&l, " was cut short (");
+      ctl_put_reason(&l, -r);
+      ctl_put(&l, ")");
+      ctl_fail(&l, CTL_NO_ANSWER, health);
+    }
+    if (r == 0) {
+      if (code < 0) ctl_no_answer(path, 0, digits_seen ? "not a pidone answer" : "closed without an answer", health);
+      ctl_exit((u32)code);
+    }
+    s64 at = 0;
+    while (code < 0 && at < r) {
+      char c = buf[at++];
+      if (c == '\n' && digits_seen) {
+        code = value;
+        out = code ? 2 : 1;
+      } else if (c >= '0' && c <= '9' && digits_seen < 3 && (value = value * 10 + (c - '0')) <= 255) {
+        digits_seen++;
+      } else {
+        ctl_no_answer(path, 0, "not a pidone answer", health);
+      }
+    }
+    /* A reader gone from our output: the answer was given; its status stands. */
+    if (at < r && ctl_write(out, buf + at, (u64)(r - at)) < 0) ctl_exit((u32)code);
+  }
+}
+
+/* Returns unless argv asks for the client (the forms above ctl_client). */
+static void ctl_dispatch(u64 argc, char **argv, char **envp) {
+  if (argc < 1) return;
+  const char *name = argv[0];
+  for (const char *p = argv[0]; *p; p++)
+    if (*p == '/') name = p + 1;
+  if (equal(name, CTL_CLIENT_NAME)) ctl_client(argc, argv, envp, 1, 0);
+  if (argc >= 2 && equal(argv[1], "--ctl")) ctl_client(argc, argv, envp, 2, 0);
+  if (argc >= 4 && equal(argv[1], "--control") && equal(argv[3], "--ctl")) ctl_client(argc, argv, envp, 1, 3);
+  if (argc >= 3 && starts(argv[1], "--control=") && equal(argv[2], "--ctl")) ctl_client(argc, argv, envp, 1, 2);
+}
+
 /* ------------------------------------------------------------------ start-up */
 
 /* What stub_main found and stub_stack needs: the stub's own .bss. */
@@ -1493,6 +1842,8 @@ __attribute__((used)) u64 stub_main(u64 *sp) {
   start.native = m->flags & MANIFEST_NATIVE;
   if (start.native) {
     if (argc >= 2 && equal(argv[1], TRAMPOLINE_MARKER)) trampoline(argv + 2, envp);
+    /* The control client: before the limits checks and the runtime, which it never needs. */
+    ctl_dispatch(argc, argv, envp);
     record_ignored(s);
     record_fds(s);
     s->envp = (u64)envp;

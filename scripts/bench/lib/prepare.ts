@@ -59,6 +59,8 @@ export interface Built {
   /** The empty program unpacked: the floor of pidone-glibc (only when pidone is packed). */
   bunEmptyPlain: string | null;
   spawntime: string;
+  /** Peak RSS of a short command, VmHWM at its exit (c/peakrss.c). */
+  peakrss: string;
   siglat: string;
   exitlat: string;
   reapbench: string;
@@ -110,7 +112,7 @@ export async function prepare(say: (s: string) => void): Promise<Built> {
   const plain = join(ROOT, "dist/pidone-glibc");
   const work = mkdtempSync(join(tmpdir(), "pidone-bench-"));
   const out = (name: string) => join(work, name);
-  const helpers = ["spawntime", "siglat", "exitlat", "reapbench", "handlerfwd"] as const;
+  const helpers = ["spawntime", "peakrss", "siglat", "exitlat", "reapbench", "handlerfwd"] as const;
   const floors = pidonePacked
     ? ["bun-empty-plain", "bun-forwarder-plain", "bun-exit-plain"]
     : ["bun-empty", "bun-forwarder", "bun-exit"];
@@ -140,6 +142,7 @@ export async function prepare(say: (s: string) => void): Promise<Built> {
     bunExit: out("bun-exit"),
     bunEmptyPlain: pidonePacked ? out("bun-empty-plain") : null,
     spawntime: out("spawntime"),
+    peakrss: out("peakrss"),
     siglat: out("siglat"),
     exitlat: out("exitlat"),
     reapbench: out("reapbench"),

@@ -18,10 +18,12 @@ export type MetricId =
   | "size"
   | "logs-short"
   | "logs-long"
-  | "signal-flood";
+  | "signal-flood"
+  | "ctl"
+  | "ctl-rss";
 
 /** What a subject takes part in (a floor takes part only where it means something). */
-export type Family = "startup" | "signal" | "exit" | "reaping" | "idle" | "docker" | "size" | "logs";
+export type Family = "startup" | "signal" | "exit" | "reaping" | "idle" | "docker" | "size" | "logs" | "ctl";
 
 export interface Subject {
   id: string;
@@ -66,6 +68,7 @@ export function newMetric(
 
 export interface Tools {
   spawntime: string;
+  peakrss: string;
   siglat: string;
   exitlat: string;
   reapbench: string;
