@@ -102,11 +102,11 @@ describe("settings", () => {
   const file = toml('[settings]\ngrace = 8\n[services.a]\ncommand = "x"\n');
   const bare = toml('[services.a]\ncommand = "x"\n');
   test("command line over file over environment over the default", () => {
-    expect(plan([file]).settings).toEqual({ grace: 8, logFormat: "prefix" });
-    expect(plan([file], { ...MACHINE, settings: { grace: 2, logFormat: "json" } }).settings).toEqual({ grace: 2, logFormat: "json" });
+    expect(plan([file]).settings).toEqual({ grace: 8, logFormat: "prefix", stopDelay: 0 });
+    expect(plan([file], { ...MACHINE, settings: { grace: 2, logFormat: "json" } }).settings).toEqual({ grace: 2, logFormat: "json", stopDelay: 0 });
     expect(plan([file], { ...MACHINE, defaultSettings: { grace: 7 } }).settings.grace).toBe(8);
-    expect(plan([bare], { ...MACHINE, defaultSettings: { grace: 7, logFormat: "raw" } }).settings).toEqual({ grace: 7, logFormat: "raw" });
-    expect(plan([flag("a: x")]).settings).toEqual({ grace: 5, logFormat: "prefix" });
+    expect(plan([bare], { ...MACHINE, defaultSettings: { grace: 7, logFormat: "raw" } }).settings).toEqual({ grace: 7, logFormat: "raw", stopDelay: 0 });
+    expect(plan([flag("a: x")]).settings).toEqual({ grace: 5, logFormat: "prefix", stopDelay: 0 });
   });
   test("two files setting the same key is a conflict", () => {
     const second = toml('[services.b]\ncommand = "x"\n[settings]\ngrace = 3\nlog_format = "raw"\n', "two.toml");
@@ -368,7 +368,7 @@ describe("check() and buildPlan() on files", () => {
     const r = check([example], [], MACHINE);
     expect(r).toEqual({ ok: true, diagnostics: [] });
     const p = buildPlan([example], [], MACHINE);
-    expect(p.ok && p.plan.settings).toEqual({ grace: 8, logFormat: "prefix" });
+    expect(p.ok && p.plan.settings).toEqual({ grace: 8, logFormat: "prefix", stopDelay: 0 });
     expect(p.ok && names(startLevels(p.plan.services))).toEqual([["db", "cron", "sshd"], ["migrate"], ["app"], ["web"]]);
     expect(p.ok && names(stopLevels(p.plan.services))).toEqual([["cron", "sshd", "web"], ["app"], ["migrate"], ["db"]]);
     expect(p.ok && p.plan.services.find((s) => s.name === "db")).toMatchObject({

@@ -109,7 +109,7 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
       }
       const config = readTomlConfig(parsed.data, { origin: source.file, sourceIndex, lines: parsed.lines, diags });
       drafts.push(...config.services);
-      for (const key of ["grace", "logFormat"] as const) {
+      for (const key of ["grace", "logFormat", "stopDelay"] as const) {
         const value = config.settings[key];
         const at = config.settingsAt[key];
         if (value === undefined || at === undefined) continue;
@@ -132,13 +132,24 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
   checkAfter(unique, diags);
   checkMachine(unique, diags, options);
 
+  const grace = options.settings?.grace ?? settings.grace ?? options.defaultSettings?.grace ?? DEFAULTS.grace;
+  const stopDelay = options.settings?.stopDelay ?? settings.stopDelay ?? options.defaultSettings?.stopDelay ?? DEFAULTS.stopDelay;
+  if (stopDelay > 0 && stopDelay >= grace) {
+    // Named where it was set: the flag, a file's key, or the environment.
+    const fromFile = options.settings?.stopDelay === undefined && settingsAt.stopDelay;
+    const name = options.settings?.stopDelay !== undefined ? "--stop-delay" : fromFile ? "stop_delay" : "PIDONE_STOP_DELAY";
+    const at = fromFile || settingsAt.grace || { origin: "pidone", sourceIndex: 0 };
+    diags.add(at, `${name} (${stopDelay} s) must be shorter than the grace (${grace} s): the delay counts inside it`);
+  }
+
   if (diags.count > 0) return { ok: false, diagnostics: diags.formatted() };
   return {
     ok: true,
     plan: {
       settings: {
-        grace: options.settings?.grace ?? settings.grace ?? options.defaultSettings?.grace ?? DEFAULTS.grace,
+        grace,
         logFormat: options.settings?.logFormat ?? settings.logFormat ?? options.defaultSettings?.logFormat ?? DEFAULTS.logFormat,
+        stopDelay,
       },
       services: topologicalOrder(unique.map((d) => d.spec)),
     },

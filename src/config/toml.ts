@@ -82,7 +82,7 @@ const hasNul = (s: string) => s.includes("\0");
 // ---------------------------------------------------------------------------------
 // The schema
 
-export const SETTINGS_KEYS = ["grace", "log_format"] as const;
+export const SETTINGS_KEYS = ["grace", "log_format", "stop_delay"] as const;
 export const SERVICE_KEYS = [
   "command", "shell", "env", "cwd", "user", "restart", "restart_delay", "restart_delay_max", "max_restarts",
   "restart_window", "critical", "oneshot", "after", "ready", "ready_timeout", "stop_signal", "stop_timeout", "signals", "pidfile",
@@ -299,6 +299,14 @@ export function readTomlConfig(data: Record<string, unknown>, src: TomlSource): 
         if (src.diags.count === before) {
           out.settings.grace = grace;
           out.settingsAt.grace = r.at("grace");
+        }
+      }
+      if (r.has("stop_delay")) {
+        const before = src.diags.count;
+        const delay = r.seconds("stop_delay", DEFAULTS.stopDelay, false);
+        if (src.diags.count === before) {
+          out.settings.stopDelay = delay;
+          out.settingsAt.stopDelay = r.at("stop_delay");
         }
       }
       if (r.has("log_format")) {

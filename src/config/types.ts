@@ -12,6 +12,8 @@ export interface Settings {
   /** Seconds from the stop trigger to the final SIGKILL (as --grace). */
   grace: number;
   logFormat: LogFormat;
+  /** Seconds from a stop signal to the ordered stop, inside the grace (as --stop-delay). */
+  stopDelay: number;
 }
 
 /** Who the service runs as, resolved from /etc/passwd and /etc/group. */
@@ -105,6 +107,7 @@ export interface ServicePlan {
 export const DEFAULTS = {
   grace: 5,
   logFormat: "prefix" as LogFormat,
+  stopDelay: 0,
   restart: "never" as RestartPolicy,
   restartDelay: 1,
   restartDelayMax: 30,

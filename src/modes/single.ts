@@ -14,6 +14,7 @@ import { SIG, signalName } from "../signals/table.ts";
 import { SyscallError, errno, exit, getpid, kill, strsignal, yieldCpu } from "../sys/libc.ts";
 import { available as nativeAvailable, publishTarget, watchChild, type NativeExit } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
+import { StopDelay } from "../supervisor/stop-delay.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
 
 type MainChild = { pid: number; adopted: boolean };
@@ -45,7 +46,11 @@ class TiniMode {
       return this.reapAll();
     }
     worked(); // a storm's wakes leave garbage too (src/process/gc.ts)
-    if (this.cfg.stopSignals.has(sig)) this.stop.trigger(`received ${signalName(sig)}`);
+    if (this.cfg.stopSignals.has(sig)) {
+      this.stop.trigger(`received ${signalName(sig)}`);
+      // --stop-delay: on_signal leaves stop signals to us (startListening).
+      if (!forwarded) return this.delayedStop(sig);
+    }
     if (!forwarded) this.forward(sig);
     else if (log.level >= LEVEL.debug) this.logForward(sig, this.outputOf(sig));
   };
@@ -178,6 +183,8 @@ class TiniMode {
   private nativeExit: NativeExit | null = null;
   /** -g and --setsid: signals go to the main child's whole process group. */
   private readonly groupWide: boolean;
+  /** --stop-delay; `stopDelay.requested`: a stop signal came (a readiness endpoint answers 503 from then). */
+  readonly stopDelay: StopDelay;
 
   constructor(
     private readonly cfg: RunConfig,
@@ -189,6 +196,7 @@ class TiniMode {
     this.stop = new TreeStop(cfg.graceSeconds * 1000, this.graceOver);
     this.reapNatively = mayReapNatively(cfg);
     this.groupWide = cfg.processGroup || cfg.setsid;
+    this.stopDelay = new StopDelay(cfg.stopDelaySeconds * 1000);
   }
 
   private remap(code: number): number {
@@ -219,6 +227,18 @@ class TiniMode {
   private logForward(sig: number, out: number): void {
     if (out === 0) log.debug(`Dropping signal: '${strsignal(sig)}'`);
     else log.debug(`Passing signal: '${strsignal(out)}'`);
+  }
+
+  /**
+   * A stop signal on_signal did not forward: forwarded now, or once --stop-delay is over
+   * (a second one ends the delay). The grace clock already runs.
+   */
+  private delayedStop(sig: number): void {
+    const { stopDelay } = this;
+    if (stopDelay.ms > 0 && !stopDelay.requested && log.level >= LEVEL.info) {
+      log.info(`Received ${signalName(sig)}: forwarding it in ${stopDelay.ms / 1000} s (--stop-delay)`);
+    }
+    stopDelay.request(() => this.forward(sig));
   }
 
   /** JavaScript's forward: without the stub, or when no main child runs. */
@@ -261,7 +281,10 @@ class TiniMode {
   }
 
   private startListening(): void {
-    listen(this.plan, this.signal, this.outputOf, (sig) => this.cfg.stopSignals.has(sig) || log.level >= LEVEL.debug);
+    // With a delay, stop signals are ours to hold: on_signal queues them.
+    const held = (sig: number) => this.stopDelay.ms > 0 && this.cfg.stopSignals.has(sig);
+    const forwardAs = (sig: number) => (held(sig) ? "queue" : this.outputOf(sig));
+    listen(this.plan, this.signal, forwardAs, (sig) => this.cfg.stopSignals.has(sig) || log.level >= LEVEL.debug);
   }
 
   // ---------------------------------------------------------------- start
