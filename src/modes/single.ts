@@ -8,11 +8,12 @@ import { checkReaping, mayReapNatively, setUpReaping } from "../process/reaper.t
 import { releaseTerminal, spawnProgram } from "../process/spawn.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { descendantsOf, parentOf, processGroupOf } from "../process/tree.ts";
+import { OomWatch, oomKilled } from "../process/oom.ts";
 import { keepAlive } from "../process/loop.ts";
 import { childDefaultSet, listen, planSignals, type SignalPlan } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
 import { SyscallError, errno, exit, getpid, kill, strsignal, yieldCpu } from "../sys/libc.ts";
-import { available as nativeAvailable, publishTarget, watchChild, type NativeExit } from "../sys/native.ts";
+import { available as nativeAvailable, publishTarget, startOomKills, watchChild, type NativeExit } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
 import { StopDelay } from "../supervisor/stop-delay.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
@@ -136,6 +137,8 @@ class TiniMode {
   private mainEnded(main: MainChild, status: ExitStatus): void {
     if (status.exited) log.info(`Main child exited normally (with status '${status.code}')`);
     else log.info(`Main child exited with signal (with signal '${strsignal(status.signal)}')`);
+    // The stop's own SIGKILL (the grace over) is not the OOM killer's.
+    if (this.oom.ended(status, this.stop.killed)) log.warn(`Main child was ${oomKilled()}`);
     const { cfg } = this;
     const code = this.remap(exitCodeOf(status));
     if (main.adopted && cfg.pidfile) {
@@ -185,6 +188,8 @@ class TiniMode {
   private readonly groupWide: boolean;
   /** --stop-delay; `stopDelay.requested`: a stop signal came (a readiness endpoint answers 503 from then). */
   readonly stopDelay: StopDelay;
+  /** OOM kills named: the count the stub read before the runtime started, else one taken at the spawn. */
+  private readonly oom = new OomWatch(startOomKills());
 
   constructor(
     private readonly cfg: RunConfig,
@@ -313,6 +318,8 @@ class TiniMode {
       log.fatal(outcome.message);
       exit(this.remap(outcome.code));
     }
+    // Without the stub's count, one read now: off the child's path, after the spawn.
+    if (!nativeAvailable) this.oom.started();
     // Where the main child's end leaves nothing to do but exit (no line to log, no
     // daemon to follow: native reaping is on, and below -v), the handler that reaps it
     // exits for us with this table's code; `alone`: only once no child is left, where a

@@ -48,13 +48,17 @@ function v1Mount(controller: string): { mount: string; root: string } | null {
   return null;
 }
 
-/** The tightest `file` (less `used`: what is left) from our cgroup up to the mount's root. */
-function walkUp(mount: string, root: string, path: string | null, file: string, used?: string): number {
+/** Our own cgroup's directory under `mount`, the walk's start: `path` made relative to what the mount shows. */
+function ownDir(mount: string, root: string, path: string | null): string[] {
   const rel = root === "/" ? path : path === root || path?.startsWith(`${root}/`) ? path.slice(root.length) : null;
-  const parts = (rel ?? "").split("/").filter(Boolean);
+  return [mount, ...(rel ?? "").split("/").filter(Boolean)];
+}
+
+/** The tightest `file` (less `used`: what is left) from our cgroup up to the mount's root. */
+function walkUp(parts: readonly string[], file: string, used?: string): number {
   let best = Infinity;
-  for (let n = parts.length; n >= 0; n--) {
-    const dir = [mount, ...parts.slice(0, n)].join("/");
+  for (let n = parts.length; n >= 1; n--) {
+    const dir = parts.slice(0, n).join("/");
     const limit = value(`${dir}/${file}`);
     if (limit === Infinity) continue;
     const current = used ? value(`${dir}/${used}`) : 0;
@@ -63,10 +67,19 @@ function walkUp(mount: string, root: string, path: string | null, file: string, 
   return best;
 }
 
-function cgroupLimit(controller: string, v2file: string, v1file: string, used?: string): number {
-  if (read("/sys/fs/cgroup/cgroup.controllers") !== null) return walkUp("/sys/fs/cgroup", "/", ownCgroup(null), v2file, used);
+/**
+ * Our own cgroup for `controller`: its directory as path parts (the mount first), and
+ * which cgroup version shows it; null when neither does.
+ */
+export function cgroupOf(controller: string): { parts: string[]; version: 1 | 2 } | null {
+  if (read("/sys/fs/cgroup/cgroup.controllers") !== null) return { parts: ownDir("/sys/fs/cgroup", "/", ownCgroup(null)), version: 2 };
   const v1 = v1Mount(controller);
-  return v1 ? walkUp(v1.mount, v1.root, ownCgroup(controller), v1file, used) : Infinity;
+  return v1 ? { parts: ownDir(v1.mount, v1.root, ownCgroup(controller)), version: 1 } : null;
+}
+
+function cgroupLimit(controller: string, v2file: string, v1file: string, used?: string): number {
+  const own = cgroupOf(controller);
+  return own ? walkUp(own.parts, own.version === 2 ? v2file : v1file, used) : Infinity;
 }
 
 /** The container's memory limit in bytes; Infinity when none is visible. */

@@ -7,6 +7,7 @@
 import type { ServiceSpec } from "../config/index.ts";
 import { exitCodeOfFailure, type SpawnFailure } from "../errors.ts";
 import { exitCodeOf, type ExitStatus } from "../process/reap.ts";
+import { OomWatch, describeExit } from "../process/oom.ts";
 import { getpid, kill } from "../sys/libc.ts";
 import { parentOf, processGroupOf } from "../process/tree.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
@@ -39,6 +40,9 @@ export class ServiceRunner {
   lastStatus: ExitStatus | null = null;
   /** It had to be SIGKILLed during the stop. */
   killed = false;
+  /** Its last end was the kernel's OOM killer's (describeExit words it for --ctl status). */
+  lastOomKilled = false;
+  private readonly oom = new OomWatch();
   private restarts: number[] = [];
   private backoffMs: number;
   private startedAt = 0;
@@ -63,6 +67,7 @@ export class ServiceRunner {
 
   start(): void {
     this.timer = null;
+    this.oom.started(); // before the spawn: an OOM kill may come at once
     const r = this.host.spawn(this.spec);
     if (!r.ok) {
       this.host.event(this.name, r.message);
@@ -105,8 +110,8 @@ export class ServiceRunner {
     this.lastStatus = status;
     const code = exitCodeOf(status);
     this.lastCode = code;
-    const how = status.exited ? `status ${status.code}` : `signal ${signalName(status.signal)}`;
-    this.host.event(this.name, `exited (${how})`, { event: "exited", code });
+    this.lastOomKilled = this.oom.ended(status, this.killed || this.notReady);
+    this.host.event(this.name, describeExit(status, this.lastOomKilled), { event: "exited", code, ...(this.lastOomKilled && { oom: true }) });
     if (this.state === "stopping") {
       this.state = "stopped";
       this.stopDone?.();
