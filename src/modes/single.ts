@@ -318,7 +318,8 @@ class TiniMode {
       log.fatal(outcome.message);
       exit(this.remap(outcome.code));
     }
-    // Without the stub's count, one read now: off the child's path, after the spawn.
+    // Without the stub's count, one read now, off the child's path: an OOM kill comes
+    // only once the child has faulted in the limit's worth of memory, long after this.
     if (!nativeAvailable) this.oom.started();
     // Where the main child's end leaves nothing to do but exit (no line to log, no
     // daemon to follow: native reaping is on, and below -v), the handler that reaps it

@@ -6,16 +6,23 @@
 // value wins; a limit set above that (a Kubernetes pod's) is invisible.
 import type * as fs from "node:fs";
 import { limitsView } from "../native/protocol.ts" with { type: "macro" };
-import { getauxval, pageCached } from "../sys/libc.ts";
+import { getauxval, libcFailure, pageCached, readSmallFile } from "../sys/libc.ts";
 import { startResidency } from "../sys/native.ts";
 
 const nodeFs = (): typeof fs => require("node:fs");
 const LIMIT = limitsView();
 const MIB = 1024 * 1024;
 
+/**
+ * A small file's text, or null. Through libc (readSmallFile): node:fs's first use costs
+ * milliseconds, which tini's mode pays if it reads a cgroup file (src/process/oom.ts);
+ * node:fs only where libc could not be loaded (main.ts's last words on RLIMIT_AS).
+ */
 function read(path: string): string | null {
   try {
-    return nodeFs().readFileSync(path, "latin1");
+    if (libcFailure) return nodeFs().readFileSync(path, "latin1");
+    const bytes = readSmallFile(path);
+    return bytes && Buffer.from(bytes).toString("latin1");
   } catch {
     return null;
   }

@@ -12,8 +12,7 @@
 import type { ExitStatus } from "./reap.ts";
 import { cgroupOf, memoryLimit } from "./limits.ts";
 import { SIG, signalName } from "../signals/table.ts";
-
-const nodeFs = (): typeof import("node:fs") => require("node:fs");
+import { readSmallFile } from "../sys/libc.ts";
 
 // The counter's file, found once: null when this cgroup shows none.
 let counterFile: string | null | undefined;
@@ -25,13 +24,13 @@ export function oomKills(): number | null {
     counterFile = own ? `${own.parts.join("/")}/${own.version === 2 ? "memory.events" : "memory.oom_control"}` : null;
   }
   if (counterFile === null) return null;
-  let text: string;
+  let bytes: Uint8Array | null;
   try {
-    text = nodeFs().readFileSync(counterFile, "latin1");
+    bytes = readSmallFile(counterFile);
   } catch {
-    return null;
+    return null; // out of descriptors: say nothing rather than something wrong
   }
-  const m = /^oom_kill (\d+)$/m.exec(text);
+  const m = bytes && /^oom_kill (\d+)$/m.exec(Buffer.from(bytes).toString("latin1"));
   return m ? Number(m[1]) : null;
 }
 
