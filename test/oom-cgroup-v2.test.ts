@@ -35,8 +35,12 @@ async function withCgroup(files: Record<string, string>, cgroup: string | null, 
   return run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script, "sh", root, PIDONE, ...args], { timeoutMs: 60_000 });
 }
 
-/** A shell command that raises the count in `file` (as the OOM killer would) and dies of SIGKILL. */
-const oomKilled = (file: string) => `printf '${RAISED}' > ${file}; kill -9 $$`;
+/**
+ * A shell command that raises the count in `file` (as the OOM killer would) and dies of
+ * SIGKILL; a moment after its start, as a real OOM kill comes only once the program has
+ * faulted in the limit's worth of memory (the plain file reads the count after the spawn).
+ */
+const oomKilled = (file: string) => `sleep 0.2; printf '${RAISED}' > ${file}; kill -9 $$`;
 const WARNING = "[WARN  pidone (1)] Main child was killed by the kernel's OOM killer (memory limit 256 MiB)\n";
 
 describe("cgroup v2 memory.events", () => {

@@ -47,7 +47,7 @@ describe("tini's mode", () => {
     });
   }
 
-  test("a second SIGTERM during the delay forwards both at once", async () => {
+  test("a second SIGTERM during the delay forwards at once", async () => {
     const sigcount = await cHelper("core-sigcount");
     const p = start([...AS_PID1, PIDONE, "--grace", "60", "--stop-delay", "30", "--", sigcount], { stdin: "pipe" });
     try {
@@ -57,8 +57,9 @@ describe("tini's mode", () => {
       await Bun.sleep(500); // the absence of a forward, for that long
       expect(sigtermsIn(p.stdout())).toBe(0);
       process.kill(target, SIGTERM);
-      // Far below the 30 s delay, even on a loaded machine.
-      const ms = await msUntil(() => sigtermsIn(p.stdout()) === 2, 15_000, "both SIGTERMs at the child");
+      // Far below the 30 s delay, even on a loaded machine. Both go out back to back, and
+      // the kernel merges a SIGTERM sent while another is still pending: one or two arrive.
+      const ms = await msUntil(() => sigtermsIn(p.stdout()) >= 1, 15_000, "the SIGTERMs at the child");
       expect(ms).toBeLessThan(15_000);
       p.closeStdin();
       expect(await p.exit()).toBe(0);
