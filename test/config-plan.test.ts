@@ -102,11 +102,11 @@ describe("settings", () => {
   const file = toml('[settings]\ngrace = 8\n[services.a]\ncommand = "x"\n');
   const bare = toml('[services.a]\ncommand = "x"\n');
   test("command line over file over environment over the default", () => {
-    expect(plan([file]).settings).toEqual({ grace: 8, logFormat: "prefix", timestamps: false, logLevel: null, envFiles: [], control: null });
-    expect(plan([file], { ...MACHINE, settings: { grace: 2, logFormat: "json" } }).settings).toEqual({ grace: 2, logFormat: "json", timestamps: false, logLevel: null, envFiles: [], control: null });
+    expect(plan([file]).settings).toEqual({ grace: 8, logFormat: "prefix", stopDelay: 0, timestamps: false, logLevel: null, envFiles: [], control: null });
+    expect(plan([file], { ...MACHINE, settings: { grace: 2, logFormat: "json" } }).settings).toEqual({ grace: 2, logFormat: "json", stopDelay: 0, timestamps: false, logLevel: null, envFiles: [], control: null });
     expect(plan([file], { ...MACHINE, defaultSettings: { grace: 7 } }).settings.grace).toBe(8);
-    expect(plan([bare], { ...MACHINE, defaultSettings: { grace: 7, logFormat: "raw" } }).settings).toEqual({ grace: 7, logFormat: "raw", timestamps: false, logLevel: null, envFiles: [], control: null });
-    expect(plan([flag("a: x")]).settings).toEqual({ grace: 5, logFormat: "prefix", timestamps: false, logLevel: null, envFiles: [], control: null });
+    expect(plan([bare], { ...MACHINE, defaultSettings: { grace: 7, logFormat: "raw" } }).settings).toEqual({ grace: 7, logFormat: "raw", stopDelay: 0, timestamps: false, logLevel: null, envFiles: [], control: null });
+    expect(plan([flag("a: x")]).settings).toEqual({ grace: 5, logFormat: "prefix", stopDelay: 0, timestamps: false, logLevel: null, envFiles: [], control: null });
   });
   test("two files setting the same key is a conflict", () => {
     const second = toml('[services.b]\ncommand = "x"\n[settings]\ngrace = 3\nlog_format = "raw"\n', "two.toml");
@@ -373,6 +373,7 @@ describe("check() and buildPlan() on files", () => {
     expect(p.ok && p.plan.settings).toEqual({
       grace: 8,
       logFormat: "prefix",
+      stopDelay: 0,
       timestamps: true,
       logLevel: "info",
       envFiles: [{ path: "/etc/app/common.env", optional: false }],

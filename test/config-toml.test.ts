@@ -196,7 +196,7 @@ describe("defaults", () => {
 
   test("settings default to grace 5 and prefix logs", () => {
     const r = planFromSources([{ kind: "toml", file: "a.toml", text: '[services.s]\ncommand = "x"\n' }], MACHINE);
-    expect(r.ok && r.plan.settings).toEqual({ grace: 5, logFormat: "prefix", timestamps: false, logLevel: null, envFiles: [], control: null });
+    expect(r.ok && r.plan.settings).toEqual({ grace: 5, logFormat: "prefix", stopDelay: 0, timestamps: false, logLevel: null, envFiles: [], control: null });
   });
 
   test("every key read", () => {

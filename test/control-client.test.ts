@@ -184,7 +184,7 @@ for (const [label, bin] of CLIENTS) {
 
     test("no server at the default path, or at PIDONE_CONTROL's", async () => {
       if (!existsSync(CONTROL.DEFAULT_PATH)) {
-        const r = await run([pidone, "--ctl", "status"]);
+        const r = await run([pidone, "--ctl", "status"], { env: { [CONTROL.PATH_VARIABLE]: undefined } });
         expect(r.code).toBe(CONTROL.NO_ANSWER);
         expect(r.stderr).toBe(`${noAnswer(CONTROL.DEFAULT_PATH)}no such file or directory)\n`);
       }

@@ -118,11 +118,11 @@ describe("the address: --http and [settings] http", () => {
   const bare = toml('[services.a]\ncommand = "x"\n');
 
   test("[settings] http: the flag wins, none turns it off, and there is no default", () => {
-    expect(plan([withHttp])).toEqual({ grace: 5, logFormat: "prefix", timestamps: false, logLevel: null, envFiles: [], control: null, http: { host: "0.0.0.0", port: 9100 } });
-    expect(plan([bare])).toEqual({ grace: 5, logFormat: "prefix", timestamps: false, logLevel: null, envFiles: [], control: null });
+    expect(plan([withHttp])).toEqual({ grace: 5, logFormat: "prefix", stopDelay: 0, timestamps: false, logLevel: null, envFiles: [], control: null, http: { host: "0.0.0.0", port: 9100 } });
+    expect(plan([bare])).toEqual({ grace: 5, logFormat: "prefix", stopDelay: 0, timestamps: false, logLevel: null, envFiles: [], control: null });
     expect(plan([bare], { ...MACHINE, settings: { http: { host: "::1", port: 80 } } })).toMatchObject({ http: { host: "::1", port: 80 } });
     expect(plan([withHttp], { ...MACHINE, settings: { http: { host: "127.0.0.1", port: 9 } } })).toMatchObject({ http: { host: "127.0.0.1", port: 9 } });
-    expect(plan([withHttp], { ...MACHINE, settings: { http: null } })).toEqual({ grace: 5, logFormat: "prefix", timestamps: false, logLevel: null, envFiles: [], control: null });
+    expect(plan([withHttp], { ...MACHINE, settings: { http: null } })).toEqual({ grace: 5, logFormat: "prefix", stopDelay: 0, timestamps: false, logLevel: null, envFiles: [], control: null });
   });
 
   test("[settings] http: a bad value at its line, and a second file setting it", () => {

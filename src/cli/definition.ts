@@ -51,6 +51,11 @@ export const args = {
     valueHint: "LIST",
     description: "Signals that start the stop (default TERM,INT), e.g. TERM,INT,QUIT.",
   },
+  "stop-delay": {
+    type: "string",
+    valueHint: "SECONDS",
+    description: "On a stop signal, wait SECONDS before forwarding or stopping anything; inside the grace (default 0).",
+  },
   "wait-all": {
     type: "boolean",
     description: "Exit when no child is left, not when PROGRAM exits (daemons that fork).",
@@ -128,6 +133,7 @@ export const ENVIRONMENT_HELP = [
   ["PIDONE_GRACE", "Default for --grace."],
   ["PIDONE_CONTROL", "Services: default for --control (and where --ctl connects)."],
   ["PIDONE_LOG_FORMAT", "Default for --log-format (over the file's log_format)."],
+  ["PIDONE_STOP_DELAY", "Default for --stop-delay."],
   ["TINI_SUBREAPER", "Register as a process subreaper (requires Linux >= 3.4)."],
   ["TINI_VERBOSITY", "Set the verbosity level (default: 1)."],
   ["TINI_KILL_PROCESS_GROUP", "Send signals to the child's process group."],

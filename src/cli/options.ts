@@ -28,6 +28,10 @@ export interface RunConfig {
   setsid: boolean;
   /** Where the grace came from: the flag wins over a config file, which wins over the environment. */
   graceFrom: "default" | "flag" | "env";
+  /** --stop-delay: seconds from a stop signal to its forward (or the ordered stop), inside the grace. */
+  stopDelaySeconds: number;
+  /** Where the delay came from, ranked as the grace's. */
+  stopDelayFrom: "default" | "flag" | "env";
   /** Services mode: --service values and -c files (none: single or pause mode). */
   services: string[];
   configFiles: string[];
@@ -125,6 +129,8 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
     rewrite: new Map(),
     setsid: false,
     graceFrom: "default",
+    stopDelaySeconds: 0,
+    stopDelayFrom: "default",
     services: [],
     configFiles: [],
     check: false,
@@ -184,6 +190,13 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
         cfg.graceSeconds = n;
         cfg.graceFrom = "flag";
         graceGiven = true;
+        break;
+      }
+      case "stop-delay": {
+        const n = seconds(opt.value!);
+        if (n === null) return { kind: "usage-error", fatal: `Not a valid option for --stop-delay: ${opt.value}${tooLong(opt.value!)}` };
+        cfg.stopDelaySeconds = n;
+        cfg.stopDelayFrom = "flag";
         break;
       }
       case "stop-signals": {
@@ -275,7 +288,20 @@ export function decide(argv: readonly Uint8Array[], env: ReadonlyMap<string, str
     cfg.graceFrom = "env";
   }
 
+  if (cfg.stopDelayFrom === "default" && env.has("PIDONE_STOP_DELAY")) {
+    const raw = env.get("PIDONE_STOP_DELAY")!;
+    const n = seconds(raw);
+    if (n === null) return { kind: "usage-error", fatal: `Not a valid value for PIDONE_STOP_DELAY: ${raw}${tooLong(raw)}` };
+    cfg.stopDelaySeconds = n;
+    cfg.stopDelayFrom = "env";
+  }
+
   const servicesMode = cfg.services.length > 0 || cfg.configFiles.length > 0;
+  // Services mode compares the delay with the grace once its files are read (src/config/plan.ts).
+  if (!servicesMode && cfg.stopDelaySeconds > 0 && cfg.stopDelaySeconds >= cfg.graceSeconds) {
+    const from = cfg.stopDelayFrom === "flag" ? "--stop-delay" : "PIDONE_STOP_DELAY";
+    return { kind: "usage-error", fatal: `${from} (${cfg.stopDelaySeconds} s) must be shorter than the grace (${cfg.graceSeconds} s): the delay counts inside it` };
+  }
   if (cfg.check && !servicesMode) return { kind: "usage-error", fatal: "--check needs -c FILE or --service" };
   if (!servicesMode && (cfg.logFormat || cfg.logTimestamps)) {
     return { kind: "usage-error", fatal: `${cfg.logFormat ? "--log-format" : "--log-timestamps"} needs -c FILE or --service` };

@@ -7,10 +7,11 @@
  * - `--service 'NAME: COMMAND'` (repeatable) and a Procfile (`-c FILE`, any name not
  *   ending in .toml): `NAME: COMMAND` lines, `#` comments, blank lines. COMMAND is a
  *   shell command line, run as ["/bin/sh", "-c", COMMAND] (the Procfile convention).
- * - A TOML file (`-c FILE.toml`): [settings] grace, log_format, control, http, env_file,
- *   timestamps, log_level; [services.NAME] with command, shell, env, cwd, user, restart,
- *   restart_delay, restart_delay_max, max_restarts, restart_window, critical, oneshot,
- *   after, ready, ready_timeout, stop_signal, stop_timeout, signals, pidfile, env_file.
+ * - A TOML file (`-c FILE.toml`): [settings] grace, log_format, stop_delay, control, http,
+ *   env_file, timestamps, log_level; [services.NAME] with command, shell, env, cwd, user,
+ *   restart, restart_delay, restart_delay_max, max_restarts, restart_window, critical,
+ *   oneshot, after, ready, ready_timeout, stop_signal, stop_timeout, signals, pidfile,
+ *   env_file.
  *   The README's TOML example documents every key with its default (test/config-plan.test.ts
  *   checks it).
  * - Several sources combine into one plan; a name declared twice is an error, and

@@ -116,7 +116,7 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
       }
       const config = readTomlConfig(parsed.data, { origin: source.file, sourceIndex, lines: parsed.lines, diags });
       drafts.push(...config.services);
-      for (const key of ["grace", "logFormat", "control", "http", "timestamps", "logLevel", "envFiles"] as const) {
+      for (const key of ["grace", "logFormat", "stopDelay", "control", "http", "timestamps", "logLevel", "envFiles"] as const) {
         const value = config.settings[key];
         const at = config.settingsAt[key];
         if (value === undefined || at === undefined) continue;
@@ -143,6 +143,16 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
   for (const d of unique) d.spec.envFiles = [...envFiles, ...d.spec.envFiles];
   const { errors, warnings } = options.checkEnvFiles ? checkEnvFiles(unique.map((d) => d.spec)) : { errors: [], warnings: [] };
 
+  const grace = options.settings?.grace ?? settings.grace ?? options.defaultSettings?.grace ?? DEFAULTS.grace;
+  const stopDelay = options.settings?.stopDelay ?? settings.stopDelay ?? options.defaultSettings?.stopDelay ?? DEFAULTS.stopDelay;
+  if (stopDelay > 0 && stopDelay >= grace) {
+    // Named where it was set: the flag, a file's key, or the environment.
+    const fromFile = options.settings?.stopDelay === undefined && settingsAt.stopDelay;
+    const name = options.settings?.stopDelay !== undefined ? "--stop-delay" : fromFile ? "stop_delay" : "PIDONE_STOP_DELAY";
+    const at = fromFile || settingsAt.grace || { origin: "pidone", sourceIndex: 0 };
+    diags.add(at, `${name} (${stopDelay} s) must be shorter than the grace (${grace} s): the delay counts inside it`);
+  }
+
   if (diags.count > 0 || errors.length > 0) {
     return { ok: false, diagnostics: [...diags.formatted(), ...errors], ...(warnings.length ? { warnings } : {}) };
   }
@@ -153,8 +163,9 @@ export function planFromSources(sources: readonly Source[], options: PlanOptions
     ok: true,
     plan: {
       settings: {
-        grace: pick("grace", DEFAULTS.grace),
+        grace,
         logFormat: pick("logFormat", DEFAULTS.logFormat),
+        stopDelay,
         timestamps: pick("timestamps", DEFAULTS.timestamps),
         logLevel: pick("logLevel", null),
         envFiles,

@@ -85,7 +85,7 @@ const hasNul = (s: string) => s.includes("\0");
 // The schema
 
 export const SETTINGS_KEYS = [
-  "grace", "log_format",
+  "grace", "log_format", "stop_delay",
   // operating services
   "control", "http",
   // environment files and log options
@@ -333,6 +333,14 @@ export function readTomlConfig(data: Record<string, unknown>, src: TomlSource): 
         if (src.diags.count === before) {
           out.settings.grace = grace;
           out.settingsAt.grace = r.at("grace");
+        }
+      }
+      if (r.has("stop_delay")) {
+        const before = src.diags.count;
+        const delay = r.seconds("stop_delay", DEFAULTS.stopDelay, false);
+        if (src.diags.count === before) {
+          out.settings.stopDelay = delay;
+          out.settingsAt.stopDelay = r.at("stop_delay");
         }
       }
       if (r.has("log_format")) {

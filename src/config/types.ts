@@ -17,6 +17,8 @@ export interface Settings {
   /** Seconds from the stop trigger to the final SIGKILL (as --grace). */
   grace: number;
   logFormat: LogFormat;
+  /** Seconds from a stop signal to the ordered stop, inside the grace (as --stop-delay). */
+  stopDelay: number;
   /**
    * The control socket's path, "none" (off), or null: not set by the config (then
    * --control, PIDONE_CONTROL or the default decide: src/control/server.ts).
@@ -136,6 +138,7 @@ export const DEFAULTS = {
   grace: 5,
   logFormat: "prefix" as LogFormat,
   timestamps: false,
+  stopDelay: 0,
   restart: "never" as RestartPolicy,
   restartDelay: 1,
   restartDelayMax: 30,

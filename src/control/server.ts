@@ -97,6 +97,12 @@ interface Connection {
   out: Uint8Array | null;
   written: number;
   answered: boolean;
+  /**
+   * Set at accept: the answer this caller gets instead of its command's. Sent once its
+   * request is read: closing a socket with unread bytes resets the connection, and the
+   * client would lose the answer.
+   */
+  early: Answer | null;
 }
 
 export class ControlServer {
@@ -167,16 +173,13 @@ export class ControlServer {
 
   private opened(s: Socket<Connection>): void {
     this.open++;
-    s.data = { chunks: [], length: 0, timer: null, out: null, written: 0, answered: false };
+    s.data = { chunks: [], length: 0, timer: null, out: null, written: 0, answered: false, early: null };
     if (!this.hasSpareDescriptors()) this.pause();
-    if (this.open > CONTROL.MAX_CLIENTS || this.paused) {
-      return this.answer(s, { code: CONTROL.FAILED, text: "pidone: too many control connections at once; try again\n" });
-    }
-    const refusal = this.refusal(s);
-    if (refusal) return this.answer(s, { code: CONTROL.FAILED, text: `pidone: ${refusal}\n` });
+    const refusal = this.open > CONTROL.MAX_CLIENTS || this.paused ? "too many control connections at once; try again" : this.refusal(s);
+    if (refusal) s.data.early = { code: CONTROL.FAILED, text: `pidone: ${refusal}\n` };
     s.data.timer = setTimeout(() => {
       s.data.timer = null;
-      this.answer(s, { code: CONTROL.FAILED, text: `pidone: no complete request within ${CONTROL.REQUEST_TIMEOUT_MS} ms\n` });
+      this.answer(s, s.data.early ?? { code: CONTROL.FAILED, text: `pidone: no complete request within ${CONTROL.REQUEST_TIMEOUT_MS} ms\n` });
     }, CONTROL.REQUEST_TIMEOUT_MS);
   }
 
@@ -205,6 +208,7 @@ export class ControlServer {
     c.chunks.push(new Uint8Array(bytes)); // Bun reuses the buffer it hands to data()
     const request = parseRequest(Buffer.concat(c.chunks));
     if (request === "incomplete") return;
+    if (c.early) return this.answer(s, c.early);
     if (typeof request === "object" && "malformed" in request) {
       return this.answer(s, { code: CONTROL.USAGE, text: `pidone: not a control request (${request.malformed})\n` });
     }

@@ -36,6 +36,7 @@ import { nativelyReaped } from "../sys/native.ts";
 import { describeProbe } from "../services/ready.ts";
 import { CONTROL } from "../native/protocol.ts";
 import { VERSION } from "../version.ts";
+import { StopDelay } from "../supervisor/stop-delay.ts";
 
 /** At exit, what services already wrote is copied for at least this long (or what is left of the grace). */
 const DRAIN_MS = 1000;
@@ -48,6 +49,8 @@ function planOptions(cfg: RunConfig, env: ReadonlyMap<string, string>): PlanOpti
   // --log-format, else PIDONE_LOG_FORMAT, wins over the file; --log-timestamps turns them on.
   if (cfg.logFormat) opts.settings = { ...opts.settings, logFormat: cfg.logFormat };
   if (cfg.logTimestamps) opts.settings = { ...opts.settings, timestamps: true };
+  if (cfg.stopDelayFrom === "flag") opts.settings = { ...opts.settings, stopDelay: cfg.stopDelaySeconds };
+  if (cfg.stopDelayFrom === "env") opts.defaultSettings = { ...opts.defaultSettings, stopDelay: cfg.stopDelaySeconds };
   return opts;
 }
 
@@ -128,7 +131,7 @@ class ServicesMode {
       return;
     }
     worked(); // a storm's wakes leave garbage too (src/process/gc.ts)
-    if (this.cfg.stopSignals.has(sig)) return this.beginStop(`received ${signalName(sig)}`);
+    if (this.cfg.stopSignals.has(sig)) return this.stopRequested(`received ${signalName(sig)}`);
     if (forwarded) return;
     const out = this.outputOf(sig);
     if (out === 0) return;
@@ -172,10 +175,20 @@ class ServicesMode {
     if (next.name === "finishing") void this.finish(next.since);
   }
 
+  /** A stop signal: stop_delay first (the grace counts from the first signal), then beginStop. */
+  private stopRequested(why: string): void {
+    const { stopDelay } = this;
+    if (stopDelay.ms > 0 && !stopDelay.requested && this.phase.name === "running") {
+      this.treeStop.trigger(why);
+      this.event(null, `${why}: stopping in ${stopDelay.ms / 1000} s (stop_delay)`, { event: "stop-delay", delay: stopDelay.ms / 1000 });
+    }
+    stopDelay.request(() => this.beginStop(why));
+  }
+
   /** running → stopping: stop the services level by level, then sweep. */
   private beginStop(why: string): void {
     if (this.phase.name !== "running") return;
-    const stopping: Phase = { name: "stopping", since: performance.now(), levelsDone: false };
+    const stopping: Phase = { name: "stopping", since: this.stopDelay.requestedAt ?? performance.now(), levelsDone: false };
     this.enter(stopping);
     this.treeStop.trigger(why);
     this.event(null, `stopping: ${why}`, { event: "stopping" });
@@ -266,6 +279,8 @@ class ServicesMode {
   /** The dispositions every service and probe starts with (the plan never changes). */
   private readonly sigdefault: Uint8Array;
   private readonly treeStop: TreeStop;
+  /** stop_delay; `stopDelay.requested`: a stop signal came (a readiness endpoint answers 503 from then). */
+  readonly stopDelay: StopDelay;
   /** Made in start(), once the signals are caught: see there. */
   private mux: OutputMux | null = null;
   private readonly color: boolean;
@@ -289,6 +304,7 @@ class ServicesMode {
     this.signalPlan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals]);
     this.sigdefault = childDefaultSet(this.signalPlan);
     this.treeStop = new TreeStop(plan.settings.grace * 1000, this.graceOver);
+    this.stopDelay = new StopDelay(plan.settings.stopDelay * 1000);
     const host = this.host();
     for (const spec of plan.services) {
       const r = new ServiceRunner(spec, host);
@@ -497,7 +513,8 @@ class ServicesMode {
         pid: getpid(),
         version: VERSION,
         mode: "services",
-        phase: this.phase.name === "running" ? "running" : "stopping",
+        // From the first stop signal, before a stop_delay has passed: /readyz answers 503 then.
+        phase: this.phase.name === "running" && !this.stopDelay.requested ? "running" : "stopping",
         started_at: timestamp(this.startedWall),
         uptime_seconds: Math.floor((now - this.startedWall) / 1000),
         reaped_total: counters.reaped + (nativelyReaped() ?? 0),

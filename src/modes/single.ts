@@ -8,12 +8,14 @@ import { checkReaping, mayReapNatively, setUpReaping } from "../process/reaper.t
 import { releaseTerminal, spawnProgram } from "../process/spawn.ts";
 import type { Inheritance } from "../process/startup.ts";
 import { descendantsOf, parentOf, processGroupOf } from "../process/tree.ts";
+import { OomWatch, oomKilled } from "../process/oom.ts";
 import { keepAlive } from "../process/loop.ts";
 import { childDefaultSet, listen, planSignals, type SignalPlan } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
 import { SyscallError, errno, exit, getpid, kill, strsignal, yieldCpu } from "../sys/libc.ts";
-import { available as nativeAvailable, publishTarget, watchChild, type NativeExit } from "../sys/native.ts";
+import { available as nativeAvailable, publishTarget, startOomKills, watchChild, type NativeExit } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
+import { StopDelay } from "../supervisor/stop-delay.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
 import { openControl, pidoneStatus } from "../control/attach.ts";
 import type { ControlServer } from "../control/server.ts";
@@ -48,7 +50,11 @@ class TiniMode {
       return this.reapAll();
     }
     worked(); // a storm's wakes leave garbage too (src/process/gc.ts)
-    if (this.cfg.stopSignals.has(sig)) this.stop.trigger(`received ${signalName(sig)}`);
+    if (this.cfg.stopSignals.has(sig)) {
+      this.stop.trigger(`received ${signalName(sig)}`);
+      // --stop-delay: on_signal leaves stop signals to us (startListening).
+      if (!forwarded) return this.delayedStop(sig);
+    }
     if (!forwarded) this.forward(sig);
     else if (log.level >= LEVEL.debug) this.logForward(sig, this.outputOf(sig));
   };
@@ -134,6 +140,8 @@ class TiniMode {
   private mainEnded(main: MainChild, status: ExitStatus): void {
     if (status.exited) log.info(`Main child exited normally (with status '${status.code}')`);
     else log.info(`Main child exited with signal (with signal '${strsignal(status.signal)}')`);
+    // The stop's own SIGKILL (the grace over) is not the OOM killer's.
+    if (this.oom.ended(status, this.stop.killed)) log.warn(`Main child was ${oomKilled()}`);
     const { cfg } = this;
     const code = this.remap(exitCodeOf(status));
     if (main.adopted && cfg.pidfile) {
@@ -185,6 +193,10 @@ class TiniMode {
   /** --control PATH: status and health for the main child. */
   private control: ControlServer | null = null;
   private mainStarted = 0;
+  /** --stop-delay; `stopDelay.requested`: a stop signal came (a readiness endpoint answers 503 from then). */
+  readonly stopDelay: StopDelay;
+  /** OOM kills named: the count the stub read before the runtime started, else one taken at the spawn. */
+  private readonly oom = new OomWatch(startOomKills());
 
   constructor(
     private readonly cfg: RunConfig,
@@ -196,6 +208,7 @@ class TiniMode {
     this.stop = new TreeStop(cfg.graceSeconds * 1000, this.graceOver);
     this.reapNatively = mayReapNatively(cfg);
     this.groupWide = cfg.processGroup || cfg.setsid;
+    this.stopDelay = new StopDelay(cfg.stopDelaySeconds * 1000);
   }
 
   private remap(code: number): number {
@@ -226,6 +239,18 @@ class TiniMode {
   private logForward(sig: number, out: number): void {
     if (out === 0) log.debug(`Dropping signal: '${strsignal(sig)}'`);
     else log.debug(`Passing signal: '${strsignal(out)}'`);
+  }
+
+  /**
+   * A stop signal on_signal did not forward: forwarded now, or once --stop-delay is over
+   * (a second one ends the delay). The grace clock already runs.
+   */
+  private delayedStop(sig: number): void {
+    const { stopDelay } = this;
+    if (stopDelay.ms > 0 && !stopDelay.requested && log.level >= LEVEL.info) {
+      log.info(`Received ${signalName(sig)}: forwarding it in ${stopDelay.ms / 1000} s (--stop-delay)`);
+    }
+    stopDelay.request(() => this.forward(sig));
   }
 
   /** JavaScript's forward: without the stub, or when no main child runs. */
@@ -268,7 +293,10 @@ class TiniMode {
   }
 
   private startListening(): void {
-    listen(this.plan, this.signal, this.outputOf, (sig) => this.cfg.stopSignals.has(sig) || log.level >= LEVEL.debug);
+    // With a delay, stop signals are ours to hold: on_signal queues them.
+    const held = (sig: number) => this.stopDelay.ms > 0 && this.cfg.stopSignals.has(sig);
+    const forwardAs = (sig: number) => (held(sig) ? "queue" : this.outputOf(sig));
+    listen(this.plan, this.signal, forwardAs, (sig) => this.cfg.stopSignals.has(sig) || log.level >= LEVEL.debug);
   }
 
   // ---------------------------------------------------------------- start
@@ -297,6 +325,9 @@ class TiniMode {
       log.fatal(outcome.message);
       exit(this.remap(outcome.code));
     }
+    // Without the stub's count, one read now, off the child's path: an OOM kill comes
+    // only once the child has faulted in the limit's worth of memory, long after this.
+    if (!nativeAvailable) this.oom.started();
     // Where the main child's end leaves nothing to do but exit (no line to log, no
     // daemon to follow: native reaping is on, and below -v), the handler that reaps it
     // exits for us with this table's code; `alone`: only once no child is left, where a
@@ -323,7 +354,7 @@ class TiniMode {
     const main = this.phase.name === "running" ? this.phase.main : null;
     const name = Buffer.from(this.cfg.program[0]!).toString().split("/").pop()!;
     const ended = this.phase.name === "draining";
-    return pidoneStatus("tini", this.stop.triggered, [
+    return pidoneStatus("tini", this.stop.triggered || this.stopDelay.requested, [
       {
         name,
         state: main ? "running" : this.phase.name === "adopting" ? "starting" : this.exitCode === 0 ? "exited" : "failed",

@@ -10,7 +10,7 @@
 // start-up instead of misreading the area.
 
 /** The shared area's first bytes; pidone stops with one line when the stub's differ. */
-export const MAGIC = "pidone-native-6";
+export const MAGIC = "pidone-native-7";
 
 /** The auxiliary vector entry whose value is the shared area's address ("PID1"). */
 export const AT_PIDONE = 0x50494431;
@@ -101,6 +101,8 @@ export const SHARED_FIELDS = [
   { name: "exit_code", type: "u8", count: 256, meaning: "pidone's exit code for each of tini's codes (the status, or 128 + the signal)" },
   { name: "file_pages", type: "u32", meaning: "pages of the runtime's code sampled before it started; 0: not measured (no tight memory limit)" },
   { name: "file_resident", type: "u32", meaning: "how many of them were in the page cache then" },
+  { name: "oom_known", type: "u32", meaning: "nonzero: oom_kills holds the container's OOM-kill count, read before the runtime started" },
+  { name: "oom_kills", type: "u32", meaning: "that count (cgroup v2 memory.events, v1 memory.oom_control: oom_kill); unknown from 2^32 on" },
 ] as const satisfies readonly Field[];
 
 export type SharedField = (typeof SHARED_FIELDS)[number]["name"];

@@ -379,7 +379,8 @@ __attribute__((used)) const u64 early_block = ~(RUNTIME_SIGNALS | UNBLOCKABLE);
  * With exit_on_watched, the watched pid's end is pidone's own, as in tini: once the loop
  * has taken every zombie there is (and, with EXIT_ALONE, wait4 says no child is left),
  * the process exits with the table's code. The record is written all the same, for a
- * pidone whose loop got there first, or that has a child left to stop.
+ * pidone whose loop got there first, or that has a child left to stop. Not for a SIGKILL
+ * end where the OOM-kill count is known: pidone may have an OOM kill to name.
  */
 static int reap_children(struct shared *s) {
   int wake = 0;
@@ -401,6 +402,8 @@ static int reap_children(struct shared *s) {
       wake = 1;
       exit_mode = __atomic_load_n(&s->exit_on_watched, __ATOMIC_ACQUIRE);
       exit_code = (status & 0x7f) ? 128 + (status & 0x7f) : (status >> 8) & 0xff;
+      /* A SIGKILL may be the OOM killer's: pidone compares the count (oom_known). */
+      if ((status & 0x7f) == 9 && s->oom_known) exit_mode = EXIT_NEVER;
     }
   }
 }
@@ -1008,16 +1011,42 @@ static int v1_mount(const char *controller, char *mount, char *root) {
 }
 
 /*
- * The tightest `file` (less `used` when given: then what is left) from our own cgroup up
- * to the mount's root, whichever of them this mount shows. ~0 when none is set.
+ * Our own cgroup's directory for `controller` into `dir` (PATH_MAX bytes), in the
+ * README's order: cgroup v2 at /sys/fs/cgroup (a container's own namespace shows its
+ * cgroup there; elsewhere /proc/self/cgroup names it below), else the v1 hierarchy
+ * holding the controller. *base: the length of the mount's own directory, where a walk
+ * up stops. Returns the cgroup version, 0 when neither shows one.
  */
-static u64 walk_up(char *dir, const char *root, const char *path, const char *file, const char *used) {
-  u64 base = length(dir);
+static int cgroup_dir(const char *controller, char *dir, u64 *base) {
+  char path[PATH_MAX], root[PATH_MAX];
+  int version = 2;
+  const char *own = 0;
+  s64 v2 = open_read("/sys/fs/cgroup/cgroup.controllers");
+  if (v2 >= 0) {
+    sys(NR_close, v2, 0, 0, 0, 0, 0);
+    dir[0] = root[0] = 0;
+    append(dir, "/sys/fs/cgroup");
+    append(root, "/");
+    if (own_cgroup(0, path)) own = path;
+  } else {
+    version = 1;
+    if (!v1_mount(controller, dir, root)) return 0;
+    if (own_cgroup(controller, path)) own = path;
+  }
+  *base = length(dir);
   u64 rootlen = equal(root, "/") ? 0 : length(root);
-  if (!path || !starts(path, root) || (path[rootlen] && path[rootlen] != '/')) path = "";
-  else path += rootlen;
-  if (equal(path, "/")) path = "";
-  if (!append(dir, path)) return ~0UL;
+  if (!own || !starts(own, root) || (own[rootlen] && own[rootlen] != '/')) own = "";
+  else own += rootlen;
+  if (equal(own, "/")) own = "";
+  return append(dir, own) ? version : 0;
+}
+
+/*
+ * The tightest `file` (less `used` when given: then what is left) from our own cgroup,
+ * `dir`, up to the mount's root at `base`, whichever of them this mount shows. ~0 when
+ * none is set.
+ */
+static u64 walk_up(char *dir, u64 base, const char *file, const char *used) {
   u64 best = ~0UL;
   for (;;) {
     u64 end = length(dir);
@@ -1035,22 +1064,36 @@ static u64 walk_up(char *dir, const char *root, const char *path, const char *fi
   }
 }
 
-/*
- * A controller's limit, in the README's order: cgroup v2 at /sys/fs/cgroup (a
- * container's own namespace shows its cgroup there; elsewhere /proc/self/cgroup names
- * it below), else the v1 hierarchy holding the controller. ~0 when nothing is set.
- */
+/* A controller's limit (cgroup_dir's order, then walk_up). ~0 when nothing is set. */
 static u64 cgroup_limit(const char *controller, const char *v2file, const char *v1file, const char *used) {
-  char dir[PATH_MAX], path[PATH_MAX], root[PATH_MAX];
-  s64 v2 = open_read("/sys/fs/cgroup/cgroup.controllers");
-  if (v2 >= 0) {
-    sys(NR_close, v2, 0, 0, 0, 0, 0);
-    dir[0] = 0;
-    append(dir, "/sys/fs/cgroup");
-    return walk_up(dir, "/", own_cgroup(0, path) ? path : 0, v2file, used);
+  char dir[PATH_MAX];
+  u64 base;
+  int version = cgroup_dir(controller, dir, &base);
+  return version ? walk_up(dir, base, version == 2 ? v2file : v1file, used) : ~0UL;
+}
+
+/*
+ * The container's OOM-kill count (the `oom_kill` line of memory.events, or of v1's
+ * memory.oom_control since Linux 4.13) in our own memory cgroup `dir`, before any child
+ * exists: pidone names a main child's SIGKILL end an OOM kill when the count has risen
+ * since (src/process/oom.ts). Left unknown where the file or the line is missing.
+ */
+static void record_oom_kills(char *dir, int version) {
+  u64 end = length(dir);
+  char buf[512];
+  int ok = append(dir, version == 2 ? "/memory.events" : "/memory.oom_control") && read_small(dir, buf, sizeof buf);
+  dir[end] = 0;
+  for (const char *line = buf; ok && *line;) {
+    const char *p = after(line, "oom_kill ");
+    s64 n = p ? parse_u32(&p) : -1;
+    if (n >= 0) {
+      pidone_shared.oom_kills = (u32)n;
+      pidone_shared.oom_known = 1;
+      return;
+    }
+    while (*line && *line != '\n') line++;
+    if (*line) line++;
   }
-  if (!v1_mount(controller, dir, root)) return ~0UL;
-  return walk_up(dir, root, own_cgroup(controller, path) ? path : 0, v1file, used);
 }
 
 /* "[FATAL pidone (PID)] " or "[WARN  pidone (PID)] ", as pidone's own lines start. */
@@ -1121,7 +1164,11 @@ static void check_rlimit(u32 resource, u64 need, const char *what, const char *n
  * runtime's code that is not cached, which mincore(2) tells without faulting it in.
  */
 static void limit_memory(void) {
-  u64 memory = cgroup_limit("memory", "memory.max", "memory.limit_in_bytes", 0);
+  char dir[PATH_MAX];
+  u64 base;
+  int version = cgroup_dir("memory", dir, &base);
+  if (version) record_oom_kills(dir, version);
+  u64 memory = version ? walk_up(dir, base, version == 2 ? "memory.max" : "memory.limit_in_bytes", 0) : ~0UL;
   u64 warm = LIMIT_MEMORY_WARM_MIB, cold = LIMIT_MEMORY_COLD_MIB;
   /* Well above every need (services mode's included, which reads what we publish):
    * nothing to measure, nothing added to the start. */

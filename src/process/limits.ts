@@ -6,16 +6,23 @@
 // value wins; a limit set above that (a Kubernetes pod's) is invisible.
 import type * as fs from "node:fs";
 import { limitsView } from "../native/protocol.ts" with { type: "macro" };
-import { getauxval, pageCached } from "../sys/libc.ts";
+import { getauxval, libcFailure, pageCached, readSmallFile } from "../sys/libc.ts";
 import { startResidency } from "../sys/native.ts";
 
 const nodeFs = (): typeof fs => require("node:fs");
 const LIMIT = limitsView();
 const MIB = 1024 * 1024;
 
+/**
+ * A small file's text, or null. Through libc (readSmallFile): node:fs's first use costs
+ * milliseconds, which tini's mode pays if it reads a cgroup file (src/process/oom.ts);
+ * node:fs only where libc could not be loaded (main.ts's last words on RLIMIT_AS).
+ */
 function read(path: string): string | null {
   try {
-    return nodeFs().readFileSync(path, "latin1");
+    if (libcFailure) return nodeFs().readFileSync(path, "latin1");
+    const bytes = readSmallFile(path);
+    return bytes && Buffer.from(bytes).toString("latin1");
   } catch {
     return null;
   }
@@ -48,13 +55,17 @@ function v1Mount(controller: string): { mount: string; root: string } | null {
   return null;
 }
 
-/** The tightest `file` (less `used`: what is left) from our cgroup up to the mount's root. */
-function walkUp(mount: string, root: string, path: string | null, file: string, used?: string): number {
+/** Our own cgroup's directory under `mount`, the walk's start: `path` made relative to what the mount shows. */
+function ownDir(mount: string, root: string, path: string | null): string[] {
   const rel = root === "/" ? path : path === root || path?.startsWith(`${root}/`) ? path.slice(root.length) : null;
-  const parts = (rel ?? "").split("/").filter(Boolean);
+  return [mount, ...(rel ?? "").split("/").filter(Boolean)];
+}
+
+/** The tightest `file` (less `used`: what is left) from our cgroup up to the mount's root. */
+function walkUp(parts: readonly string[], file: string, used?: string): number {
   let best = Infinity;
-  for (let n = parts.length; n >= 0; n--) {
-    const dir = [mount, ...parts.slice(0, n)].join("/");
+  for (let n = parts.length; n >= 1; n--) {
+    const dir = parts.slice(0, n).join("/");
     const limit = value(`${dir}/${file}`);
     if (limit === Infinity) continue;
     const current = used ? value(`${dir}/${used}`) : 0;
@@ -63,10 +74,19 @@ function walkUp(mount: string, root: string, path: string | null, file: string, 
   return best;
 }
 
-function cgroupLimit(controller: string, v2file: string, v1file: string, used?: string): number {
-  if (read("/sys/fs/cgroup/cgroup.controllers") !== null) return walkUp("/sys/fs/cgroup", "/", ownCgroup(null), v2file, used);
+/**
+ * Our own cgroup for `controller`: its directory as path parts (the mount first), and
+ * which cgroup version shows it; null when neither does.
+ */
+export function cgroupOf(controller: string): { parts: string[]; version: 1 | 2 } | null {
+  if (read("/sys/fs/cgroup/cgroup.controllers") !== null) return { parts: ownDir("/sys/fs/cgroup", "/", ownCgroup(null)), version: 2 };
   const v1 = v1Mount(controller);
-  return v1 ? walkUp(v1.mount, v1.root, ownCgroup(controller), v1file, used) : Infinity;
+  return v1 ? { parts: ownDir(v1.mount, v1.root, ownCgroup(controller)), version: 1 } : null;
+}
+
+function cgroupLimit(controller: string, v2file: string, v1file: string, used?: string): number {
+  const own = cgroupOf(controller);
+  return own ? walkUp(own.parts, own.version === 2 ? v2file : v1file, used) : Infinity;
 }
 
 /** The container's memory limit in bytes; Infinity when none is visible. */

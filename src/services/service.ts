@@ -11,6 +11,7 @@
 import type { ServiceSpec } from "../config/index.ts";
 import { exitCodeOfFailure, type SpawnFailure } from "../errors.ts";
 import { exitCodeOf, type ExitStatus } from "../process/reap.ts";
+import { OomWatch, describeExit } from "../process/oom.ts";
 import { getpid, kill } from "../sys/libc.ts";
 import { parentOf, processGroupOf } from "../process/tree.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
@@ -56,6 +57,9 @@ export class ServiceRunner {
   restartAt: number | null = null;
   /** What the service last said about itself (sd_notify STATUS=). */
   statusText: string | null = null;
+  /** Its last end was the kernel's OOM killer's (describeExit words it for --ctl status). */
+  lastOomKilled = false;
+  private readonly oom = new OomWatch();
   private restarts: number[] = [];
   private backoffMs: number;
   private startedAt = 0;
@@ -82,6 +86,7 @@ export class ServiceRunner {
     this.timer = null;
     this.restartAt = null;
     this.killed = false;
+    this.oom.started(); // before the spawn: an OOM kill may come at once
     const r = this.host.spawn(this.spec);
     if (!r.ok) {
       this.lastExit = { code: exitCodeOfFailure(r), signal: null, description: r.message, at: timestamp(Date.now()) };
@@ -129,8 +134,10 @@ export class ServiceRunner {
     this.lastCode = code;
     const how = status.exited ? `status ${status.code}` : `signal ${signalName(status.signal)}`;
     const signal = status.exited ? null : signalName(status.signal);
-    this.lastExit = { code, signal, description: how, at: timestamp(Date.now()) };
-    this.host.event(this.name, `exited (${how})`, { event: "exited", code });
+    this.lastOomKilled = this.oom.ended(status, this.killed || this.notReady);
+    const description = describeExit(status, this.lastOomKilled);
+    this.lastExit = { code, signal, description: this.lastOomKilled ? description : how, at: timestamp(Date.now()) };
+    this.host.event(this.name, description, { event: "exited", code, ...(this.lastOomKilled && { oom: true }) });
     if (this.state === "stopping") {
       this.state = "stopped";
       this.stopDone?.();

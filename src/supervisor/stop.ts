@@ -26,6 +26,8 @@ export function detectReach(): Reach {
 export class TreeStop {
   private started = false;
   private swept = false;
+  /** The grace ran out and SIGKILL went out to whatever was left. */
+  killed = false;
 
   constructor(
     private readonly graceMs: number,
@@ -75,6 +77,7 @@ export class TreeStop {
   }
 
   private killRemaining(): void {
+    this.killed = true;
     const victims = (this.reach === "pid1" ? allOtherProcesses() : descendantsOf(getpid())).filter((p) => !isZombie(p));
     const seconds = this.graceMs / 1000;
     for (const pid of victims) log.warn(`Killing pid ${pid} (${commandOf(pid)}): still running ${seconds} s after the stop began`);

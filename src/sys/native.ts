@@ -119,6 +119,15 @@ export function startResidency(): { pages: number; resident: number } | null {
   return pages ? { pages, resident: shared.view.getUint32(AT.file_resident, true) } : null;
 }
 
+/**
+ * The container's OOM-kill count as the stub read it before the runtime started, or
+ * null: no stub, or no count to read (src/process/oom.ts).
+ */
+export function startOomKills(): number | null {
+  if (!shared || !shared.view.getUint32(AT.oom_known, true)) return null;
+  return shared.view.getUint32(AT.oom_kills, true);
+}
+
 // ---------------------------------------------------------------- signal intake
 
 /**
