@@ -90,11 +90,15 @@ for (const arch of arches) {
 }
 
 // Per architecture: the image to COPY --from, and an SBOM beside each file.
-const meta = releaseMeta(root);
-for (const arch of arches) {
-  const image = writeImage(meta, arch, join(outDir, `pidone-${arch}`), join(outDir, imageFileName(arch)));
-  console.log(`${basename(image.path)}: ${image.tag}, ${image.id}`);
-  files.push(image.path, ...writeSboms(root, meta, outDir, arch, image.path));
+try {
+  const meta = releaseMeta(root);
+  for (const arch of arches) {
+    const image = writeImage(meta, arch, join(outDir, `pidone-${arch}`), join(outDir, imageFileName(arch)));
+    console.log(`${basename(image.path)}: ${image.tag}, ${image.id}`);
+    files.push(image.path, ...writeSboms(root, meta, outDir, arch, image.path));
+  }
+} catch (e) {
+  fail((e as Error).message);
 }
 
 const sums: string[] = [];

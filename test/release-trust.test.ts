@@ -229,6 +229,36 @@ describe("the SBOMs", () => {
     }
   });
 
+  test("with scripts/release/lock.json they name the pinned .deb and runtime, and refuse a glibc the lock does not pin", () => {
+    // A stand-in checkout: the files sbom.ts reads, and a lock in the shape the release pins.
+    const fake = scratchDir("pidone-trust-lock-");
+    for (const f of ["package.json", "package-lock.json", "src/native/stub.c"]) {
+      mkdirSync(join(fake, f, ".."), { recursive: true });
+      copyFileSync(join(ROOT, f), join(fake, f));
+    }
+    mkdirSync(join(fake, "scripts/release"), { recursive: true });
+    const deb = { file: "libc6_2.36-9+deb12u99_arm64.deb", sha256: "ab".repeat(32) };
+    const runtime = { target: "bun-linux-arm64", package: "@oven/bun-linux-aarch64", integrity: "sha512-AAAA", sha256: "cd".repeat(32) };
+    const lock = {
+      libc6: { version: "2.36-9+deb12u99", debs: { amd64: { ...deb, file: "libc6_2.36-9+deb12u99_amd64.deb" }, arm64: deb } },
+      bun: { version: pkg.devDependencies.bun, runtimes: { amd64: { ...runtime, target: "bun-linux-x64-baseline" }, arm64: runtime } },
+    };
+    writeFileSync(join(fake, "scripts/release/lock.json"), JSON.stringify(lock));
+    const meta = { ...releaseMeta(ROOT), epoch: 1_700_000_000 };
+    const subject = { name: "pidone-arm64", sha256: "ef".repeat(32), arch: "arm64" as const, single: true, glibc: "2.36-9+deb12u99" };
+    const doc: any = spdxDocument(fake, meta, subject);
+    expect(validate(doc), JSON.stringify(validate.errors)).toBe(true);
+    const libc6 = pkgNamed(doc, "libc6");
+    expect(libc6.packageFileName).toBe(deb.file);
+    expect(libc6.checksums).toEqual([{ algorithm: "SHA256", checksumValue: deb.sha256 }]);
+    const bun = pkgNamed(doc, "bun");
+    expect(bun.checksums).toEqual([{ algorithm: "SHA256", checksumValue: runtime.sha256 }]);
+    expect(bun.externalRefs[0].referenceLocator).toBe(`pkg:npm/%40oven/bun-linux-aarch64@${pkg.devDependencies.bun}`);
+    expect(() => spdxDocument(fake, meta, { ...subject, glibc: "2.36-8" })).toThrow(
+      "the arm64 single file embeds glibc 2.36-8, but scripts/release/lock.json pins libc6 2.36-9+deb12u99",
+    );
+  });
+
   test("the same inputs give the same bytes: no clock, no path, ids from content hashes", () => {
     const d = scratchDir("pidone-trust-determinism-");
     const input = join(d, "pidone-amd64");

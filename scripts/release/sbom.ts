@@ -47,6 +47,8 @@ interface Package {
 }
 
 const purlVersion = (v: string) => encodeURIComponent(v);
+/** A purl keeps a scoped package's "/" between namespace and name: pkg:npm/%40oven/bun-linux-x64. */
+const npmPurlName = (name: string) => name.split("/").map(encodeURIComponent).join("/");
 
 function bunPackage(root: string, arch: Arch): Package {
   const lock = readLock(root)?.bun;
@@ -83,7 +85,7 @@ function bunPackage(root: string, arch: Arch): Package {
       {
         referenceCategory: "PACKAGE-MANAGER",
         referenceType: "purl",
-        referenceLocator: npmName ? `pkg:npm/${encodeURIComponent(npmName)}@${purlVersion(version)}` : `pkg:github/oven-sh/bun@bun-v${version}`,
+        referenceLocator: npmName ? `pkg:npm/${npmPurlName(npmName)}@${purlVersion(version)}` : `pkg:github/oven-sh/bun@bun-v${version}`,
       },
     ],
   };
@@ -137,7 +139,7 @@ function npmPackages(root: string): Package[] {
       copyrightText: "NOASSERTION",
       primaryPackagePurpose: "LIBRARY",
       comment: "bundled into the executable's JavaScript by bun build",
-      externalRefs: [{ referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: `pkg:npm/${encodeURIComponent(name).replace("%2F", "/")}@${purlVersion(p.version)}` }],
+      externalRefs: [{ referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: `pkg:npm/${npmPurlName(name)}@${purlVersion(p.version)}` }],
     });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
