@@ -196,7 +196,7 @@ export function spdxDocument(root: string, meta: ReleaseMeta, subject: SbomSubje
   if (subject.image) {
     top = {
       SPDXID: "SPDXRef-Package-pidone-image",
-      name: `${meta.imageName}`,
+      name: meta.imageName,
       versionInfo: meta.version,
       packageFileName: subject.name,
       downloadLocation: `${download}/${subject.name}`,
@@ -229,13 +229,13 @@ export function spdxDocument(root: string, meta: ReleaseMeta, subject: SbomSubje
 /** Writes <file>.spdx.json beside `file` and returns its path. */
 export function writeSbom(root: string, meta: ReleaseMeta, file: string, subject: Omit<SbomSubject, "name" | "sha256" | "glibc">): string {
   const bytes = new Uint8Array(readFileSync(file));
-  const glibc = subject.single && !subject.image ? (embeddedGlibc(bytes) ?? undefined) : undefined;
-  const imageGlibc = subject.image ? (embeddedGlibc(new Uint8Array(readFileSync(subject.image.file))) ?? undefined) : undefined;
+  // An image's glibc is the one of the single file it holds.
+  const carrier = subject.image ? new Uint8Array(readFileSync(subject.image.file)) : bytes;
   const doc = spdxDocument(root, meta, {
     ...subject,
     name: basename(file),
     sha256: sha256(bytes),
-    glibc: glibc ?? imageGlibc,
+    glibc: subject.single ? (embeddedGlibc(carrier) ?? undefined) : undefined,
     image: subject.image ? { file: basename(subject.image.file), sha256: subject.image.sha256 } : undefined,
   });
   const out = `${file}.spdx.json`;
