@@ -154,7 +154,8 @@ describe("signatures", () => {
     const d = scratchDir("pidone-trust-wrongpass-");
     const r = await release(d, { PIDONE_SIGNING_KEY: keys.release.secret, PIDONE_SIGNING_PASSPHRASE: "not it" }, ["--arch", "amd64"]);
     expect(r.code, show(r)).toBe(1);
-    expect(r.stderr).toMatch(/^release: signing failed: gpg .*\n/m);
+    expect(r.stderr).toMatch(/^release: signing failed: gpg .*Bad passphrase.*$/m);
+    expect(r.stderr.split("\n").filter((l) => l.startsWith("release: signing failed")).length).toBe(1);
   }, 600_000);
 });
 

@@ -25,7 +25,7 @@ function gpg(home: string, args: string[], stdin?: string): Buffer {
     stdout: "pipe",
     stderr: "pipe",
   });
-  if (!r.success) throw new Error(`gpg ${args.filter((a) => !a.startsWith("/")).join(" ")} failed: ${r.stderr.toString().trim()}`);
+  if (!r.success) throw new Error(`gpg ${args.filter((a) => !a.startsWith("/")).join(" ")} failed: ${r.stderr.toString().trim().replace(/\s*\n\s*/g, "; ")}`);
   return r.stdout;
 }
 
@@ -64,7 +64,7 @@ export function signRelease(outDir: string, files: string[]): SignResult | null 
         passphrase,
       );
       const check = Bun.spawnSync(["gpgv", "--homedir", home, "--keyring", keyring, asc, file], { stdout: "pipe", stderr: "pipe" });
-      if (!check.success) throw new Error(`gpgv does not accept ${basename(asc)}: ${check.stderr.toString().trim()}`);
+      if (!check.success) throw new Error(`gpgv does not accept ${basename(asc)}: ${check.stderr.toString().trim().replace(/\s*\n\s*/g, "; ")}`);
       signatures.push(asc);
     }
     return { fingerprint, signatures, keyFiles: [publicKey, keyring] };
