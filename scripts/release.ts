@@ -1,7 +1,10 @@
 // npm run release: the files of a GitHub release, in dist/release/:
 //   pidone-amd64, pidone-arm64              single files that run in any image (FROM scratch too)
 //   pidone-amd64-glibc, pidone-arm64-glibc  the plain Bun executables, for glibc images only
-//   SHA256SUMS and a <file>.sha256 beside each, in sha256sum's format
+//   pidone-amd64-image.tar, pidone-arm64-image.tar  FROM scratch images with /pidone and /pause (docker load)
+//   <file>.spdx.json                        an SPDX 2.3 SBOM beside each of those
+//   SHA256SUMS, and a <file>.sha256 beside each executable and image, in sha256sum's format
+//   <file>.asc, pidone-signing-key.{asc,gpg}  with PIDONE_SIGNING_KEY: GPG signatures, the public key
 //
 //   bun scripts/release.ts [--out dist/release] [--arch amd64,arm64] [--allow-unlocked]
 //   bun scripts/release.ts --update-lock
@@ -16,12 +19,16 @@
 // Needs gcc, apt-get and npm, and for arm64 on an amd64 machine gcc-aarch64-linux-gnu.
 // If qemu-aarch64-static is installed, the arm64 files are smoke-tested with it too.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ARCH_INFO, hostArch, parseArch, type Arch } from "./pack/arch.ts";
 import { Elf, PT_INTERP } from "./pack/elf.ts";
 import { releaseInputs, updateLockCommand, type ReleaseInputs } from "./release/lock.ts";
+import { imageFileName, writeImage } from "./release/image.ts";
+import { releaseMeta } from "./release/meta.ts";
+import { writeSboms } from "./release/sbom.ts";
+import { KEYRING, PUBLIC_KEY, signRelease } from "./release/sign.ts";
 
 const root = resolve(new URL("..", import.meta.url).pathname);
 const { values } = parseArgs({
@@ -86,7 +93,8 @@ process.on("exit", () => inputs.libc6.dispose());
 for (const line of inputs.describe()) console.log(`input: ${line}`);
 
 mkdirSync(outDir, { recursive: true });
-for (const stale of ["SHA256SUMS"]) rmSync(join(outDir, stale), { force: true });
+for (const stale of ["SHA256SUMS", PUBLIC_KEY, KEYRING]) rmSync(join(outDir, stale), { force: true });
+for (const name of readdirSync(outDir)) if (name.endsWith(".asc")) rmSync(join(outDir, name));
 
 const files: string[] = [];
 for (const arch of arches) {
@@ -111,15 +119,33 @@ for (const arch of arches) {
 
 const glibc = locked(() => inputs.check(files.filter((f) => !f.endsWith("-glibc"))));
 console.log(`glibc: every single file carries libc6 ${glibc}`);
+// Per architecture: the image to COPY --from, and an SBOM beside each file.
+try {
+  const meta = releaseMeta(root);
+  for (const arch of arches) {
+    const image = writeImage(meta, arch, join(outDir, `pidone-${arch}`), join(outDir, imageFileName(arch)));
+    console.log(`${basename(image.path)}: ${image.tag}, ${image.id}`);
+    files.push(image.path, ...writeSboms(root, meta, outDir, arch, image.path));
+  }
+} catch (e) {
+  fail((e as Error).message);
+}
 
 const sums: string[] = [];
 for (const file of files) {
   const line = `${createHash("sha256").update(readFileSync(file)).digest("hex")}  ${basename(file)}\n`;
-  writeFileSync(`${file}.sha256`, line);
+  if (!file.endsWith(".spdx.json")) writeFileSync(`${file}.sha256`, line);
   sums.push(line);
 }
 writeFileSync(join(outDir, "SHA256SUMS"), sums.join(""));
+let signed: ReturnType<typeof signRelease> = null;
+try {
+  signed = signRelease(outDir, [...files, join(outDir, "SHA256SUMS")]);
+} catch (e) {
+  fail(`signing failed: ${(e as Error).message}`);
+}
 
 console.log(`\n${relative(process.cwd(), outDir) || "."}:`);
-for (const file of files) console.log(`  ${basename(file).padEnd(20)} ${(statSync(file).size / 1e6).toFixed(1).padStart(6)} MB`);
+for (const file of files) console.log(`  ${basename(file).padEnd(34)} ${(statSync(file).size / 1e6).toFixed(1).padStart(6)} MB`);
 console.log("  SHA256SUMS, *.sha256");
+if (signed) console.log(`  *.asc, ${PUBLIC_KEY}, ${KEYRING}: signed by ${signed.fingerprint}`);

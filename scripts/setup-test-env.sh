@@ -21,6 +21,10 @@ command -v flock >/dev/null || need+=(util-linux)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ "$(uname -m)" != x86_64 ] || need+=(libc6-dev)
 command -v qemu-aarch64-static >/dev/null && command -v qemu-x86_64-static >/dev/null || need+=(qemu-user-static)
 command -v setpriv >/dev/null || need+=(util-linux)
+# The release's signatures (test/release-trust.test.ts): gpg for a throwaway key, gpgv
+# to check them as the README's Dockerfile does.
+command -v gpg >/dev/null || need+=(gnupg)
+command -v gpgv >/dev/null || need+=(gpgv)
 # The native exit's test (test/native-reaping.test.ts) reads pidone's system calls.
 command -v strace >/dev/null || need+=(strace)
 # The services Docker proof (test/docker-services.test.ts) builds a Debian image with

@@ -104,7 +104,12 @@ describe("npm run release", () => {
     }
     const r = await run(["sha256sum", "-c", "SHA256SUMS"], { cwd: dir });
     expect(r.code, show(r)).toBe(0);
-    expect(r.stdout.match(/: OK$/gm)?.length).toBe(4);
+    // The four executables, the two images and an SBOM beside each of those six.
+    expect(r.stdout.match(/: OK$/gm)?.length).toBe(12);
+    for (const n of [...names, "pidone-amd64-image.tar", "pidone-arm64-image.tar"]) {
+      expect(r.stdout).toContain(`${n}: OK\n`);
+      expect(r.stdout).toContain(`${n}.spdx.json: OK\n`);
+    }
   }, 60_000);
 
   test("the single files have no interpreter and carry ld.so and the C libraries (about +3 MB)", () => {
