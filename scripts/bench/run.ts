@@ -65,6 +65,16 @@ const subjects: Subject[] = [
     prefix: [built.pidone],
     families: fam(...ALL, "ctl"),
   },
+  // The same with its control socket listening (tini's mode answers status and health
+  // there): the socket must cost the signal path and the idle figures nothing. Its exit
+  // is JavaScript's (the socket file is removed), not the stub's native one.
+  {
+    id: "pidone-control",
+    label: "pidone --control (socket listening)",
+    bin: built.pidone,
+    prefix: [built.pidone, "--control", join(tmpdir(), `pidone-bench-${process.pid}.sock`)],
+    families: fam("signal", "exit", "idle"),
+  },
   ...(values["single-file"]
     ? [{ id: "pidone-single", label: "pidone (single file)", bin: values["single-file"], prefix: [values["single-file"]], families: fam(...ALL, "ctl") }]
     : []),
