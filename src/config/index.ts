@@ -10,7 +10,8 @@
  * - A TOML file (`-c FILE.toml`): [settings] grace, log_format; [services.NAME] with
  *   command, shell, env, cwd, user, restart, restart_delay, restart_delay_max,
  *   max_restarts, restart_window, critical, oneshot, after, ready, ready_timeout,
- *   stop_signal, stop_timeout, signals, pidfile.
+ *   stop_signal, stop_timeout, signals, pidfile, health (a liveness check: tcp, http or
+ *   exec, with interval, timeout, retries, start_period).
  *   The README's TOML example documents every key with its default (test/config-plan.test.ts
  *   checks it).
  * - Several sources combine into one plan; a name declared twice is an error, and
@@ -22,7 +23,8 @@
  * restart_delay_max 30 s, max_restarts 5 within restart_window 60 s (inf: no limit),
  * critical true (a service that dies for good stops the container, so nothing
  * dies silently; set critical = false for helpers), oneshot false, ready_timeout 30 s,
- * stop_signal TERM, stop_timeout 10 s, signals: all, grace 5 s, log_format "prefix".
+ * stop_signal TERM, stop_timeout 10 s, signals: all, grace 5 s, log_format "prefix";
+ * health: none (with one: interval 30 s, timeout 5 s, retries 3, start_period 0 s).
  *
  * A command given as a string (without shell = true) is split with POSIX quoting only:
  * '…', "…" with \" \\ \$ \` and \newline, backslash outside quotes. What a shell would

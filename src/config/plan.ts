@@ -64,6 +64,7 @@ function shellDraft(entry: ProcEntry, where: Where, origin: string): ServiceDraf
       after: [],
       ready: null,
       readyTimeout: DEFAULTS.readyTimeout,
+      health: null,
       stopSignal: DEFAULTS.stopSignal,
       stopTimeout: DEFAULTS.stopTimeout,
       signals: "all",
@@ -207,6 +208,7 @@ function checkMachine(drafts: readonly ServiceDraft[], diags: Diagnostics, optio
       };
       spec.executable = lookup(spec.argv, ["command"], spec.shell);
       if (spec.ready?.kind === "exec") spec.ready.executable = lookup(spec.ready.argv, ["ready", "exec"], false);
+      if (spec.health?.probe.kind === "exec") spec.health.probe.executable = lookup(spec.health.probe.argv, ["health", "exec"], false);
     }
     if (d.userSpec !== null) {
       accounts ??= readAccounts(options.accountsRoot ?? "/");
