@@ -299,11 +299,12 @@ class ServicesMode {
       event: (service, message, fields) => this.event(service, message, fields),
       readied: () => this.startWhatCan(),
       ended: (svc, code) => this.serviceEnded(svc, code),
-      runProgram: (argv, executable, as) => {
+      runProgram: (argv, executable, as, started) => {
         return new Promise((resolve) => {
           const r = launch(argv, { env: as.env, cwd: as.cwd, user: as.user, executable }, this.ctx("null"));
           if (!r.ok) return resolve(r);
           this.owners.set(r.pid, (s) => resolve(exitCodeOf(s)));
+          started?.(r.pid);
         });
       },
     };
@@ -348,6 +349,6 @@ class ServicesMode {
     log.debug(`pidone ${getpid()}: ${this.runners.length} services`);
     keepAlive();
     // Probe host names are resolved before anything starts: see ready.ts.
-    void resolveProbeHosts(this.plan.services.map((s) => s.ready)).then(() => this.startWhatCan());
+    void resolveProbeHosts(this.plan.services.flatMap((s) => [s.ready, s.health])).then(() => this.startWhatCan());
   }
 }
