@@ -1,7 +1,7 @@
 // The `health` key (liveness checks): parsing, defaults and every problem with its line.
 import { describe, expect, test } from "bun:test";
 import { planFromSources, type PlanOptions } from "../src/config/plan.ts";
-import { DEFAULTS, type ServiceSpec } from "../src/config/types.ts";
+import { DEFAULTS, type HealthSpec, type ServiceSpec } from "../src/config/types.ts";
 
 const MACHINE: PlanOptions = { env: { PATH: "/usr/bin:/bin" }, cwd: "/", euid: 0, probe: () => "executable" };
 
@@ -42,7 +42,7 @@ describe("health: parsing", () => {
   test("inline or as a [services.NAME.health] table, every key", () => {
     const inline = one('health = { exec = ["/bin/check"], interval = 10, timeout = 0.5, retries = 1, start_period = 60 }').health;
     const table = one('[services.s.health]\nexec = ["/bin/check"]\ninterval = 10\ntimeout = 0.5\nretries = 1\nstart_period = 60').health;
-    const expected = { probe: { kind: "exec", argv: ["/bin/check"], executable: "/bin/check" }, interval: 10, timeout: 0.5, retries: 1, startPeriod: 60 };
+    const expected: HealthSpec = { probe: { kind: "exec", argv: ["/bin/check"], executable: "/bin/check" }, interval: 10, timeout: 0.5, retries: 1, startPeriod: 60 };
     expect(inline).toEqual(expected);
     expect(table).toEqual(expected);
   });
