@@ -144,6 +144,30 @@ command = ["sleep", "100"]
     }
   }, 60_000);
 
+  test("a forking daemon (pidfile): its checks go on after the handover, and unhealthy stops the adopted daemon", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "alive"), "");
+    const file = config(`
+[services.daemon]
+command = ["sh", "-c", "sleep 100 & echo $! > ${dir}/pid"]
+pidfile = "${dir}/pid"
+health = { exec = ["test", "-e", "${dir}/alive"], interval = 0.1, retries = 2 }
+`);
+    const p = start([...AS_PID1, PIDONE, "-c", file]);
+    try {
+      await waitFor(() => all(p).includes("daemon: adopted pid"), 15_000, "the daemon adopted");
+      await Bun.sleep(500);
+      expect(all(p)).not.toContain("unhealthy");
+      rmSync(join(dir, "alive"));
+      // restart = "never", critical: the container ends with the daemon's status.
+      expect(await p.exit(30_000)).toBe(143);
+      expect(all(p)).toContain("daemon: unhealthy: 2 checks failed in a row, the last: exit status 1");
+      expect(all(p)).toMatch(/daemon: exited \(signal SIGTERM\)/);
+    } finally {
+      p.proc.kill("SIGKILL");
+    }
+  }, 60_000);
+
   test("start_period: failures do not count within it", async () => {
     const file = config(`
 [services.s]

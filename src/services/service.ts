@@ -108,7 +108,6 @@ export class ServiceRunner {
   /** The kernel reported our process (or adopted daemon) gone. */
   exited(status: ExitStatus): void {
     this.pid = null;
-    this.health?.stop();
     this.lastStatus = status;
     const code = exitCodeOf(status);
     this.lastCode = code;
@@ -155,6 +154,7 @@ export class ServiceRunner {
   }
 
   private afterExit(status: ExitStatus): void {
+    this.health?.stop(); // not at a daemon's handover (adopt): its checks go on
     const code = exitCodeOf(status);
     this.lastCode = code;
     if (this.spec.oneshot && code === 0) return this.becomeReady();
