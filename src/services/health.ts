@@ -8,6 +8,7 @@
 // through pidone's own spawner).
 import type { HealthSpec } from "../config/index.ts";
 import { timestamp, type HealthInfo } from "../control/status.ts";
+import { worked } from "../process/reap.ts";
 import { checkOnce, probeText, type ProbeContext, type ProbeHooks } from "./ready.ts";
 
 export class HealthMonitor {
@@ -63,6 +64,10 @@ export class HealthMonitor {
     const abort = new AbortController();
     this.inFlight = abort;
     const outcome = await checkOnce(this.spec.probe, this.hooks, this.as, this.spec.timeout * 1000, abort.signal);
+    // A unit of work for the collection pacer (src/process/gc.ts), as a reap is: a tcp or
+    // http check reaps nothing, and its sockets and promises would wait for allocation to
+    // trigger the collector.
+    worked();
     if (abort.signal.aborted) return; // stopped meanwhile
     this.inFlight = null;
     this.last = { ok: outcome === null, detail: outcome ?? "ok", at: timestamp(Date.now()) };
