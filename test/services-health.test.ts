@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AS_PID1, PIDONE, needs, pid1Of, start, tempDir, waitFor } from "./helpers.ts";
+import { AS_PID1, PIDONE, needs, pid1Of, run, start, tempDir, waitFor } from "./helpers.ts";
 import { NATIVE, SINGLE_FILE, contextSwitches } from "./fixtures/native-lib.ts";
 
 function config(text: string): string {
@@ -29,6 +29,16 @@ function running(marker: string): boolean {
 }
 
 describe("liveness checks", () => {
+  test("--check: the health keys with FILE:LINE, exit 2", async () => {
+    const good = config(`[services.a]\ncommand = ["sleep", "1"]\nhealth = { exec = ["true"], interval = 5 }\n`);
+    expect((await run([PIDONE, "--check", "-c", good])).code).toBe(0);
+    const bad = config(`[services.a]\ncommand = ["sleep", "1"]\n[services.a.health]\nhttp = "ftp://x/"\nretries = 0\nexec = ["/nonexistent/check"]\n`);
+    const r = await run([PIDONE, "--check", "-c", bad]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${bad}:3: services.a.health: takes exactly one of tcp, http, exec; got http and exec`);
+    expect(r.stderr).toContain(`${bad}:5: services.a.health.retries: must be 1 or more`);
+  });
+
   test("http: a service whose endpoint starts failing is stopped and restarted (a new pid); a healthy tcp-checked neighbour keeps its pid", async () => {
     const web = nextPort();
     const db = nextPort();
