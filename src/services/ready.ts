@@ -1,5 +1,7 @@
-// Readiness probes. Each retries until it succeeds or its deadline passes; probing is the
-// one place services mode wakes on a timer, and only until the service is ready.
+// Readiness probes, and the single checks of liveness probes (health.ts runs them). A
+// readiness probe retries until it succeeds or its deadline passes; probing is where
+// services mode wakes on a timer: until a service is ready, and every interval of a
+// liveness check.
 //
 // No probe may make the runtime start a thread: once services run, a thread the kernel
 // refuses (a container's pids limit, filled by a fork bomb) aborts the runtime, and PID 1
