@@ -191,7 +191,7 @@ health = { exec = ["false"], interval = 0.1, retries = 1, start_period = 2 }
       await waitFor(() => all(p).includes("s: unhealthy"), 20_000, "unhealthy");
       // At least start_period (less the time it took to see the start), the last check failed.
       expect(performance.now() - started).toBeGreaterThan(1500);
-      expect(all(p)).toContain("s: unhealthy: 1 checks failed in a row, the last: exit status 1");
+      expect(all(p)).toContain("s: unhealthy: 1 check failed in a row, the last: exit status 1");
       expect(await p.exit()).not.toBe(0);
     } finally {
       p.proc.kill("SIGKILL");

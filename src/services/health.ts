@@ -80,7 +80,7 @@ export class HealthMonitor {
       if (this.failures >= this.spec.retries) {
         // No more checks in this run: the service is being stopped.
         this.status = "unhealthy";
-        this.onUnhealthy(`${this.failures} checks failed in a row, the last: ${outcome}`);
+        this.onUnhealthy(`${this.failures === 1 ? "1 check" : `${this.failures} checks`} failed in a row, the last: ${outcome}`);
         return;
       }
     }
