@@ -154,6 +154,34 @@ command = ["sleep", "100"]
     }
   }, 60_000);
 
+  test("http: a server that accepts and never answers fails by the timeout, and each check's socket is closed", async () => {
+    const mute = nextPort();
+    const file = config(`
+[services.mute]
+command = ["node", "-e", "require('net').createServer(() => {}).listen(${mute}, '127.0.0.1')"]
+critical = false
+health = { http = "http://127.0.0.1:${mute}/", interval = 0.05, timeout = 0.1, retries = 30 }
+[services.keep]
+command = ["sleep", "100"]
+`);
+    const p = start([...AS_PID1, PIDONE, "-c", file]);
+    try {
+      const pid1 = await pid1Of(p.proc.pid);
+      await waitFor(() => all(p).includes("mute: started"), 15_000, "started");
+      const fds = () => Bun.spawnSync(["ls", `/proc/${pid1}/fd`]).stdout.toString().trim().split("\n").length;
+      await Bun.sleep(1000);
+      const early = fds();
+      await waitFor(() => all(p).includes("mute: unhealthy"), 30_000, "unhealthy");
+      expect(all(p)).toContain("mute: unhealthy: 30 checks failed in a row, the last: timed out after 0.1 s");
+      // 30 timed-out connections: none left open (one may be closing as we look).
+      expect(fds()).toBeLessThanOrEqual(early + 1);
+      process.kill(pid1, "SIGTERM");
+      expect(await p.exit()).toBe(0);
+    } finally {
+      p.proc.kill("SIGKILL");
+    }
+  }, 60_000);
+
   test("a forking daemon (pidfile): its checks go on after the handover, and unhealthy stops the adopted daemon", async () => {
     const dir = tempDir();
     writeFileSync(join(dir, "alive"), "");
