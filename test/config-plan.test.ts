@@ -398,6 +398,7 @@ describe("check() and buildPlan() on files", () => {
       restartDelayMax: 30,
       maxRestarts: 5,
       restartWindow: 60,
+      health: { probe: { kind: "http", url: "http://127.0.0.1:8080/live" }, interval: 30, timeout: 5, retries: 3, startPeriod: 0 },
     });
   });
 

@@ -186,6 +186,7 @@ describe("defaults", () => {
       after: [],
       ready: null,
       readyTimeout: 30,
+      health: null,
       stopSignal: 15,
       stopTimeout: 10,
       signals: "all",

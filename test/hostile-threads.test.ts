@@ -52,7 +52,8 @@ function show(r: RunResult | Started): string {
 // table full for the rest of the test. What runs then forks nothing: the storm and the
 // bursts are shell builtins, and a restart takes the slot its previous run freed. Every
 // service but `sig` takes only WINCH (which nobody sends), so the USR1 storm reaches
-// `sig` alone, which traps it.
+// `sig` alone, which traps it. The liveness checks (tcp, http) go on through it all: an
+// unhealthy web or probed would end the container with a failure.
 const HOSTILE_TOML = `
 [settings]
 grace = 10
@@ -60,11 +61,13 @@ grace = 10
 [services.web]
 command = ["httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"]
 ready = { tcp = "probe-host:8080" }
+health = { tcp = "probe-host:8080", interval = 0.5, timeout = 10, retries = 10 }
 signals = ["WINCH"]
 
 [services.probed]
 command = ["sleep", "100000"]
 ready = { http = "http://probe-host:8080/index.html" }
+health = { http = "http://probe-host:8080/index.html", interval = 0.5, timeout = 10, retries = 10 }
 after = ["web"]
 signals = ["WINCH"]
 
@@ -164,6 +167,7 @@ needs(DOCKER, DOCKER_ENGINE)("under a full pid table (Docker --pids-limit)", () 
       expect(code, show(p)).toBe(0);
       expect(Date.now() - stopAt, show(p)).toBeLessThan(15_000);
       expect(p.stdout(), show(p)).toContain("pidone | stopping: received SIGTERM");
+      expect(p.stdout(), show(p)).not.toContain("unhealthy");
       expect(p.stdout() + p.stderr(), show(p)).not.toMatch(RUNTIME_CRASH);
       expect([...atStart.values()].sort()).toEqual(NATIVE ? ["Worker", "pidone"] : expect.any(Array));
       if (NATIVE) expect({ appeared: [...census.appeared.values()], ended: [...census.ended.values()] }).toEqual({ appeared: [], ended: [] });

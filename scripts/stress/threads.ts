@@ -280,7 +280,7 @@ export async function pauseMode(bin: string, busyMs: number): Promise<Outcome> {
 
 let port = 30000 + (process.pid % 10000);
 
-/** The services scenario's configuration: bursts and restarts, every probe kind, signals. */
+/** The services scenario's configuration: bursts and restarts, every probe kind (readiness and liveness), signals. */
 function servicesConfig(dir: string, format: "prefix" | "json"): string {
   const web = port++;
   const tcp = port++;
@@ -306,11 +306,13 @@ signals = ["WINCH"]
 [services.web]
 command = ["busybox", "httpd", "-f", "-p", "127.0.0.1:${web}", "-h", "${dir}"]
 ready = { http = "http://127.0.0.1:${web}/index.html" }
+health = { http = "http://127.0.0.1:${web}/index.html", interval = 0.2, timeout = 10, retries = 10 }
 signals = ["WINCH"]
 
 [services.tcp]
 command = ["busybox", "httpd", "-f", "-p", "127.0.0.1:${tcp}", "-h", "${dir}"]
 ready = { tcp = "localhost:${tcp}" }
+health = { tcp = "localhost:${tcp}", interval = 0.2, timeout = 10, retries = 10 }
 signals = ["WINCH"]
 
 [services.file]
@@ -321,6 +323,7 @@ signals = ["WINCH"]
 [services.exec]
 command = ["sleep", "100000"]
 ready = { exec = ["sh", "-c", "sleep 0.2"] }
+health = { exec = ["sh", "-c", "sleep 0.1"], interval = 0.2, timeout = 10, retries = 10 }
 signals = ["WINCH"]
 
 [services.sig]

@@ -11,7 +11,8 @@
  *   env_file, timestamps, log_level; [services.NAME] with command, shell, env, cwd, user,
  *   restart, restart_delay, restart_delay_max, max_restarts, restart_window, critical,
  *   oneshot, after, ready, ready_timeout, stop_signal, stop_timeout, signals, pidfile,
- *   env_file.
+ *   env_file, health (a liveness check: tcp, http or exec, with interval, timeout,
+ *   retries, start_period).
  *   The README's TOML example documents every key with its default (test/config-plan.test.ts
  *   checks it).
  * - Several sources combine into one plan; a name declared twice is an error, and
@@ -24,7 +25,8 @@
  * critical true (a service that dies for good stops the container, so nothing
  * dies silently; set critical = false for helpers), oneshot false, ready_timeout 30 s,
  * stop_signal TERM, stop_timeout 10 s, signals: all, grace 5 s, log_format "prefix",
- * timestamps false, log_level unset (each mode's own default), env_file none.
+ * timestamps false, log_level unset (each mode's own default), env_file none;
+ * health: none (with one: interval 30 s, timeout 5 s, retries 3, start_period 0 s).
  *
  * env_file ([settings] for every service, then the service's own) is only listed here:
  * the files are read at every start of the service (src/services/launch.ts), so the

@@ -71,6 +71,7 @@ function shellDraft(entry: ProcEntry, where: Where, origin: string): ServiceDraf
       after: [],
       ready: null,
       readyTimeout: DEFAULTS.readyTimeout,
+      health: null,
       stopSignal: DEFAULTS.stopSignal,
       stopTimeout: DEFAULTS.stopTimeout,
       signals: "all",
@@ -260,6 +261,7 @@ function checkMachine(drafts: readonly ServiceDraft[], diags: Diagnostics, optio
       };
       spec.executable = lookup(spec.argv, ["command"], spec.shell);
       if (spec.ready?.kind === "exec") spec.ready.executable = lookup(spec.ready.argv, ["ready", "exec"], false);
+      if (spec.health?.probe.kind === "exec") spec.health.probe.executable = lookup(spec.health.probe.argv, ["health", "exec"], false);
     }
     if (d.userSpec !== null) {
       accounts ??= readAccounts(options.accountsRoot ?? "/");

@@ -12,7 +12,7 @@ import { parseSignal, SIG, signalName } from "../signals/table.ts";
 import { envFileRef, type EnvFileRef } from "./envfile.ts";
 import {
   DEFAULTS, LOG_FORMATS, LOG_LEVELS, MAX_SECONDS, RESTART_POLICIES,
-  type LogFormat, type LogLevel, type ReadyProbe, type RestartPolicy, type ServiceSpec, type Settings,
+  type HealthProbe, type HealthSpec, type LogFormat, type LogLevel, type ReadyProbe, type RestartPolicy, type ServiceSpec, type Settings,
 } from "./types.ts";
 
 // ---------------------------------------------------------------------------------
@@ -96,8 +96,11 @@ export const SERVICE_KEYS = [
   "restart_window", "critical", "oneshot", "after", "ready", "ready_timeout", "stop_signal", "stop_timeout", "signals", "pidfile",
   // environment files
   "env_file",
+  "health",
 ] as const;
 export const READY_KINDS = ["tcp", "http", "file", "exec"] as const;
+export const HEALTH_KINDS = ["tcp", "http", "exec"] as const;
+export const HEALTH_KEYS = [...HEALTH_KINDS, "interval", "timeout", "retries", "start_period"] as const;
 const TOP_KEYS = ["settings", "services"] as const;
 
 /** Other tools' words for our keys (docker-compose, supervisord, systemd, Horust). */
@@ -108,7 +111,8 @@ const SYNONYMS: Record<string, string> = {
   autorestart: "restart", stopsignal: "stop_signal", kill_signal: "stop_signal", killsignal: "stop_signal",
   restartsec: "restart_delay", restart_sec: "restart_delay", backoff: "restart_delay",
   restartmaxdelaysec: "restart_delay_max", max_delay: "restart_delay_max", max_backoff: "restart_delay_max",
-  stopwaitsecs: "stop_timeout", timeout: "stop_timeout", healthcheck: "ready", readiness: "ready",
+  stopwaitsecs: "stop_timeout", timeout: "stop_timeout", readiness: "ready",
+  healthcheck: "health", liveness: "health", livenessprobe: "health", test: "exec", startperiod: "start_period",
   startretries: "max_restarts", retries: "max_restarts", pid_file: "pidfile", service: "services",
   setting: "settings", logformat: "log_format", log: "log_format", grace_period: "grace",
   // environment files and log options
@@ -501,6 +505,10 @@ function readService(name: string, raw: unknown, src: TomlSource): ServiceDraft 
   const ready = rawReady === undefined ? null : readReady(r, rawReady);
   const readyTimeout = r.seconds("ready_timeout", DEFAULTS.readyTimeout, true);
 
+  // health (liveness)
+  const rawHealth = r.get("health");
+  const health = rawHealth === undefined ? null : readHealth(r, rawHealth);
+
   let stopSignal: number = DEFAULTS.stopSignal;
   if (r.has("stop_signal")) stopSignal = r.signal("stop_signal", r.get("stop_signal")) ?? stopSignal;
   const stopTimeout = r.seconds("stop_timeout", DEFAULTS.stopTimeout, false);
@@ -528,6 +536,7 @@ function readService(name: string, raw: unknown, src: TomlSource): ServiceDraft 
   if (oneshot && restart === "always") r.bad("restart", `a oneshot that exits 0 has succeeded: restart = "always" would run it forever (use "on-failure")`);
   if (oneshot && rawReady !== undefined) r.bad("ready", "a oneshot is ready when it exits 0: it takes no ready probe");
   if (oneshot && r.has("pidfile")) r.bad("pidfile", "a oneshot cannot hand over to a daemon's pidfile");
+  if (oneshot && rawHealth !== undefined) r.bad("health", "a oneshot runs to its end: it takes no liveness check");
 
   const line = src.lines.exact(base);
   const spec: ServiceSpec = {
@@ -550,6 +559,7 @@ function readService(name: string, raw: unknown, src: TomlSource): ServiceDraft 
     after: afterRefs.map((a) => a.name),
     ready,
     readyTimeout,
+    health,
     stopSignal,
     stopTimeout,
     signals,
@@ -580,7 +590,11 @@ function readReady(r: TableReader, v: unknown): ReadyProbe | null {
     } else t.bad([], `expected one of ${kinds}`);
     return null;
   }
-  const kind = given[0]!;
+  return readProbe(t, given[0]!);
+}
+
+/** The probe under `kind` in a ready or health table. */
+function readProbe(t: TableReader, kind: (typeof READY_KINDS)[number]): ReadyProbe | null {
   const value = t.get(kind);
   switch (kind) {
     case "tcp":
@@ -631,4 +645,35 @@ function readTcp(t: TableReader, value: unknown): ReadyProbe | null {
   }
   t.bad("tcp", `expected a port, or "HOST:PORT", got ${describe(value)}`);
   return null;
+}
+
+/**
+ * `health = { http = URL | tcp = PORT | exec = ARGV, interval, timeout, retries,
+ * start_period }`, inline or as a [services.NAME.health] table (TOML makes them one).
+ */
+function readHealth(r: TableReader, v: unknown): HealthSpec | null {
+  const kinds = HEALTH_KINDS.map((k) => `{ ${k} = … }`).join(", ");
+  if (!isTable(v)) {
+    r.bad("health", `expected one of ${kinds}, got ${describe(v)}`);
+    return null;
+  }
+  const t = new TableReader(r.src, [...r.path, "health"], v);
+  if (t.has("file")) t.bad("file", "a liveness check is tcp, http or exec (a file that exists says nothing about a process that hangs)");
+  t.unknownKeys([...HEALTH_KEYS, "file"]);
+  const interval = t.seconds("interval", DEFAULTS.healthInterval, true);
+  const timeout = t.seconds("timeout", DEFAULTS.healthTimeout, true);
+  const startPeriod = t.seconds("start_period", DEFAULTS.healthStartPeriod, false);
+  let retries = t.count("retries", DEFAULTS.healthRetries);
+  if (retries === 0) {
+    t.bad("retries", "must be 1 or more: the failures in a row that make the service unhealthy");
+    retries = DEFAULTS.healthRetries;
+  }
+  const given = HEALTH_KINDS.filter((k) => t.has(k));
+  if (given.length !== 1) {
+    if (given.length > 1) t.bad([], `takes exactly one of tcp, http, exec; got ${given.join(" and ")}`);
+    else if (!t.has("file")) t.bad([], `expected one of tcp, http, exec: ${kinds}`);
+    return null;
+  }
+  const probe = readProbe(t, given[0]!) as HealthProbe | null;
+  return probe === null ? null : { probe, interval, timeout, retries, startPeriod };
 }

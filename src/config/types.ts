@@ -67,6 +67,22 @@ export type ReadyProbe =
   /** Ready once the program exits 0 (run with the service's env, cwd and user). */
   | { kind: "exec"; argv: string[]; executable: string | null };
 
+/** A liveness check's probe: as readiness's, without `file`. */
+export type HealthProbe = Exclude<ReadyProbe, { kind: "file" }>;
+
+/** A liveness check (Docker's HEALTHCHECK semantics; README: "Liveness checks"). */
+export interface HealthSpec {
+  probe: HealthProbe;
+  /** Seconds from the process's start to the first check, and from each check's end to the next. */
+  interval: number;
+  /** Seconds a check may take before it counts as failed. */
+  timeout: number;
+  /** Consecutive failures that make the service unhealthy (1 or more). */
+  retries: number;
+  /** Seconds from the process's start during which failures do not count (a success ends it). */
+  startPeriod: number;
+}
+
 export interface ServiceSpec {
   name: string;
   /** Where it was declared, for messages: "app.toml:12", "Procfile:3", `--service "web: x"`. */
@@ -118,6 +134,8 @@ export interface ServiceSpec {
   ready: ReadyProbe | null;
   /** Seconds. */
   readyTimeout: number;
+  /** Liveness check; null: none (no timer). */
+  health: HealthSpec | null;
   stopSignal: number;
   /** Seconds, capped at run time by what is left of the grace. */
   stopTimeout: number;
@@ -154,6 +172,10 @@ export const DEFAULTS = {
   stopSignal: 15,
   stopTimeout: 10,
   readyHost: "127.0.0.1",
+  healthInterval: 30,
+  healthTimeout: 5,
+  healthRetries: 3,
+  healthStartPeriod: 0,
 } as const;
 
 /** Longest duration accepted, in seconds: setTimeout's limit is 2^31 - 1 ms. */

@@ -96,7 +96,8 @@ export function healthOf(s: Status): { ok: boolean; reasons: string[] } {
   const reasons: string[] = [];
   if (s.pidone.phase === "stopping") reasons.push("pidone is stopping");
   for (const svc of s.services) {
-    if (svc.state === "unhealthy" || svc.health?.status === "unhealthy") {
+    // A check's last verdict outlives the process it judged: only a running one is unhealthy.
+    if (svc.state === "unhealthy" || (svc.pid !== null && svc.health?.status === "unhealthy")) {
       reasons.push(`${svc.name}: unhealthy${svc.health?.last ? ` (${svc.health.last.detail})` : ""}`);
       continue;
     }

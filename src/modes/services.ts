@@ -364,11 +364,12 @@ class ServicesMode {
       event: (service, message, fields) => this.event(service, message, fields),
       readied: () => this.startWhatCan(),
       ended: (svc, code) => this.serviceEnded(svc, code),
-      runProgram: (argv, executable, as) => {
+      runProgram: (argv, executable, as, started) => {
         return new Promise((resolve) => {
           const r = launch(argv, { env: as.env, envFiles: as.envFiles, cwd: as.cwd, user: as.user, executable }, this.ctx("null"));
           if (!r.ok) return resolve(r);
           this.owners.set(r.pid, (s) => resolve(exitCodeOf(s)));
+          started?.(r.pid);
         });
       },
     };
@@ -423,7 +424,7 @@ class ServicesMode {
     }
     keepAlive();
     // Probe host names are resolved before anything starts: see ready.ts.
-    void resolveProbeHosts(this.plan.services.map((s) => s.ready)).then(() => this.startWhatCan());
+    void resolveProbeHosts(this.plan.services.flatMap((s) => [s.ready, s.health])).then(() => this.startWhatCan());
   }
 
   // ---------------------------------------------------------------- the operator
@@ -540,7 +541,7 @@ class ServicesMode {
       waiting_for: r.state === "waiting" && !r.held ? r.spec.after.filter((n) => !up(n)) : [],
       last_exit: r.lastExit,
       readiness: { check: r.spec.ready ? describeProbe(r.spec.ready) : null, ready: r.state === "ready" || r.state === "done" },
-      health: null,
+      health: r.health?.info() ?? null,
       status_text: r.statusText,
     };
   }

@@ -1,5 +1,7 @@
-// Readiness probes. Each retries until it succeeds or its deadline passes; probing is the
-// one place services mode wakes on a timer, and only until the service is ready.
+// Readiness probes, and the single checks of liveness probes (health.ts runs them). A
+// readiness probe retries until it succeeds or its deadline passes; probing is where
+// services mode wakes on a timer: until a service is ready, and every interval of a
+// liveness check.
 //
 // No probe may make the runtime start a thread: once services run, a thread the kernel
 // refuses (a container's pids limit, filled by a fork bomb) aborts the runtime, and PID 1
@@ -9,8 +11,10 @@
 // (resolveProbeHosts), by c-ares on the event loop.
 import { existsSync } from "node:fs";
 import type { Socket } from "bun";
-import type { ReadyProbe, ServiceSpec } from "../config/index.ts";
+import type { HealthProbe, HealthSpec, ReadyProbe, ServiceSpec } from "../config/index.ts";
 import type { SpawnFailure } from "../errors.ts";
+import { SIG } from "../signals/table.ts";
+import { kill } from "../sys/libc.ts";
 
 /** An exec probe runs as its service does: same environment, directory and user. */
 export type ProbeContext = Pick<ServiceSpec, "env" | "envFiles" | "cwd" | "user">;
@@ -24,8 +28,12 @@ const RESOLVE_MS = 2000;
 const STATUS_LINE_MAX = 1024;
 
 export interface ProbeHooks {
-  /** Runs the exec probe's program through pidone's own spawner; resolves with its exit code, or why it did not start. */
-  runProgram(argv: readonly string[], executable: string | null, as: ProbeContext): Promise<number | SpawnFailure>;
+  /**
+   * Runs the exec probe's program through pidone's own spawner, in a process group of its
+   * own; resolves with its exit code, or why it did not start. `started` learns its pid
+   * (a liveness check's timeout kills its group).
+   */
+  runProgram(argv: readonly string[], executable: string | null, as: ProbeContext, started?: (pid: number) => void): Promise<number | SpawnFailure>;
 }
 
 // ---------------------------------------------------------------- host names
@@ -53,14 +61,16 @@ function probeHost(p: ReadyProbe): string | null {
 }
 
 /**
- * Resolves every probe's host name, once, before the services run (numeric addresses
- * need nothing). A name that does not resolve within RESOLVE_MS leaves its probe failing
- * until the service's ready_timeout, and describeProbe says why. A name that would
- * resolve differently later keeps its start-up address: see the README's readiness section.
+ * Resolves every probe's host name (readiness and liveness), once, before the services
+ * run (numeric addresses need nothing). A name that does not resolve within RESOLVE_MS
+ * leaves its probe failing (until ready_timeout; a liveness check: every time), and
+ * describeProbe or the check's outcome says why. A name that would resolve differently
+ * later keeps its start-up address: see the README's readiness section.
  */
-export async function resolveProbeHosts(probes: Iterable<ReadyProbe | null>): Promise<void> {
+export async function resolveProbeHosts(probes: Iterable<ReadyProbe | HealthSpec | null>): Promise<void> {
   const names = new Set<string>();
-  for (const p of probes) {
+  for (const item of probes) {
+    const p = item !== null && "probe" in item ? item.probe : item;
     const host = p && probeHost(p);
     if (host !== null && host !== "" && !isIP(host) && !isLocalhost(host)) names.add(host);
   }
@@ -93,6 +103,12 @@ function addressesOf(host: string): string[] {
 
 // ---------------------------------------------------------------- the probes
 
+/** One check's outcome: null when it passed, else why not ("HTTP 503", "connection refused"). */
+export type Outcome = string | null;
+
+/** The outcome of an attempt cut short by its time limit. */
+const TIMED_OUT = "timed out";
+
 interface Exchange {
   address: string;
   port: number;
@@ -102,21 +118,35 @@ interface Exchange {
   request: string | null;
 }
 
-/** One attempt: true when connected (request null), else when `status` accepts the first line. */
-function attempt(x: Exchange, status: (line: string) => boolean): Promise<boolean> {
+/** Why a connection failed, in a few words: "connection refused", "ECONNRESET". */
+function socketError(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (code === "ECONNREFUSED") return "connection refused";
+  if (typeof code === "string") return code;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * One attempt, given up (the socket closed) after `ms` or when `abort` fires: passed
+ * when connected (request null), else what `status` says of the first line.
+ */
+function attempt(x: Exchange, status: (line: string) => Outcome, ms: number, abort?: AbortSignal): Promise<Outcome> {
   return new Promise((resolve) => {
     let socket: Socket | null = null;
     let head = "";
     let unsent = x.request === null ? null : Buffer.from(x.request, "latin1");
     let settled = false;
-    const finish = (ok: boolean) => {
+    const finish = (outcome: Outcome) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      abort?.removeEventListener("abort", aborted);
       socket?.end();
-      resolve(ok);
+      resolve(outcome);
     };
-    const timer = setTimeout(() => finish(false), ATTEMPT_MS);
+    const aborted = () => finish(TIMED_OUT);
+    const timer = setTimeout(aborted, ms);
+    abort?.addEventListener("abort", aborted);
     const send = (s: Socket) => {
       if (unsent === null) return;
       const n = s.write(unsent);
@@ -130,27 +160,27 @@ function attempt(x: Exchange, status: (line: string) => boolean): Promise<boolea
       socket: {
         open(s) {
           socket = s;
-          if (x.request === null) return finish(true);
+          if (x.request === null) return finish(null);
           send(s);
         },
-        handshake(_s, ok) {
-          if (!ok) finish(false);
+        handshake(_s, ok, error) {
+          if (!ok) finish(`TLS handshake failed${error?.message ? `: ${error.message}` : ""}`);
         },
         drain: send,
         data(_s, chunk) {
           head += chunk.toString("latin1");
           const eol = head.indexOf("\n");
           if (eol >= 0) finish(status(head.slice(0, eol)));
-          else if (head.length > STATUS_LINE_MAX) finish(false);
+          else if (head.length > STATUS_LINE_MAX) finish("not an HTTP answer");
         },
         close() {
-          finish(false);
+          finish("connection closed before an answer");
         },
-        error() {
-          finish(false);
+        error(_s, e) {
+          finish(socketError(e));
         },
-        connectError() {
-          finish(false);
+        connectError(_s, e) {
+          finish(socketError(e));
         },
       },
     }).then(
@@ -158,22 +188,40 @@ function attempt(x: Exchange, status: (line: string) => boolean): Promise<boolea
         socket = s;
         if (settled) s.end();
       },
-      () => finish(false),
+      (e) => finish(socketError(e)),
     );
   });
 }
 
-async function tcpOnce(host: string, port: number): Promise<boolean> {
-  for (const address of addressesOf(host)) if (await attempt({ address, port, request: null }, () => true)) return true;
-  return false;
+/** When a check must be over: each attempt's own limit, and the whole check's. */
+interface Limits {
+  attemptMs: number;
+  deadline: number;
+  abort?: AbortSignal;
+}
+
+/** Tries each address in turn until one passes; the last failure otherwise. */
+async function tryAddresses(host: string, limits: Limits, x: (address: string) => Exchange, status: (line: string) => Outcome): Promise<Outcome> {
+  let outcome: Outcome = "no address";
+  for (const address of addressesOf(host)) {
+    const ms = Math.min(limits.attemptMs, limits.deadline - performance.now());
+    if (ms <= 0 || limits.abort?.aborted) return TIMED_OUT;
+    outcome = await attempt(x(address), status, ms, limits.abort);
+    if (outcome === null) return null;
+  }
+  return outcome;
+}
+
+function tcpOnce(host: string, port: number, limits: Limits): Promise<Outcome> {
+  return tryAddresses(host, limits, (address) => ({ address, port, request: null }), () => null);
 }
 
 /**
- * GET the URL and read only the status line: ready on 2xx. HTTP/1.0 with
- * `Connection: close`, so that no server keeps the connection or chunks the answer;
- * a redirect is not followed (not ready), as with `fetch`'s redirect: "manual".
+ * GET the URL and read only the status line, which `accept` judges by its code.
+ * HTTP/1.0 with `Connection: close`, so that no server keeps the connection or chunks
+ * the answer; a redirect is not followed, as with `fetch`'s redirect: "manual".
  */
-async function httpOnce(url: URL): Promise<boolean> {
+function httpOnce(url: URL, accept: (code: number) => boolean, limits: Limits): Promise<Outcome> {
   const tls = url.protocol === "https:";
   const port = url.port === "" ? (tls ? 443 : 80) : Number(url.port);
   let request = `GET ${url.pathname}${url.search} HTTP/1.0\r\nHost: ${url.host}\r\nUser-Agent: pidone\r\nAccept: */*\r\nConnection: close\r\n`;
@@ -183,37 +231,111 @@ async function httpOnce(url: URL): Promise<boolean> {
   }
   request += "\r\n";
   const host = bare(url.hostname);
-  const ok = (line: string) => {
+  const status = (line: string): Outcome => {
     const m = /^HTTP\/\d(?:\.\d)? (\d{3})(?:[ \r]|$)/.exec(line);
-    return m !== null && m[1]!.startsWith("2");
+    if (m === null) return "not an HTTP answer";
+    return accept(Number(m[1])) ? null : `HTTP ${m[1]}`;
   };
-  for (const address of addressesOf(host)) {
-    if (await attempt({ address, port, request, tlsName: tls ? host : undefined }, ok)) return true;
-  }
-  return false;
+  return tryAddresses(host, limits, (address) => ({ address, port, request, tlsName: tls ? host : undefined }), status);
 }
 
+/** Readiness takes 2xx only: a redirect usually means "not serving yet" (a login, a maintenance page). */
+const READY_HTTP = (code: number) => code >= 200 && code < 300;
+
 async function once(probe: ReadyProbe, hooks: ProbeHooks, as: ProbeContext): Promise<boolean> {
+  const limits: Limits = { attemptMs: ATTEMPT_MS, deadline: Infinity };
   switch (probe.kind) {
     case "tcp":
-      return tcpOnce(probe.host, probe.port);
+      return (await tcpOnce(probe.host, probe.port, limits)) === null;
     case "http":
-      return httpOnce(new URL(probe.url));
+      return (await httpOnce(new URL(probe.url), READY_HTTP, limits)) === null;
     case "file":
       return existsSync(probe.path);
     case "exec": {
       const r = await hooks.runProgram(probe.argv, probe.executable, as);
-      // Kept for the "not ready" line: a probe that cannot even start (no descriptor left,
-      // no such program) would otherwise fail in silence until ready_timeout.
-      if (typeof r === "number") unstarted.delete(probe);
-      else unstarted.set(probe, r.message);
+      noteStart(probe, r);
       return r === 0;
     }
   }
 }
 
+/**
+ * Kept for the "not ready" line: a probe that cannot even start (no descriptor left,
+ * no such program) would otherwise fail in silence until ready_timeout.
+ */
+function noteStart(probe: ReadyProbe, r: number | SpawnFailure): void {
+  if (typeof r === "number") unstarted.delete(probe);
+  else unstarted.set(probe, r.message);
+}
+
 /** Why an exec probe's program last failed to start, while it does. */
 const unstarted = new WeakMap<ReadyProbe, string>();
+
+/**
+ * One liveness check (health.ts), over within `timeoutMs`: a tcp or http check closes
+ * its socket then, an exec check's process group gets SIGKILL (and the check ends once
+ * it is reaped, so that checks never overlap). `abort` ends it early the same way (the
+ * service stopped); its outcome then means nothing. http passes on 2xx and 3xx: a live
+ * server answered, and a redirect (to a login page, say) is no reason to kill it.
+ */
+export async function checkOnce(probe: HealthProbe, hooks: ProbeHooks, as: ProbeContext, timeoutMs: number, abort: AbortSignal): Promise<Outcome> {
+  const timedOut = `timed out after ${timeoutMs / 1000} s`;
+  const limits: Limits = { attemptMs: Infinity, deadline: performance.now() + timeoutMs, abort };
+  switch (probe.kind) {
+    case "tcp":
+    case "http": {
+      const host = probeHost(probe)!;
+      const failed = addresses.get(host);
+      if (failed instanceof Error) return `${host} did not resolve at start-up: ${failed.message}`;
+      const outcome = probe.kind === "tcp" ? await tcpOnce(probe.host, probe.port, limits) : await httpOnce(new URL(probe.url), (c) => c >= 200 && c < 400, limits);
+      return outcome === TIMED_OUT ? timedOut : outcome;
+    }
+    case "exec": {
+      let pid = 0;
+      let late = false;
+      let done = false;
+      const kill9 = () => {
+        if (done || pid === 0) return;
+        try {
+          kill(-pid, SIG.KILL);
+        } catch {
+          // already gone: its reap is on the way
+        }
+      };
+      const timeout = () => {
+        late = true;
+        kill9();
+      };
+      const timer = setTimeout(timeout, timeoutMs);
+      abort.addEventListener("abort", kill9);
+      const r = await hooks.runProgram(probe.argv, probe.executable, as, (p) => {
+        pid = p;
+        if (late || abort.aborted) kill9();
+      });
+      done = true;
+      clearTimeout(timer);
+      abort.removeEventListener("abort", kill9);
+      noteStart(probe, r);
+      if (typeof r !== "number") return `could not be started: ${r.message}`;
+      if (late) return timedOut;
+      return r === 0 ? null : `exit status ${r}`;
+    }
+  }
+}
+
+/** A probe as its config says it: "http http://127.0.0.1:8080/live", "tcp 127.0.0.1:5432", "exec pg_isready". */
+export function probeText(p: ReadyProbe): string {
+  switch (p.kind) {
+    case "tcp":
+      return `tcp ${p.host.includes(":") ? `[${p.host}]` : p.host}:${p.port}`;
+    case "http":
+      return `http ${p.url}`;
+    case "file":
+      return `file ${p.path}`;
+    case "exec":
+      return `exec ${p.argv.join(" ")}`;
+  }
+}
 
 export function describeProbe(p: ReadyProbe): string {
   const host = probeHost(p);

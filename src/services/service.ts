@@ -4,6 +4,7 @@
 //                            │                   │    └─no restart left─▶ ended
 //                            └─oneshot exit 0────┴──────────────▶ done
 //   any running state ─stop()─▶ stopping ─exit─▶ stopped
+//   starting, ready ─liveness check failed `retries` times─▶ unhealthy ─exit─▶ as a failure (backoff or ended)
 //   the operator: hold() ─▶ (stopping ─▶) stopped, held; release() ─▶ waiting
 //
 // What operators see (`--ctl status`) is display(): these states with the readiness,
@@ -16,10 +17,11 @@ import { getpid, kill } from "../sys/libc.ts";
 import { parentOf, processGroupOf } from "../process/tree.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
 import { describeProbe, waitReady, type ProbeHooks } from "./ready.ts";
+import { HealthMonitor } from "./health.ts";
 import { signalName, SIG } from "../signals/table.ts";
 import { timestamp, type DisplayState, type ExitInfo } from "../control/status.ts";
 
-export type ServiceState = "waiting" | "starting" | "ready" | "backoff" | "done" | "ended" | "stopping" | "stopped";
+export type ServiceState = "waiting" | "starting" | "ready" | "unhealthy" | "backoff" | "done" | "ended" | "stopping" | "stopped";
 
 export interface ServiceHost extends ProbeHooks {
   /** Spawns the service; returns its pid, or why it did not start. */
@@ -66,12 +68,15 @@ export class ServiceRunner {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private stopDone: (() => void) | null = null;
   private notReady = false;
+  /** Its liveness check; null: none. */
+  readonly health: HealthMonitor | null;
 
   constructor(
     readonly spec: ServiceSpec,
     private readonly host: ServiceHost,
   ) {
     this.backoffMs = spec.restartDelay * 1000;
+    this.health = spec.health && new HealthMonitor(spec.health, host, spec, (detail) => this.becomeUnhealthy(detail));
   }
 
   get name(): string {
@@ -103,6 +108,7 @@ export class ServiceRunner {
     this.notReady = false;
     this.host.track(r.pid, this);
     this.host.event(this.name, `started (pid ${r.pid})`, { event: "started", pid: r.pid });
+    this.health?.start(); // as Docker: from the process's start; start_period covers a slow one
     if (this.spec.oneshot && !this.spec.ready) return; // ready when it exits 0
     if (!this.spec.ready) return this.becomeReady();
     const pid = r.pid;
@@ -143,6 +149,11 @@ export class ServiceRunner {
       this.stopDone?.();
       return;
     }
+    if (this.state === "unhealthy") {
+      if (this.timer) clearTimeout(this.timer); // its SIGKILL
+      this.timer = null;
+      return this.afterExit(status);
+    }
     // A forking daemon: the parent exiting 0 hands over to the pid it wrote down.
     if (this.spec.pidfile && code === 0 && !this.notReady) {
       this.adopt(this.spec.pidfile);
@@ -175,10 +186,11 @@ export class ServiceRunner {
   }
 
   private afterExit(status: ExitStatus): void {
+    this.health?.stop(); // not at a daemon's handover (adopt): its checks go on
     const code = exitCodeOf(status);
     this.lastCode = code;
     if (this.spec.oneshot && code === 0) return this.becomeReady();
-    const failed = code !== 0 || this.notReady;
+    const failed = code !== 0 || this.notReady || this.state === "unhealthy";
     const policy = this.spec.restart;
     const restart = policy === "always" || (policy === "on-failure" && failed);
     if (restart) {
@@ -220,8 +232,25 @@ export class ServiceRunner {
     }
   }
 
+  /**
+   * Its liveness check failed `retries` times: stopped as a stop would (its stop signal,
+   * SIGKILL after stop_timeout), and its exit is a failure for the restart policy.
+   */
+  private becomeUnhealthy(detail: string): void {
+    if (this.pid === null || (this.state !== "starting" && this.state !== "ready")) return;
+    this.state = "unhealthy";
+    this.host.event(this.name, `unhealthy: ${detail}`, { event: "unhealthy" });
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.host.event(this.name, `killed: still running ${this.spec.stopTimeout} s after ${signalName(this.spec.stopSignal)}`, { event: "killed" });
+      this.signalGroup(SIG.KILL);
+    }, this.spec.stopTimeout * 1000);
+    this.signalGroup(this.spec.stopSignal);
+  }
+
   /** Stops it within `ms`: its stop signal, then SIGKILL. Resolves once it is gone. */
   stop(ms: number): Promise<void> {
+    this.health?.stop();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.pid === null) {
@@ -274,6 +303,7 @@ export class ServiceRunner {
     switch (this.state) {
       case "waiting":
       case "starting":
+      case "unhealthy":
       case "stopping":
       case "stopped":
         return this.state;
