@@ -13,6 +13,7 @@ import { handle, LISTEN_RESERVE, parseRequest, REQUEST_MAX, serveHttp, type Http
 import { escapeLabelValue, formatMetrics, METRICS_CONTENT_TYPE } from "../src/control/metrics.ts";
 import type { ServiceStatus, Status } from "../src/control/status.ts";
 import { contextSwitches } from "./fixtures/native-lib.ts";
+import { prometheusParse } from "./fixtures/prometheus.ts";
 import { PIDONE, ROOT, run, start, tempDir, waitFor } from "./helpers.ts";
 
 setDefaultTimeout(60_000);
@@ -280,32 +281,6 @@ describe("answers", () => {
 });
 
 // ---------------------------------------------------------------- the exposition
-
-/** Debian's python3-prometheus-client (scripts/setup-test-env.sh installs it), not pyenv's python. */
-const PYTHON = "/usr/bin/python3";
-const PARSE = `
-import json, math, sys
-from prometheus_client.parser import text_string_to_metric_families
-out = []
-for f in text_string_to_metric_families(sys.stdin.read()):
-    out.append({"name": f.name, "type": f.type, "help": f.documentation,
-                "samples": [[s.name, s.labels, "NaN" if math.isnan(s.value) else s.value] for s in f.samples]})
-print(json.dumps(out))
-`;
-
-interface Family {
-  name: string;
-  type: string;
-  help: string;
-  samples: [string, Record<string, string>, number | "NaN"][];
-}
-
-async function prometheusParse(text: string): Promise<Family[]> {
-  const proc = Bun.spawn([PYTHON, "-c", PARSE], { stdin: new Blob([text]), stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new Error(`prometheus_client could not parse the exposition (is python3-prometheus-client installed? scripts/setup-test-env.sh):\n${err}\n${text}`);
-  return JSON.parse(out);
-}
 
 describe("the Prometheus exposition", () => {
   test("a real parser reads every family, type, label and value", async () => {

@@ -7,6 +7,7 @@ import { CONTROL } from "../src/native/protocol.ts";
 import { peerCredentials } from "../src/sys/libc.ts";
 import { AS_PID1, PIDONE, needs, pid1Of, run, start, tempDir, waitFor, type Started } from "./helpers.ts";
 import { NATIVE, SINGLE_FILE, contextSwitches } from "./fixtures/native-lib.ts";
+import { prometheusParse } from "./fixtures/prometheus.ts";
 
 /** `pidone --ctl --control PATH ARGS...`: its exit code and output. */
 function ctl(path: string, ...args: string[]) {
@@ -285,6 +286,52 @@ shell = true
     const bad = await run([PIDONE, "--control", "relative.sock", "--service", "a: true"]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("Not a valid option for --control: relative.sock");
+  });
+});
+
+let port = 30000 + (process.pid % 5000);
+
+/** A GET from the test process (its own fetch, not pidone): status and body. */
+async function get(url: string): Promise<{ status: number; body: string }> {
+  const r = await fetch(url);
+  return { status: r.status, body: await r.text() };
+}
+
+describe("the HTTP endpoint, served by services mode", () => {
+  test("/healthz, /readyz, /status and /metrics follow the services; a stop signal turns /readyz to 503 at once", async () => {
+    const http = `127.0.0.1:${++port}`;
+    const r = await services(TWO, ["--http", http, "--grace", "10", "--stop-delay", "3"]);
+    try {
+      await waitFor(async () => (await get(`http://${http}/healthz`)).status === 200, 10_000, "/healthz 200");
+      expect(await get(`http://${http}/readyz`)).toEqual({ status: 200, body: "ok\n" });
+      const st = JSON.parse((await get(`http://${http}/status`)).body);
+      expect(st.services.map((x: { name: string; state: string }) => [x.name, x.state])).toEqual([
+        ["web", "running"],
+        ["worker", "running"],
+      ]);
+      expect((await ctl(r.sock, "restart", "worker")).code).toBe(0);
+      expect((await ctl(r.sock, "stop", "web")).code).toBe(0);
+      const sick = await get(`http://${http}/healthz`);
+      expect(sick.status).toBe(503);
+      expect(sick.body).toContain("web: stopped by the operator");
+      const families = await prometheusParse((await get(`http://${http}/metrics`)).body);
+      const value = (name: string, service: string) =>
+        families.find((f) => f.name === name)!.samples.find(([, l]) => l.service === service)![2];
+      expect(value("pidone_service_up", "web")).toBe(0);
+      expect(value("pidone_service_up", "worker")).toBe(1);
+      expect(value("pidone_service_last_exit_code", "web")).toBe(143);
+      expect(value("pidone_service_restarts", "worker")).toBe(0); // the operator's restart does not count
+      expect(families.find((f) => f.name === "pidone_reaped")!.samples[0]![2]).toBeGreaterThanOrEqual(2);
+      expect((await ctl(r.sock, "start", "web")).code).toBe(0);
+      await waitFor(async () => (await get(`http://${http}/healthz`)).status === 200, 10_000, "/healthz 200 again");
+      // The stop delay holds the stop; /readyz says 503 from the first signal on.
+      process.kill(r.pid1, "SIGTERM");
+      await waitFor(async () => (await get(`http://${http}/readyz`)).status === 503, 2_000, "/readyz 503");
+      expect((await get(`http://${http}/readyz`)).body).toContain("pidone is stopping");
+      expect(await r.p.exit()).toBe(0);
+    } finally {
+      r.p.proc.kill("SIGKILL");
+    }
   });
 });
 

@@ -4,11 +4,13 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DOCKER_ENGINE, buildScratchImage, dockerAvailable } from "./docker.ts";
+import { DOCKER_ENGINE, addSymlinks, buildScratchImage, dockerAvailable } from "./docker.ts";
+import { prometheusParse } from "./fixtures/prometheus.ts";
 import { needs, run, tempDir, waitFor, type RunResult } from "./helpers.ts";
 
 const DOCKER = await dockerAvailable();
 const RUN_ID = `${process.pid}`;
+const BASE = `pidone-test-control-base:${RUN_ID}`;
 const IMAGE = `pidone-test-control:${RUN_ID}`;
 const containers: string[] = [];
 
@@ -59,16 +61,17 @@ needs(DOCKER, DOCKER_ENGINE)("pidone --ctl in a container", () => {
     mkdirSync(join(dir, "cfg"));
     writeFileSync(join(dir, "cfg", "services.toml"), SERVICES);
     await buildScratchImage({
-      tag: IMAGE,
+      tag: BASE,
       files: { "/cfg/services.toml": join(dir, "cfg", "services.toml") },
       extra: ["HEALTHCHECK --interval=1s --timeout=5s --retries=2 CMD [\"/pidone\", \"--ctl\", \"health\"]"],
       entrypoint: ["/pidone"],
     });
+    await addSymlinks(BASE, IMAGE, { "/bin/wget": "busybox" });
   }, 180_000);
 
   afterAll(async () => {
     for (const c of containers) await docker(["rm", "-f", c]);
-    await docker(["rmi", "-f", IMAGE]);
+    await docker(["rmi", "-f", IMAGE, BASE]);
   }, 120_000);
 
   test("status shows the services; restart gives a new pid and keeps the rest; HEALTHCHECK follows health", async () => {
@@ -128,4 +131,17 @@ needs(DOCKER, DOCKER_ENGINE)("pidone --ctl in a container", () => {
     expect(env.code).toBe(0);
     expect(env.stdout).toMatch(/^web\s+running/m);
   }, 90_000);
+
+  test("/metrics from inside the container parses; /healthz follows an operator's stop", async () => {
+    const name = await detached("http", ["--http", "127.0.0.1:9100", "-c", "/cfg/services.toml"]);
+    const wget = (path: string) => docker(["exec", name, "wget", "-q", "-O", "-", `http://127.0.0.1:9100${path}`]);
+    await waitFor(async () => (await wget("/healthz")).code === 0, 30_000, "/healthz 200");
+    const families = await prometheusParse((await wget("/metrics")).stdout);
+    const up = families.find((f) => f.name === "pidone_service_up")!;
+    expect(Object.fromEntries(up.samples.map(([, l, v]) => [l.service, v]))).toEqual({ web: 1, worker: 1, cron: 1 });
+    expect((await ctl(name, "stop", "cron")).code).toBe(0);
+    expect((await wget("/healthz")).code).toBe(0); // cron is not critical
+    expect((await ctl(name, "stop", "web")).code).toBe(0);
+    expect((await wget("/healthz")).code).not.toBe(0); // busybox wget fails on a 503
+  }, 60_000);
 });
