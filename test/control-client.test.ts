@@ -267,9 +267,11 @@ for (const [label, bin] of CLIENTS) {
 }
 
 needs(NATIVE, SINGLE_FILE)("pidone --ctl costs no runtime in the single file", () => {
-  test("it runs under limits that refuse the runtime's start: 4 descriptors, 4 MiB of data", async () => {
+  test("it runs under limits that refuse the runtime's start: 4 descriptors, 16 MiB of data", async () => {
     const s = statusServer();
-    const limits = "ulimit -n 4; ulimit -d 4096;";
+    // RLIMIT_DATA below the file's own writable segments (about 4 MiB, growing with the
+    // bundle) would fail the exec itself; 16 MiB lets the stub run and refuse the runtime.
+    const limits = "ulimit -n 4; ulimit -d 16384;";
     const r = await run(["sh", "-c", `${limits} exec "$0" --ctl --control "$1" status`, PIDONE, s.path]);
     expect(r).toEqual({ code: 0, stdout: "NAME  STATE\nweb   running\n", stderr: "" });
     // The runtime does not start there: the stub's limits check refuses it first.

@@ -60,9 +60,11 @@ needs(DOCKER, DOCKER_ENGINE)("pidone --ctl in a container", () => {
     const dir = tempDir("pidone-ctl-img-");
     mkdirSync(join(dir, "cfg"));
     writeFileSync(join(dir, "cfg", "services.toml"), SERVICES);
+    writeFileSync(join(dir, "keep"), "");
     await buildScratchImage({
       tag: BASE,
-      files: { "/cfg/services.toml": join(dir, "cfg", "services.toml") },
+      // A /run, as Debian's and Alpine's images have (pidone makes none: FROM scratch has none).
+      files: { "/cfg/services.toml": join(dir, "cfg", "services.toml"), "/run/.keep": join(dir, "keep") },
       extra: ["HEALTHCHECK --interval=1s --timeout=5s --retries=2 CMD [\"/pidone\", \"--ctl\", \"health\"]"],
       entrypoint: ["/pidone"],
     });
@@ -121,7 +123,7 @@ needs(DOCKER, DOCKER_ENGINE)("pidone --ctl in a container", () => {
     const off = await detached("ro", ["-c", "/cfg/services.toml"], ["--read-only"]);
     await waitFor(async () => (await docker(["logs", off])).stdout.includes("no control socket"), 30_000, "the line");
     const logs = await docker(["logs", off]);
-    expect(logs.stdout).toContain("give --control PATH (or PIDONE_CONTROL) in a writable directory");
+    expect(logs.stdout).toContain("no control socket: /run is read-only; give --control PATH (or PIDONE_CONTROL) in a writable directory");
     expect((await ctl(off, "status")).code).toBe(3);
     expect((await ctl(off, "health")).code).toBe(1);
 

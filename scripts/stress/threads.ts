@@ -342,23 +342,40 @@ signals = ["WINCH"]
 `;
 }
 
-/** Services mode: bursts, restarts, probes, signal storms, the stop. */
+/** One `pidone --ctl` call (the operator's client, not pidone): its exit code. */
+async function ctl(bin: string, sock: string, ...words: string[]): Promise<number> {
+  const proc = Bun.spawn([bin, "--ctl", "--control", sock, ...words], { stdout: "ignore", stderr: "ignore" });
+  return proc.exited;
+}
+
+/** Services mode: bursts, restarts, probes, signal storms, the operator's requests (control socket and HTTP), the stop. */
 export async function servicesMode(bin: string, busyMs: number, format: "prefix" | "json" = "prefix"): Promise<Outcome> {
   const dir = mkdtempSync(join(tmpdir(), "pidone-threads-"));
   try {
     const file = join(dir, "services.toml");
     writeFileSync(file, servicesConfig(dir, format));
     const events = (l: string) => (format === "json" ? l.includes('"event":') : l.startsWith("pidone ")) || /usr1/.test(l);
-    const p = await startPid1(bin, ["--config", file], events);
+    const sock = join(dir, "control.sock");
+    const http = `127.0.0.1:${port++}`;
+    const p = await startPid1(bin, ["--control", sock, "--http", http, "--config", file], events);
     const watch = new ThreadWatch(p.pid);
     // The first service started: every thread pidone keeps exists by then.
     await p.waitFor("the first service", () => /started/.test(p.text()), 15_000);
     watch.mark();
     await p.waitFor("sig's start (every probe passed)", () => /sig\W+(?:message\W+)?started|"service":"sig","event":"started"/.test(p.text()), 30_000);
     let signals = 0;
-    for (const busy = busyUntil(busyMs); busy(); ) {
+    let requests = 0;
+    for (let round = 0, busy = busyUntil(busyMs); busy(); round++) {
       signals += await storm(p.pid, "SIGWINCH", 2000);
       signals += await storm(p.pid, "SIGUSR1", 200);
+      // The operator's side: every answer is served on the threads of start-up too.
+      const asked = await Promise.all([
+        ctl(bin, sock, "status", "--json"),
+        ctl(bin, sock, ...(round % 3 === 0 ? ["restart", "chatty"] : ["health"])),
+        fetch(`http://${http}/metrics`).then((r) => r.text().then(() => 0), () => 1),
+        fetch(`http://${http}/status`).then((r) => r.text().then(() => 0), () => 1),
+      ]);
+      requests += asked.length;
       await Bun.sleep(100);
     }
     watch.stopping();
@@ -370,7 +387,7 @@ export async function servicesMode(bin: string, busyMs: number, format: "prefix"
       mode: `services (${format})`,
       census: await watch.finish(),
       code,
-      did: `${p.lines} lines, ${restarts} restarts, ${signals} signals`,
+      did: `${p.lines} lines, ${restarts} restarts, ${signals} signals, ${requests} control and HTTP requests`,
       output: text,
     };
   } finally {

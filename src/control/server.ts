@@ -38,16 +38,16 @@ export function controlPlace(given: string | null, fromConfig: string | null): C
   const chosen = given ?? fromConfig;
   if (chosen === "none") return { off: null };
   if (chosen !== null) return { path: chosen };
+  // Only inside an existing /run: nothing is written to the image's own directories
+  // unasked (a FROM scratch image has no /run).
   try {
-    // A FROM scratch image has no /run: made as a distribution has it, when / is writable.
-    mkdirSync(dirname(DEFAULT_DIR), { mode: 0o755, recursive: true });
     mkdirSync(DEFAULT_DIR, { mode: 0o700 });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== "EEXIST") {
-      return {
-        off: `no control socket: cannot make ${DEFAULT_DIR} (${code}); give --control PATH (or PIDONE_CONTROL) in a writable directory to use pidone --ctl`,
-      };
+      const run = dirname(DEFAULT_DIR);
+      const why = code === "ENOENT" ? `${run} does not exist` : code === "EROFS" ? `${run} is read-only` : `cannot make ${DEFAULT_DIR} (${code})`;
+      return { off: `no control socket: ${why}; give --control PATH (or PIDONE_CONTROL) in a writable directory to use pidone --ctl` };
     }
   }
   return { path: CONTROL.DEFAULT_PATH };
