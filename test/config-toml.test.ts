@@ -189,6 +189,7 @@ describe("defaults", () => {
       stopTimeout: 10,
       signals: "all",
       pidfile: null,
+      watchdog: null,
     });
     expect(DEFAULTS.critical).toBe(true);
   });

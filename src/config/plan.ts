@@ -68,6 +68,7 @@ function shellDraft(entry: ProcEntry, where: Where, origin: string): ServiceDraf
       stopTimeout: DEFAULTS.stopTimeout,
       signals: "all",
       pidfile: null,
+      watchdog: null,
     },
     where: () => where,
     afterRefs: [],
