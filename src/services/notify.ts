@@ -65,8 +65,10 @@ export class Notifications {
   /** This run's directory (PARENT/pidone-notify/XXXXXX), or why there is none. */
   private runDir: string | { why: string } | null = null;
   private readonly sockets = new Map<ServiceRunner, Socket | { why: string }>();
-  /** Readiness pipes' read ends, for the current run of each fd service. */
+  /** Readiness pipes' read ends, for the current run of each fd service (closed at its end of file). */
   private readonly pipes = new Map<ServiceRunner, number>();
+  /** Pipes whose newline came: what follows is read and dropped. */
+  private readonly said = new Set<ServiceRunner>();
   private draining = false;
 
   constructor(
@@ -151,7 +153,7 @@ export class Notifications {
     let more = false;
     try {
       for (const [r, s] of this.sockets) if (!("why" in s)) more = this.drainSocket(r, s) || more;
-      for (const [r, fd] of this.pipes) this.drainPipe(r, fd);
+      for (const [r, fd] of [...this.pipes]) more = this.drainPipe(r, fd) || more;
     } finally {
       this.draining = false;
     }
@@ -275,36 +277,45 @@ export class Notifications {
 
   // ---------------------------------------------------------------- readiness pipes
 
-  private drainPipe(r: ServiceRunner, fd: number): void {
-    const buf = new Uint8Array(512);
-    for (;;) {
+  /** True when it stopped at BATCH reads with more maybe left. */
+  private drainPipe(r: ServiceRunner, fd: number): boolean {
+    const buf = pipeBuffer;
+    for (let i = 0; i < BATCH; i++) {
       const n = readSome(fd, buf);
-      if (n === -errno.EAGAIN || n === -errno.EINTR) return;
+      if (n === -errno.EINTR) continue;
+      if (n === -errno.EAGAIN) return false;
       if (n < 0) {
         log.warn(`${r.name}: reading its notification descriptor: ${strerror(-n)}`);
-        return this.closePipe(r);
+        this.closePipe(r);
+        return false;
       }
       if (n === 0) {
+        const said = this.said.has(r);
+        this.closePipe(r);
+        if (said) return false;
         const fdNumber = r.spec.ready?.kind === "fd" ? r.spec.ready.fd : "?";
         this.event(r.name, `closed descriptor ${fdNumber} without a newline: it will not become ready`, { event: "notify-closed" });
-        return this.closePipe(r);
+        return false;
       }
-      if (buf.subarray(0, n).includes(0x0a)) {
-        // s6's reader stops at the newline as well: what the service writes later goes nowhere.
-        this.closePipe(r);
-        if (r.state === "starting") r.announceReady();
-        return;
-      }
+      if (this.said.has(r) || !buf.subarray(0, n).includes(0x0a)) continue;
+      // Read on after the newline rather than closed: a later write must not cost the
+      // service a SIGPIPE.
+      this.said.add(r);
+      if (r.state === "starting") r.announceReady();
     }
+    return true;
   }
 
   private closePipe(r: ServiceRunner): void {
     const fd = this.pipes.get(r);
     if (fd === undefined) return;
     this.pipes.delete(r);
+    this.said.delete(r);
     safeClose(fd);
   }
 }
+
+const pipeBuffer = new Uint8Array(512);
 
 /** Why `d` may not speak for `r`, or null when it may. */
 function refusal(r: ServiceRunner, d: Datagram): string | null {
