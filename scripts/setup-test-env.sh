@@ -25,6 +25,9 @@ command -v strace >/dev/null || need+=(strace)
 # The services Docker proof (test/docker-services.test.ts) builds a Debian image with
 # openssh-server and cron.
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+# The readiness protocols' test (test/services-notify.test.ts) speaks sd_notify with
+# Debian's own client; the package installs systemd without making it PID 1 of anything.
+command -v systemd-notify >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup-test-env: missing ${need[*]}; run as root or install them" >&2
