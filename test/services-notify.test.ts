@@ -2,7 +2,7 @@
 // Python sd_notify client, and s6's notification descriptor; pidone as PID 1 of a PID
 // namespace. Also the NOTIFY_SOCKET pidone inherits, in services mode and in tini's.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AS_PID1, PIDONE, ROOT, needs, pid1Of, run, start, tempDir, waitFor, type Started } from "./helpers.ts";
 import { NATIVE, SINGLE_FILE, contextSwitches } from "./fixtures/native-lib.ts";
@@ -201,6 +201,46 @@ restart_delay = 0.1
     // Six pings 0.4 s apart outlast the 2 s: unhealthy only once they stopped.
     expect(at(out, "silent")).toBeLessThan(at(out, "unhealthy"));
     expect(await stop(p, pid1)).toBe(0);
+  }, 60_000);
+});
+
+needs(SYSTEMD_NOTIFY !== null && PYTHON !== null, "systemd-notify and python3")("where the sockets are", () => {
+  test("without a writable /run, under /dev/shm", async () => {
+    const dir = workDir();
+    const file = config(dir, `[services.app]\ncommand = "echo socket=$NOTIFY_SOCKET; systemd-notify --ready; exec sleep 100"\nshell = true\nready = { notify = true }\n`);
+    // A read-only /run in pidone's own mount namespace; exec keeps pidone PID 1.
+    const script = `mount --bind /run /run && mount -o remount,bind,ro /run && exec ${PIDONE} --control none -c ${file}`;
+    const p = start([...AS_PID1, "sh", "-c", script]);
+    const pid1 = await pid1Of(p.proc.pid);
+    await p.waitStdout("app: ready");
+    expect(p.stdout()).toMatch(/socket=\/dev\/shm\/pidone-notify\/run-\w+\/app\/notify\.sock/);
+    expect(await stop(p, pid1)).toBe(0);
+  }, 60_000);
+
+  test("a run directory left by a killed pidone is removed once old and silent; a live one's is kept", async () => {
+    const dir = workDir();
+    // A socket file nobody listens on any more, in a directory two minutes old.
+    const stale = join("/run/pidone-notify", `run-test-${process.pid}`);
+    mkdirSync(join(stale, "app"), { recursive: true });
+    expect((await run(["python3", "-c", `import socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).bind("${join(stale, "app", "notify.sock")}")`])).code).toBe(0);
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(stale, old, old);
+    const file = config(dir, `[services.app]\ncommand = "echo socket=$NOTIFY_SOCKET; systemd-notify --ready; exec sleep 100"\nshell = true\nready = { notify = true }\n`);
+    const first = start(pidone(dir, file));
+    const firstPid1 = await pid1Of(first.proc.pid);
+    await first.waitStdout("app: ready");
+    expect(existsSync(stale)).toBe(false);
+    // A second pidone meanwhile: the first's directory answers, and is old enough only in name.
+    const live = dirname(dirname(/socket=(\S+)/.exec(first.stdout())![1]!));
+    utimesSync(live, old, old);
+    const dir2 = workDir();
+    const second = start(pidone(dir2, config(dir2, `[services.b]\ncommand = "systemd-notify --ready; exec sleep 100"\nshell = true\nready = { notify = true }\n`)));
+    const secondPid1 = await pid1Of(second.proc.pid);
+    await second.waitStdout("b: ready");
+    expect(existsSync(live)).toBe(true);
+    expect(await stop(second, secondPid1)).toBe(0);
+    expect(await stop(first, firstPid1)).toBe(0);
+    expect(existsSync(live)).toBe(false);
   }, 60_000);
 });
 
