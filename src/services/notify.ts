@@ -13,7 +13,7 @@
 // pid that is the service's main process or leads to it (its parents, or its process
 // group). A sender that has already exited can no longer be placed: its message is
 // accepted when its uid is the service's own.
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync } from "node:fs";
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { LEVEL, log } from "../log/logger.ts";
 import { parentOf, processGroupOf } from "../process/tree.ts";
@@ -31,6 +31,7 @@ import {
   sendDatagram,
   strerror,
   wakeOnInput,
+  SyscallError,
   UNIX_PATH_MAX,
   O_CLOEXEC,
   type Datagram,
@@ -62,7 +63,7 @@ export type Prepared =
   | { ok: false; message: string };
 
 export class Notifications {
-  /** This run's directory (PARENT/pidone-notify/XXXXXX), or why there is none. */
+  /** This run's directory (PARENT/pidone-notify/run-XXXXXX), or why there is none. */
   private runDir: string | { why: string } | null = null;
   private readonly sockets = new Map<ServiceRunner, Socket | { why: string }>();
   /** Readiness pipes' read ends, for the current run of each fd service (closed at its end of file). */
@@ -99,7 +100,7 @@ export class Notifications {
     const none = () => {};
     if (ready?.kind === "notify") {
       const s = this.sockets.get(r);
-      if (!s || "why" in s) return { ok: false, message: `no NOTIFY_SOCKET for ${r.name}: ${s ? s.why : "not made"}` };
+      if (!s || "why" in s) return { ok: false, message: `no NOTIFY_SOCKET: ${s ? s.why : "not made"}` };
       this.discard(r, s.fd);
       const env: Record<string, string> = { NOTIFY_SOCKET: s.path };
       if (r.spec.watchdog !== null) env.WATCHDOG_USEC = String(Math.round(r.spec.watchdog * 1e6));
@@ -111,20 +112,21 @@ export class Notifications {
       try {
         ends = pipe(O_CLOEXEC);
       } catch (e) {
-        return { ok: false, message: `no notification pipe for ${r.name}: ${e instanceof Error ? e.message : String(e)}` };
+        return { ok: false, message: `no notification pipe: ${e instanceof Error ? e.message : String(e)}` };
       }
-      let from = ends[1];
+      let from: number;
       try {
         wakeOnInput(ends[0]);
         // A copy at ready.fd or above, so that number stays taken in pidone during the
         // spawn: a descriptor the spawn makes itself (the exec trampoline's report pipe)
         // can then never land on ready.fd and be replaced by the child's dup2.
         from = dupAtLeast(ends[1], ready.fd);
-        close(ends[1]);
       } catch (e) {
         safeClose(ends[0]);
+        const why = e instanceof SyscallError && e.errno === errno.EINVAL ? `descriptor ${ready.fd} is not below the descriptor limit (ulimit -n)` : String(e instanceof Error ? e.message : e);
+        return { ok: false, message: `no notification pipe: ${why}` };
+      } finally {
         safeClose(ends[1]);
-        return { ok: false, message: `no notification pipe for ${r.name}: ${e instanceof Error ? e.message : String(e)}` };
       }
       return {
         ok: true,
