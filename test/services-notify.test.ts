@@ -265,6 +265,10 @@ critical = false
 command = "while [ ! -s ${path} ]; do sleep 0.05; done; python3 ${dir}/notify.py READY=1 $(cat ${path}); exec sleep 100"
 shell = true
 critical = false
+[services.ghost]
+command = "while [ ! -s ${path} ]; do sleep 0.05; done; exec python3 ${dir}/notify.py READY=1 $(cat ${path})"
+shell = true
+critical = false
 [services.other]
 command = "while [ ! -s ${path} ]; do sleep 0.05; done; exec python3 ${dir}/notify.py READY=1 $(cat ${path})"
 shell = true
@@ -287,6 +291,10 @@ critical = false
     // root, alive, in another service's tree: its datagram arrived and was ignored.
     expect(out).toMatch(/stranger\s*\| sent/);
     expect(out).toMatch(/app: ignored a notification from pid \d+ \(uid 0\): pid \d+ is not in the service's process tree/);
+    // root, and gone by the time it is read (or not yet: then not in the tree either)
+    expect(out).toMatch(/ghost\s*\| sent/);
+    const refusals = out.match(/app: ignored a notification from pid \d+ \(uid 0\): pid \d+ (has exited, and uid 0 is not the service's \(65534\)|is not in the service's process tree)/g);
+    expect(refusals).toHaveLength(2);
     // another uid cannot even enter the directory
     expect(out).toMatch(/other\s*\| refused: PermissionError/);
     const socket = readFileSync(path, "latin1").trim();
