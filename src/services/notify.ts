@@ -6,6 +6,9 @@
 // owned for SIGIO (libc.ts wakeOnInput): the kernel signals pidone when a datagram or a
 // line arrives (or a pipe's writers are gone), services mode's signal handler calls
 // drain(), and drain() reads until EAGAIN. Idle, a notify service costs no wake-up.
+// SIGIO itself rather than a real-time signal (F_SETSIG): the plain -glibc file's
+// process.on catches SIGIO but no real-time signal, and the kernel falls back to SIGIO
+// whenever its real-time queue is full anyway.
 //
 // Who may speak for a service (README: "Readiness protocols"): the socket is in a
 // directory only the service's uid (and root) may enter, and each message's sender, as
