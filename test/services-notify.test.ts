@@ -463,6 +463,10 @@ watchdog = 5
 command = ["true"]
 ready = { notify = true }
 watchdog = 0
+[services.e]
+command = ["true"]
+ready = { notify = true }
+pidfile = "/run/e.pid"
 `,
     );
     const r = await run([PIDONE, "--check", "-c", file]);
@@ -471,6 +475,7 @@ watchdog = 0
     expect(r.stderr).toContain(`${file}:6: services.b.ready.fd: expected a descriptor number from 3 to 1023, got the integer 2`);
     expect(r.stderr).toContain(`${file}:10: services.c.watchdog: needs ready = { notify = true }`);
     expect(r.stderr).toContain(`${file}:14: services.d.watchdog: must be greater than 0 seconds`);
+    expect(r.stderr).toContain(`${file}:18: services.e.pidfile: cannot be combined with ready = { notify = … } (a notify daemon names its main process with MAINPID=)`);
     const good = join(dir, "good.toml");
     writeFileSync(good, `[services.a]\ncommand = ["true"]\nready = { notify = true }\nwatchdog = 1.5\n[services.b]\ncommand = ["true"]\nready = { fd = 3 }\n`);
     expect((await run([PIDONE, "--check", "-c", good])).code).toBe(0);

@@ -461,6 +461,11 @@ function readService(name: string, raw: unknown, src: TomlSource): ServiceDraft 
   if (watchdog !== null && (rawReady === undefined || (ready !== null && ready.kind !== "notify"))) {
     r.bad("watchdog", "needs ready = { notify = true }: WATCHDOG=1 arrives on the NOTIFY_SOCKET");
   }
+  // The readiness a service says is its own run's: a daemon handed over by pid file would
+  // speak after the process pidone started has gone (MAINPID= is sd_notify's own handover).
+  if (pidfile !== null && (ready?.kind === "notify" || ready?.kind === "fd")) {
+    r.bad("pidfile", `cannot be combined with ready = { ${ready.kind} = … }${ready.kind === "notify" ? " (a notify daemon names its main process with MAINPID=)" : ""}`);
+  }
 
   // Combinations that cannot mean anything.
   if (oneshot && restart === "always") r.bad("restart", `a oneshot that exits 0 has succeeded: restart = "always" would run it forever (use "on-failure")`);
