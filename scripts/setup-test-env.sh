@@ -33,6 +33,9 @@ command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 # The HTTP endpoint's test (test/control-http.test.ts) reads /metrics with a real
 # Prometheus parser: Debian's, under Debian's python3 (not one earlier on PATH).
 /usr/bin/python3 -c 'import prometheus_client.parser' 2>/dev/null || need+=(python3-prometheus-client)
+# The readiness protocols' test (test/services-notify.test.ts) speaks sd_notify with
+# Debian's own client; the package installs systemd without making it PID 1 of anything.
+command -v systemd-notify >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup-test-env: missing ${need[*]}; run as root or install them" >&2

@@ -415,7 +415,7 @@ describe("check() and buildPlan() on files", () => {
         `${file}:9: services.db.after[0]: dependency cycle: db -> app -> db`,
         `${file}:12: services.app.command: program "app-server" not found in PATH (/usr/bin:/bin)`,
         `${file}:13: services.app.after[1]: unknown service "cahce"`,
-        `${file}:14: services.app.ready: takes exactly one of tcp, http, file, exec; got tcp and file`,
+        `${file}:14: services.app.ready: takes exactly one of tcp, http, file, exec, notify, fd; got tcp and file`,
         `${file}:15: services.app.stop_signal: unknown signal "SIGSTOPP" (a name such as "TERM" or "SIGHUP", a number, or "RTMIN+n")`,
         `${file}:18: services.worker.command: "|" is a shell operator at character 8 (quote it to pass it as an argument, or set shell = true to run it with /bin/sh -c)`,
         `${file}:19: services.worker.cwd: must be an absolute path, got "var/lib/worker"`,

@@ -191,6 +191,7 @@ describe("defaults", () => {
       stopTimeout: 10,
       signals: "all",
       pidfile: null,
+      watchdog: null,
     });
     expect(DEFAULTS.critical).toBe(true);
   });
@@ -267,6 +268,8 @@ describe("defaults", () => {
       executable: "/usr/bin/pg_isready",
     });
     expect(one('command = "x"\nready.exec = ["/bin/check"]').ready).toEqual({ kind: "exec", argv: ["/bin/check"], executable: "/bin/check" });
+    expect(one('command = "x"\nready = { notify = true }\nwatchdog = 1.5')).toMatchObject({ ready: { kind: "notify" }, watchdog: 1.5 });
+    expect(one('command = "x"\nready = { fd = 3 }').ready).toEqual({ kind: "fd", fd: 3 });
   });
 
   test("integers are accepted for user and stop_signal", () => {
@@ -313,7 +316,7 @@ describe("every problem, each on its own line", () => {
       'app.toml:13: services.web.restrat: unknown key "restrat" (did you mean "restart"?)',
       'app.toml:14: services.web.env.PORT: expected a string, got the integer 8080 (write PORT = "8080")',
       'app.toml:15: services.web.after[0]: unknown service "dbb"',
-      "app.toml:16: services.web.ready: takes exactly one of tcp, http, file, exec; got tcp and http",
+      "app.toml:16: services.web.ready: takes exactly one of tcp, http, file, exec, notify, fd; got tcp and http",
       'app.toml:19: services.cache.command: "$PORT" would be expanded by a shell at character 21 (quote it with \'…\' for a literal $, or set shell = true to run it with /bin/sh -c)',
       "app.toml:20: services.cache.max_restarts: expected an integer 0 or more, got the integer -1",
       'app.toml:21: services.cache.stop_signal: unknown signal "SIGFOO" (a name such as "TERM" or "SIGHUP", a number, or "RTMIN+n")',
@@ -356,7 +359,7 @@ describe("every problem, each on its own line", () => {
       'app.toml:10: services.s.critical: expected true or false, got the string "no"',
       "app.toml:11: services.s.oneshot: expected true or false, got the integer 1",
       'app.toml:12: services.s.after: expected an array of service names, got the string "db" (write after = ["db"])',
-      "app.toml:13: services.s.ready: expected one of { tcp = … }, { http = … }, { file = … }, { exec = … }, got the integer 5432",
+      "app.toml:13: services.s.ready: expected one of { tcp = … }, { http = … }, { file = … }, { exec = … }, { notify = … }, { fd = … }, got the integer 5432",
       'app.toml:14: services.s.ready_timeout: expected a number of seconds, got the string "30"',
       "app.toml:15: services.s.stop_signal: expected a signal name or number, got the float 1.5",
       'app.toml:16: services.s.stop_timeout: expected a number of seconds, got the string "10"',
@@ -440,7 +443,7 @@ describe("every problem, each on its own line", () => {
 
   test("ready probes", () => {
     const cases: [string, string][] = [
-      ["ready = {}", "app.toml:3: services.s.ready: expected one of { tcp = … }, { http = … }, { file = … }, { exec = … }"],
+      ["ready = {}", "app.toml:3: services.s.ready: expected one of { tcp = … }, { http = … }, { file = … }, { exec = … }, { notify = … }, { fd = … }"],
       ["ready = { tpc = 80 }", 'app.toml:3: services.s.ready.tpc: unknown key "tpc" (did you mean "tcp"?)'],
       ["ready = { tcp = 0 }", "app.toml:3: services.s.ready.tcp: expected a port from 1 to 65535, got the integer 0"],
       ["ready = { tcp = 70000 }", "app.toml:3: services.s.ready.tcp: expected a port from 1 to 65535, got the integer 70000"],
@@ -458,7 +461,7 @@ describe("every problem, each on its own line", () => {
     ];
     for (const [body, message] of cases) expect(bad(`command = "x"\n${body}`)).toEqual([message]);
     expect(bad('command = "x"\n[services.s.ready]\n\nfile = "/r"\nexec = ["c"]')).toEqual([
-      "app.toml:3: services.s.ready: takes exactly one of tcp, http, file, exec; got file and exec",
+      "app.toml:3: services.s.ready: takes exactly one of tcp, http, file, exec, notify, fd; got file and exec",
     ]);
   });
 

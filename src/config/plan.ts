@@ -76,6 +76,7 @@ function shellDraft(entry: ProcEntry, where: Where, origin: string): ServiceDraf
       stopTimeout: DEFAULTS.stopTimeout,
       signals: "all",
       pidfile: null,
+      watchdog: null,
     },
     where: () => where,
     afterRefs: [],

@@ -97,8 +97,9 @@ export const SERVICE_KEYS = [
   // environment files
   "env_file",
   "health",
+  "watchdog",
 ] as const;
-export const READY_KINDS = ["tcp", "http", "file", "exec"] as const;
+export const READY_KINDS = ["tcp", "http", "file", "exec", "notify", "fd"] as const;
 export const HEALTH_KINDS = ["tcp", "http", "exec"] as const;
 export const HEALTH_KEYS = [...HEALTH_KINDS, "interval", "timeout", "retries", "start_period"] as const;
 const TOP_KEYS = ["settings", "services"] as const;
@@ -532,6 +533,17 @@ function readService(name: string, raw: unknown, src: TomlSource): ServiceDraft 
 
   const pidfile = r.has("pidfile") ? r.absolutePath("pidfile", r.get("pidfile")) : null;
 
+  // watchdog: WATCHDOG=1 comes over sd_notify, so it needs ready = { notify = true }
+  const watchdog = r.has("watchdog") ? r.seconds("watchdog", 0, true) : null;
+  if (watchdog !== null && (rawReady === undefined || (ready !== null && ready.kind !== "notify"))) {
+    r.bad("watchdog", "needs ready = { notify = true }: WATCHDOG=1 arrives on the NOTIFY_SOCKET");
+  }
+  // The readiness a service says is its own run's: a daemon handed over by pid file would
+  // speak after the process pidone started has gone (MAINPID= is sd_notify's own handover).
+  if (pidfile !== null && (ready?.kind === "notify" || ready?.kind === "fd")) {
+    r.bad("pidfile", `cannot be combined with ready = { ${ready.kind} = … }${ready.kind === "notify" ? " (a notify daemon names its main process with MAINPID=)" : ""}`);
+  }
+
   // Combinations that cannot mean anything.
   if (oneshot && restart === "always") r.bad("restart", `a oneshot that exits 0 has succeeded: restart = "always" would run it forever (use "on-failure")`);
   if (oneshot && rawReady !== undefined) r.bad("ready", "a oneshot is ready when it exits 0: it takes no ready probe");
@@ -564,6 +576,7 @@ function readService(name: string, raw: unknown, src: TomlSource): ServiceDraft 
     stopTimeout,
     signals,
     pidfile,
+    watchdog,
   };
   return {
     spec,
@@ -584,7 +597,7 @@ function readReady(r: TableReader, v: unknown): ReadyProbe | null {
   t.unknownKeys(READY_KINDS);
   const given = READY_KINDS.filter((k) => t.has(k));
   if (given.length !== 1) {
-    if (given.length > 1) t.bad([], `takes exactly one of tcp, http, file, exec; got ${given.join(" and ")}`);
+    if (given.length > 1) t.bad([], `takes exactly one of ${READY_KINDS.join(", ")}; got ${given.join(" and ")}`);
     else if (Object.keys(v).every((k) => !(READY_KINDS as readonly string[]).includes(k)) && Object.keys(v).length > 0) {
       // unknownKeys already said what is wrong
     } else t.bad([], `expected one of ${kinds}`);
@@ -625,8 +638,20 @@ function readProbe(t: TableReader, kind: (typeof READY_KINDS)[number]): ReadyPro
       const argv = t.argv("exec", value, `write ["/bin/sh", "-c", "…"] to use a shell`);
       return argv === null ? null : { kind: "exec", argv, executable: null };
     }
+    case "notify":
+      if (value === true) return { kind: "notify" };
+      t.bad("notify", `expected true (sd_notify's READY=1 on NOTIFY_SOCKET), got ${describe(value)}`);
+      return null;
+    case "fd":
+      // 0 to 2 are its stdin, stdout and stderr; any default descriptor limit holds 1023.
+      if (typeof value === "number" && Number.isInteger(value) && value >= 3 && value <= MAX_READY_FD) return { kind: "fd", fd: value };
+      t.bad("fd", `expected a descriptor number from 3 to ${MAX_READY_FD}, got ${describe(value)}`);
+      return null;
   }
 }
+
+/** The highest notification descriptor: below every descriptor limit a system starts with. */
+const MAX_READY_FD = 1023;
 
 function readTcp(t: TableReader, value: unknown): ReadyProbe | null {
   const portOk = (n: number) => Number.isInteger(n) && n >= 1 && n <= 65535;

@@ -65,10 +65,14 @@ export type ReadyProbe =
   /** Ready once the file exists. */
   | { kind: "file"; path: string }
   /** Ready once the program exits 0 (run with the service's env, cwd and user). */
-  | { kind: "exec"; argv: string[]; executable: string | null };
+  | { kind: "exec"; argv: string[]; executable: string | null }
+  /** Ready at sd_notify's READY=1 on the NOTIFY_SOCKET pidone gives it (src/services/notify.ts). */
+  | { kind: "notify" }
+  /** Ready once a newline arrives on descriptor `fd`, the write end of a pipe (s6's notification fd). */
+  | { kind: "fd"; fd: number };
 
 /** A liveness check's probe: as readiness's, without `file`. */
-export type HealthProbe = Exclude<ReadyProbe, { kind: "file" }>;
+export type HealthProbe = Extract<ReadyProbe, { kind: "tcp" | "http" | "exec" }>;
 
 /** A liveness check (Docker's HEALTHCHECK semantics; README: "Liveness checks"). */
 export interface HealthSpec {
@@ -143,6 +147,11 @@ export interface ServiceSpec {
   signals: "all" | number[];
   /** A forking daemon's pid file (adopted as with --pidfile); null: none. */
   pidfile: string | null;
+  /**
+   * Seconds within which a ready notify service must send WATCHDOG=1 (given to it as
+   * WATCHDOG_USEC), else it is unhealthy; null: no watchdog.
+   */
+  watchdog: number | null;
 }
 
 export interface ServicePlan {

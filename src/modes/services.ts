@@ -37,6 +37,7 @@ import { describeProbe } from "../services/ready.ts";
 import { CONTROL } from "../native/protocol.ts";
 import { VERSION } from "../version.ts";
 import { StopDelay } from "../supervisor/stop-delay.ts";
+import { Manager, MANAGER_VARIABLES, Notifications } from "../services/notify.ts";
 
 /** At exit, what services already wrote is copied for at least this long (or what is left of the grace). */
 const DRAIN_MS = 1000;
@@ -126,11 +127,15 @@ class ServicesMode {
   /** The intake, once per delivery; `forwarded`: on_signal already sent it on. */
   readonly signal = (sig: number, forwarded: boolean): void => {
     if (sig === SIG.CHLD) {
+      // What a service said before its process exited comes first (MAINPID=, READY=1).
+      this.notify?.drain();
       const noneLeft = reapAllRaw(this.reaped);
       if (this.phase.name === "stopping" && this.phase.levelsDone && noneLeft) this.stopped();
       return;
     }
     worked(); // a storm's wakes leave garbage too (src/process/gc.ts)
+    // The kernel's wake for a notify socket or readiness pipe (notify.ts): pidone's own.
+    if (sig === SIG.IO && this.notify) return this.notify.drain();
     if (this.cfg.stopSignals.has(sig)) return this.stopRequested(`received ${signalName(sig)}`);
     if (forwarded) return;
     const out = this.outputOf(sig);
@@ -178,6 +183,8 @@ class ServicesMode {
   /** A stop signal: stop_delay first (the grace counts from the first signal), then beginStop. */
   private stopRequested(why: string): void {
     const { stopDelay } = this;
+    // Told at the first signal, before a stop_delay: the manager stops routing to us then too.
+    if (this.phase.name === "running") this.manager?.tell("STOPPING=1");
     if (stopDelay.ms > 0 && !stopDelay.requested && this.phase.name === "running") {
       this.treeStop.trigger(why);
       this.event(null, `${why}: stopping in ${stopDelay.ms / 1000} s (stop_delay)`, { event: "stop-delay", delay: stopDelay.ms / 1000 });
@@ -190,6 +197,7 @@ class ServicesMode {
     if (this.phase.name !== "running") return;
     const stopping: Phase = { name: "stopping", since: this.stopDelay.requestedAt ?? performance.now(), levelsDone: false };
     this.enter(stopping);
+    this.manager?.tell("STOPPING=1");
     this.treeStop.trigger(why);
     this.event(null, `stopping: ${why}`, { event: "stopping" });
     void this.stopLevels(stopping);
@@ -228,6 +236,7 @@ class ServicesMode {
     }
     this.control?.close();
     this.http?.close();
+    this.notify?.close();
     if (this.mux) {
       await this.queue; // each exit event waits at most 100 ms
       // What services already wrote is copied for at least DRAIN_MS, and for whatever is
@@ -247,6 +256,15 @@ class ServicesMode {
       const deps = r.spec.after.map((n) => this.byName.get(n)!);
       if (deps.every((d) => d.state === "ready" || d.state === "done")) r.start();
     }
+  }
+
+  /**
+   * The inherited NOTIFY_SOCKET hears READY=1 once every service is ready (a oneshot:
+   * done; one stopped by the operator does not count): the container is up.
+   */
+  private tellManagerIfReady(): void {
+    if (!this.manager || this.phase.name !== "running") return;
+    if (this.runners.every((r) => r.held || r.state === "ready" || r.state === "done")) this.manager.tell("READY=1");
   }
 
   /** Nothing running and nothing that can start: the container's work is over. */
@@ -291,17 +309,31 @@ class ServicesMode {
   private readonly startedWall = Date.now();
   /** The level events are shown at (givenVerbosity, else every event). */
   private readonly eventLevel: number;
+  /** sd_notify sockets and readiness pipes, when a service has them (services/notify.ts). */
+  private readonly notify: Notifications | null;
+  /** The NOTIFY_SOCKET pidone inherited: told READY=1 and STOPPING=1, never passed on. */
+  private readonly manager: Manager | null;
+  /** The environment services and probes start from: pidone's, without its manager's variables. */
+  private readonly envp: readonly Uint8Array[];
 
   constructor(
     private readonly cfg: RunConfig,
     private readonly plan: ServicePlan,
     private readonly inherited: Inheritance,
-    private readonly envp: readonly Uint8Array[],
+    envp: readonly Uint8Array[],
     env: ReadonlyMap<string, string>,
   ) {
     this.color = isatty(1) && !env.has("NO_COLOR");
     this.eventLevel = givenVerbosity(cfg, plan) ?? EVENTS_DEFAULT_VERBOSITY;
-    this.signalPlan = planSignals(new Set(inherited.ignored), [...cfg.stopSignals]);
+    const outer = env.get("NOTIFY_SOCKET");
+    this.manager = outer ? new Manager(outer) : null;
+    const own = MANAGER_VARIABLES.map((n) => `${n}=`);
+    this.envp = envp.filter((e) => !own.some((prefix) => Buffer.from(e.subarray(0, prefix.length)).toString("latin1") === prefix));
+    this.notify = Notifications.wanted(plan.services) ? new Notifications(this.runners, (s, m, f) => this.event(s, m, f)) : null;
+    // The notifications' wake is SIGIO: caught even when our parent left it ignored.
+    const ignored = new Set(inherited.ignored);
+    if (this.notify) ignored.delete(SIG.IO);
+    this.signalPlan = planSignals(ignored, [...cfg.stopSignals]);
     this.sigdefault = childDefaultSet(this.signalPlan);
     this.treeStop = new TreeStop(plan.settings.grace * 1000, this.graceOver);
     this.stopDelay = new StopDelay(plan.settings.stopDelay * 1000);
@@ -346,7 +378,11 @@ class ServicesMode {
   private host(): ServiceHost {
     return {
       spawn: (spec: ServiceSpec) => {
-        const r = launch(spec.argv, spec, this.ctx(this.mux ? "pipe" : "inherit"));
+        const runner = this.byName.get(spec.name)!;
+        const extras = this.notify ? this.notify.prepare(runner) : null;
+        if (extras && !extras.ok) return { ok: false, step: "notify", errno: 0, exec: false, message: extras.message };
+        const r = launch(spec.argv, spec, this.ctx(this.mux ? "pipe" : "inherit"), extras ?? undefined);
+        extras?.launched(r.ok);
         if (!r.ok) return r;
         if (this.mux && r.stdout !== null && r.stderr !== null) {
           this.mux.attach(spec.name, "stdout", r.stdout);
@@ -356,13 +392,19 @@ class ServicesMode {
       },
       track: (pid, svc) => {
         this.owners.set(pid, (status) => {
+          // A main process handed over (MAINPID=): its end is no longer the service's.
+          if (svc.pid !== pid) return;
+          this.notify?.ended(svc);
           svc.exited(status);
           this.publishTargets();
         });
         this.publishTargets();
       },
       event: (service, message, fields) => this.event(service, message, fields),
-      readied: () => this.startWhatCan(),
+      readied: () => {
+        this.startWhatCan();
+        this.tellManagerIfReady();
+      },
       ended: (svc, code) => this.serviceEnded(svc, code),
       runProgram: (argv, executable, as, started) => {
         return new Promise((resolve) => {
@@ -395,7 +437,7 @@ class ServicesMode {
     // One /proc read per running service, not one per signal.
     const running = this.runners.filter((r) => r.running).map((r) => ({ r, target: r.signalTarget() }));
     for (const sig of this.signalPlan.forwarded) {
-      if (this.cfg.stopSignals.has(sig)) continue;
+      if (this.cfg.stopSignals.has(sig) || (this.notify && sig === SIG.IO)) continue;
       const takers = running.filter(({ r }) => this.takes(r, sig));
       publishSignalTarget(sig, (takers.length === 1 && takers[0]!.target) || "queue");
     }
@@ -403,9 +445,11 @@ class ServicesMode {
 
   start(): void {
     const stops = this.cfg.stopSignals;
-    // Stop signals start the ordered stop: JavaScript's alone. The others go straight to
-    // the one service that takes them (publishTargets), else to signal().
-    listen(this.signalPlan, this.signal, (sig) => (stops.has(sig) ? "queue" : this.outputOf(sig)), (sig) => stops.has(sig));
+    // Stop signals start the ordered stop: JavaScript's alone, as is SIGIO with
+    // notifications (their wake). The others go straight to the one service that takes
+    // them (publishTargets), else to signal().
+    const own = (sig: number) => stops.has(sig) || (this.notify !== null && sig === SIG.IO);
+    listen(this.signalPlan, this.signal, (sig) => (own(sig) ? "queue" : this.outputOf(sig)), own);
     // The output worker's thread only now: a signal pending since start-up (an early
     // docker stop) may be delivered to that thread, and until the line above it would
     // meet the default action there (fatal, or dropped as PID 1).
@@ -422,6 +466,7 @@ class ServicesMode {
       }
       this.http = served.server;
     }
+    this.notify?.open();
     keepAlive();
     // Probe host names are resolved before anything starts: see ready.ts.
     void resolveProbeHosts(this.plan.services.flatMap((s) => [s.ready, s.health])).then(() => this.startWhatCan());

@@ -44,10 +44,17 @@ function userEnv(spec: { env: Readonly<Record<string, string>>; user?: ResolvedU
   return { ...ids, ...files, ...spec.env };
 }
 
+/** What a readiness protocol adds to a start (src/services/notify.ts): variables over the service's own, descriptors at fixed numbers. */
+export interface LaunchExtras {
+  env: Readonly<Record<string, string>>;
+  passFds: readonly { from: number; to: number }[];
+}
+
 export function launch(
   argv: readonly string[],
   spec: Pick<ServiceSpec, "env" | "cwd" | "executable"> & { user?: ResolvedUser | null; envFiles?: ServiceSpec["envFiles"] },
   ctx: LaunchContext,
+  extras?: LaunchExtras,
 ): Launched {
   // A file that is missing or does not parse fails this start as a failed exec would
   // (exit code 1, the restart policy applies), with the file's FILE:LINE.
@@ -65,6 +72,8 @@ export function launch(
     if (ctx.output === "null") {
       actions.push({ kind: "open", fd: 1, path: "/dev/null", flags: O_WRONLY }, { kind: "dup2", from: 1, to: 2 });
     }
+    // After stdout and stderr: their sources are used up before anything lands on `to`.
+    for (const p of extras?.passFds ?? []) actions.push({ kind: "dup2", from: p.from, to: p.to });
     if (spec.cwd) actions.push({ kind: "chdir", path: spec.cwd });
     if (out) keepSpare(); // the pipes' read ends stay ours while the service runs
     const file = spec.executable ?? argv[0]!;
@@ -72,7 +81,7 @@ export function launch(
       file: Buffer.from(file),
       search: !file.includes("/"),
       argv: argv.map((a) => new Uint8Array(Buffer.from(a))),
-      envp: mergeEnv(ctx.envp, userEnv(spec, files.vars)),
+      envp: mergeEnv(ctx.envp, { ...userEnv(spec, files.vars), ...extras?.env }),
       newProcessGroup: true,
       foreground: false,
       sigmask: ctx.sigmask,

@@ -256,6 +256,9 @@ async function once(probe: ReadyProbe, hooks: ProbeHooks, as: ProbeContext): Pro
       noteStart(probe, r);
       return r === 0;
     }
+    case "notify":
+    case "fd":
+      return false; // the service says it: waitAnnounced
   }
 }
 
@@ -334,6 +337,10 @@ export function probeText(p: ReadyProbe): string {
       return `file ${p.path}`;
     case "exec":
       return `exec ${p.argv.join(" ")}`;
+    case "notify":
+      return "notify (sd_notify READY=1)";
+    case "fd":
+      return `fd ${p.fd} (a newline)`;
   }
 }
 
@@ -352,7 +359,26 @@ export function describeProbe(p: ReadyProbe): string {
       const why = unstarted.get(p);
       return `exec ${p.argv.join(" ")}${why ? ` (it could not be started: ${why})` : ""}`;
     }
+    case "notify":
+      return "notify (READY=1 on NOTIFY_SOCKET)";
+    case "fd":
+      return `fd ${p.fd} (a newline on it)`;
   }
+}
+
+/** Probes that the service answers itself (sd_notify, s6's notification fd): nothing to poll. */
+export function announced(p: ReadyProbe): p is Extract<ReadyProbe, { kind: "notify" | "fd" }> {
+  return p.kind === "notify" || p.kind === "fd";
+}
+
+/**
+ * The announced kinds: resolves with `said` (true: the service said it is ready; false:
+ * its run ended), or false at the deadline. One timer, no polling.
+ */
+export function waitAnnounced(said: Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  return Promise.race([said, late]).finally(() => clearTimeout(timer));
 }
 
 /**

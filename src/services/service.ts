@@ -16,8 +16,9 @@ import { OomWatch, describeExit } from "../process/oom.ts";
 import { getpid, kill } from "../sys/libc.ts";
 import { parentOf, processGroupOf } from "../process/tree.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
-import { describeProbe, waitReady, type ProbeHooks } from "./ready.ts";
+import { announced, describeProbe, waitAnnounced, waitReady, type ProbeHooks } from "./ready.ts";
 import { HealthMonitor } from "./health.ts";
+import { Watchdog } from "./notify.ts";
 import { signalName, SIG } from "../signals/table.ts";
 import { timestamp, type DisplayState, type ExitInfo } from "../control/status.ts";
 
@@ -70,6 +71,11 @@ export class ServiceRunner {
   private notReady = false;
   /** Its liveness check; null: none. */
   readonly health: HealthMonitor | null;
+  /** While an announced probe (notify, fd) waits: true when the service says it, false when its run ends. */
+  private said: ((ok: boolean) => void) | null = null;
+  /** Starts so far: which run a readiness wait belongs to. */
+  private runs = 0;
+  private readonly watchdog: Watchdog | null;
 
   constructor(
     readonly spec: ServiceSpec,
@@ -77,6 +83,8 @@ export class ServiceRunner {
   ) {
     this.backoffMs = spec.restartDelay * 1000;
     this.health = spec.health && new HealthMonitor(spec.health, host, spec, (detail) => this.becomeUnhealthy(detail));
+    const w = spec.watchdog;
+    this.watchdog = w === null ? null : new Watchdog(w * 1000, () => this.becomeUnhealthy(`no WATCHDOG=1 within ${w} s`));
   }
 
   get name(): string {
@@ -106,15 +114,23 @@ export class ServiceRunner {
     this.startedAt = performance.now();
     this.startedWall = Date.now();
     this.notReady = false;
+    this.statusText = null;
     this.host.track(r.pid, this);
     this.host.event(this.name, `started (pid ${r.pid})`, { event: "started", pid: r.pid });
     this.health?.start(); // as Docker: from the process's start; start_period covers a slow one
     if (this.spec.oneshot && !this.spec.ready) return; // ready when it exits 0
     if (!this.spec.ready) return this.becomeReady();
     const pid = r.pid;
-    void waitReady(this.spec.ready, this.spec.readyTimeout * 1000, this.host, () => this.pid !== pid || this.state !== "starting", this.spec).then(
+    const run = ++this.runs;
+    const timeoutMs = this.spec.readyTimeout * 1000;
+    // Announced: MAINPID= may hand the run to another pid before READY=1 is taken.
+    const byPid = !announced(this.spec.ready);
+    const waiting = !byPid
+      ? waitAnnounced(new Promise<boolean>((resolve) => (this.said = resolve)), timeoutMs)
+      : waitReady(this.spec.ready, timeoutMs, this.host, () => this.pid !== pid || this.state !== "starting", this.spec);
+    void waiting.then(
       (ok) => {
-        if (this.pid !== pid || this.state !== "starting") return;
+        if (this.runs !== run || this.state !== "starting" || (byPid && this.pid !== pid)) return;
         if (ok) return this.becomeReady();
         this.host.event(this.name, `not ready after ${this.spec.readyTimeout} s (${describeProbe(this.spec.ready!)})`, {
           event: "not-ready",
@@ -126,13 +142,16 @@ export class ServiceRunner {
   }
 
   private becomeReady(): void {
+    this.said = null;
     this.state = this.spec.oneshot ? "done" : "ready";
+    if (this.state === "ready") this.watchdog?.arm();
     this.host.event(this.name, this.spec.oneshot ? "done" : "ready", { event: this.state });
     this.host.readied(this);
   }
 
   /** The kernel reported our process (or adopted daemon) gone. */
   exited(status: ExitStatus): void {
+    this.endRun();
     this.pid = null;
     this.startedWall = null;
     this.lastStatus = status;
@@ -232,13 +251,34 @@ export class ServiceRunner {
     }
   }
 
+  // ---------------------------------------------------------------- what it says (src/services/notify.ts)
+
+  /** sd_notify's READY=1, or a newline on its notification fd, while it starts. */
+  announceReady(): void {
+    this.said?.(true);
+  }
+
+  /** WATCHDOG=1. */
+  watchdogPing(): void {
+    this.watchdog?.ping();
+  }
+
+  /** MAINPID=N, N a descendant (notify.ts checked): N is now the process it lives and dies with. */
+  adoptMain(pid: number, how: string): void {
+    this.pid = pid;
+    this.host.track(pid, this);
+    this.host.event(this.name, `main process is now pid ${pid} (${how})`, { event: "adopted", pid });
+  }
+
   /**
-   * Its liveness check failed `retries` times: stopped as a stop would (its stop signal,
-   * SIGKILL after stop_timeout), and its exit is a failure for the restart policy.
+   * Its liveness check failed `retries` times, or its watchdog missed: stopped as a stop
+   * would (its stop signal, SIGKILL after stop_timeout), and its exit is a failure for the
+   * restart policy.
    */
-  private becomeUnhealthy(detail: string): void {
+  becomeUnhealthy(detail: string): void {
     if (this.pid === null || (this.state !== "starting" && this.state !== "ready")) return;
     this.state = "unhealthy";
+    this.watchdog?.disarm();
     this.host.event(this.name, `unhealthy: ${detail}`, { event: "unhealthy" });
     this.timer = setTimeout(() => {
       this.timer = null;
@@ -248,9 +288,17 @@ export class ServiceRunner {
     this.signalGroup(this.spec.stopSignal);
   }
 
+  /** Its run is over (exited, or being stopped): nothing it says counts any more. */
+  private endRun(): void {
+    this.said?.(false);
+    this.said = null;
+    this.watchdog?.disarm();
+  }
+
   /** Stops it within `ms`: its stop signal, then SIGKILL. Resolves once it is gone. */
   stop(ms: number): Promise<void> {
     this.health?.stop();
+    this.endRun();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.pid === null) {

@@ -74,6 +74,11 @@ const laterSymbols = {
   socket: { args: ["i32", "i32", "i32"], returns: "i32" },
   connect: { args: ["i32", "ptr", "u32"], returns: "i32" },
   geteuid: { args: [], returns: "u32" },
+  // readiness notifications (src/services/notify.ts): sd_notify's datagram sockets
+  bind: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+  recvmsg: { args: ["i32", "ptr", "i32"], returns: "i64" },
+  sendto: { args: ["i32", "ptr", "u64", "i32", "ptr", "u32"], returns: "i64" },
   // the whole syscall(2): pwritev2 takes six arguments
   syscall6: { args: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], returns: "i64" },
 } as const;
@@ -871,6 +876,150 @@ export function probeUnixSocket(path: string): number {
   if (fd < 0) return lastErrno();
   const r = later().connect(fd, ptr(addr), 2 + name.length + 1);
   const e = r === 0 ? 0 : lastErrno();
+  c.close(fd);
+  return e;
+}
+
+// ---------------------------------------------------------------- datagram sockets (sd_notify)
+// Bun has no Unix datagram sockets, so sd_notify's are made and read here. They are
+// non-blocking and wake pidone through the kernel's SIGIO (wakeOnInput), never a thread.
+
+const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0o4000;
+const SO_PASSCRED = 16;
+const SCM_RIGHTS = 1;
+const SCM_CREDENTIALS = 2;
+const MSG_DONTWAIT = 0x40;
+const MSG_TRUNC = 0x20;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+
+/** struct sockaddr_un for `address`: a path, or "@name" for the abstract namespace. */
+function unixAddress(address: string): { addr: Uint8Array; length: number } | null {
+  const abstract = address.startsWith("@");
+  const name = Buffer.from(abstract ? address.slice(1) : address);
+  if (name.length === 0 || name.length + 1 > UNIX_PATH_MAX) return null;
+  const addr = new Uint8Array(new ArrayBuffer(2 + UNIX_PATH_MAX));
+  addr[0] = AF_UNIX;
+  addr.set(name, abstract ? 3 : 2);
+  // An abstract name is exactly its bytes (no NUL); a path ends with one.
+  return { addr, length: 2 + name.length + 1 };
+}
+
+/**
+ * A non-blocking datagram socket bound at `path` that receives its senders'
+ * credentials with every message (SO_PASSCRED). Throws SyscallError.
+ */
+export function bindDatagramSocket(path: string): number {
+  const a = unixAddress(path);
+  if (!a || path.startsWith("@")) throw new SyscallError("bind", errno.EINVAL);
+  const fd = check("socket", later().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  try {
+    const one = new Int32Array([1]);
+    check("setsockopt", later().setsockopt(fd, SOL_SOCKET, SO_PASSCRED, ptr(one), 4));
+    check("bind", later().bind(fd, ptr(a.addr), a.length));
+  } catch (e) {
+    c.close(fd);
+    throw e;
+  }
+  return fd;
+}
+
+const F_GETFL = 3;
+const F_SETFL = 4;
+const F_SETOWN = 8;
+const O_ASYNC = 0o20000;
+/**
+ * The kernel raises SIGIO in pidone when `fd` (a socket or a pipe's read end) has input
+ * or its writers are gone: pidone sleeps in its event loop, no thread waits on the
+ * descriptor. Also makes it non-blocking. Throws SyscallError.
+ */
+export function wakeOnInput(fd: number): void {
+  check("fcntl", later().fcntl(fd, F_SETOWN, BigInt(c.getpid())));
+  const flags = check("fcntl", later().fcntl(fd, F_GETFL, 0n));
+  check("fcntl", later().fcntl(fd, F_SETFL, BigInt(flags | O_ASYNC | O_NONBLOCK)));
+}
+
+const F_DUPFD_CLOEXEC = 1030;
+/** fcntl(F_DUPFD_CLOEXEC): a copy of `fd` at the lowest free number not below `min`. */
+export function dupAtLeast(fd: number, min: number): number {
+  return check("fcntl", later().fcntl(fd, F_DUPFD_CLOEXEC, BigInt(min)));
+}
+
+/** One datagram: its bytes and who sent it (the kernel's SCM_CREDENTIALS; pid 0 when it named none). */
+export interface Datagram {
+  data: Uint8Array;
+  pid: number;
+  uid: number;
+  gid: number;
+  /** Longer than the buffer: cut, to be ignored. */
+  truncated: boolean;
+}
+
+// sd_notify's messages fit a page (systemd refuses longer ones). Kept pointers into
+// explicit ArrayBuffers: the iovec and msghdr hold them across the call.
+const DATAGRAM_MAX = 4096;
+const CONTROL_MAX = 4096; // credentials and up to SCM_MAX_FD (253) descriptors
+const dgramData = new Uint8Array(new ArrayBuffer(DATAGRAM_MAX));
+const dgramControl = new Uint8Array(new ArrayBuffer(CONTROL_MAX));
+const dgramIov = new BigUint64Array(new ArrayBuffer(16)); // struct iovec
+const dgramHeader = new BigUint64Array(new ArrayBuffer(56)); // struct msghdr
+const dgramControlView = new DataView(dgramControl.buffer);
+
+/**
+ * recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC) of one datagram; null when none is waiting.
+ * Every descriptor the message carries (SCM_RIGHTS) is closed at once: systemd-notify
+ * sends one with BARRIER=1 and waits for pidone to close it. Throws SyscallError.
+ */
+export function receiveDatagram(fd: number): Datagram | null {
+  dgramIov[0] = BigInt(ptr(dgramData));
+  dgramIov[1] = BigInt(DATAGRAM_MAX);
+  dgramHeader.fill(0n);
+  dgramHeader[2] = BigInt(ptr(dgramIov)); // msg_iov
+  dgramHeader[3] = 1n; // msg_iovlen
+  dgramHeader[4] = BigInt(ptr(dgramControl)); // msg_control
+  dgramHeader[5] = BigInt(CONTROL_MAX); // msg_controllen
+  let n: number;
+  for (;;) {
+    n = Number(later().recvmsg(fd, ptr(dgramHeader), MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC));
+    if (n >= 0) break;
+    const e = lastErrno();
+    if (e === errno.EINTR) continue;
+    if (e === errno.EAGAIN) return null;
+    throw new SyscallError("recvmsg", e);
+  }
+  const out: Datagram = { data: dgramData.slice(0, Math.min(n, DATAGRAM_MAX)), pid: 0, uid: -1, gid: -1, truncated: n > DATAGRAM_MAX };
+  // struct cmsghdr { size_t len; int level; int type; data aligned to 8 }
+  const controlLength = Number(dgramHeader[5]!);
+  for (let at = 0; at + 16 <= controlLength; ) {
+    const len = Number(dgramControlView.getBigUint64(at, true));
+    if (len < 16 || at + len > controlLength) break;
+    const level = dgramControlView.getInt32(at + 8, true);
+    const type = dgramControlView.getInt32(at + 12, true);
+    if (level === SOL_SOCKET && type === SCM_RIGHTS) {
+      for (let p = at + 16; p + 4 <= at + len; p += 4) c.close(dgramControlView.getInt32(p, true));
+    } else if (level === SOL_SOCKET && type === SCM_CREDENTIALS && len >= 28) {
+      out.pid = dgramControlView.getInt32(at + 16, true);
+      out.uid = dgramControlView.getUint32(at + 20, true);
+      out.gid = dgramControlView.getUint32(at + 24, true);
+    }
+    at += (len + 7) & ~7;
+  }
+  return out;
+}
+
+/**
+ * One datagram to the socket at `address` (a path, or "@name": abstract), from a
+ * socket of its own: 0, or the errno.
+ */
+export function sendDatagram(address: string, data: Uint8Array): number {
+  const a = unixAddress(address);
+  if (!a) return errno.EINVAL;
+  const fd = later().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return lastErrno();
+  const body = new Uint8Array(new ArrayBuffer(Math.max(1, data.length)));
+  body.set(data);
+  const n = Number(later().sendto(fd, ptr(body), BigInt(data.length), MSG_DONTWAIT, ptr(a.addr), a.length));
+  const e = n < 0 ? lastErrno() : 0;
   c.close(fd);
   return e;
 }
