@@ -488,7 +488,7 @@ class ServicesMode {
       restart: (name) => this.operatorRestart(name),
       signal: (name, sig) => this.operatorSignal(name, sig),
     });
-    this.control = ControlServer.start(place.path, handler, (line) => this.event(null, line, { event: "control-off" }));
+    this.control = ControlServer.start(place.path, handler, (line) => this.event(null, line, { event: "control-failed" }));
     if (this.control) log.debug(`control socket at ${place.path}`);
   }
 

@@ -3,14 +3,15 @@
 // error 0, warn 1, info 2, debug 3, trace 4); services' own lines never pass through here.
 //
 // Each event is a warning or information. Warnings: what went wrong (an unexpected exit, a
-// start that failed, not ready in time, killed at the stop, gave up). Information: the
-// rest (started, ready, done, adopted, restarting, stopping, an exit that a stop asked for
-// or with status 0). So `warn` (-q) keeps what needs a look, `error` shows no event at all.
+// start that failed, not ready in time, killed at the stop, gave up, unhealthy, a notify
+// channel closed or a sender refused, no control socket where one was asked for).
+// Information: the rest (started, ready, done, adopted, restarting, stopping, an exit that
+// a stop asked for or with status 0, the operator's requests). So `warn` (-q) keeps what needs a look, `error` shows no event at all.
 
 /** The level from which events are shown when nothing sets one: all of them. */
 export const EVENTS_DEFAULT_VERBOSITY = 2;
 
-const WARNINGS = new Set(["not-ready", "killed", "gave-up"]);
+const WARNINGS = new Set(["not-ready", "killed", "gave-up", "unhealthy", "notify-closed", "notify-refused", "control-failed"]);
 
 export type EventFields = Record<string, string | number | boolean | null>;
 
