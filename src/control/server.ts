@@ -87,6 +87,9 @@ function clearOldSocket(path: string): string | null {
   return null;
 }
 
+/** An answer not taken by the client (it stopped reading) within this is dropped. */
+const ANSWER_TIMEOUT_MS = 10_000;
+
 interface Connection {
   /** The request's bytes so far. */
   chunks: Uint8Array[];
@@ -232,8 +235,8 @@ export class ControlServer {
     if ((c.answered && !force) || c.out) return;
     c.answered = true;
     if (c.timer) clearTimeout(c.timer);
-    c.timer = null;
     c.out = Buffer.from(`${a.code}\n${a.text}`);
+    c.timer = setTimeout(() => s.terminate(), ANSWER_TIMEOUT_MS);
     this.flush(s);
   }
 
@@ -242,7 +245,7 @@ export class ControlServer {
     if (!c.out) return;
     while (c.written < c.out.length) {
       const n = s.write(c.out.subarray(c.written));
-      if (n <= 0) return; // the rest when it drains (a client that never reads: its close ends it)
+      if (n <= 0) return; // the rest when it drains (a client that never reads: ANSWER_TIMEOUT_MS ends it)
       c.written += n;
     }
     s.end();
