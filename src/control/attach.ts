@@ -1,5 +1,5 @@
 // tini's mode and --pause answer `status` and `health` only, and only where --control
-// PATH asks: without it they create nothing, as tini does.
+// PATH asks: without it they create nothing, as tini does, and load none of this.
 import { LEVEL, log } from "../log/logger.ts";
 import { counters } from "../process/counters.ts";
 import { getpid } from "../sys/libc.ts";
@@ -9,18 +9,23 @@ import { controlHandler } from "./commands.ts";
 import { ControlServer } from "./server.ts";
 import { timestamp, type ServiceStatus, type Status } from "./status.ts";
 
-const started = Date.now();
+/** pidone's start, near enough: this module loads once the main child runs. */
+const started = Date.now() - Math.round(performance.now());
 
-/** Listens at --control's PATH (not "none"), answering from `status`; a failure is one warning. */
-export function openControl(path: string | null, status: () => Status): ControlServer | null {
-  if (path === null || path === "none") return null;
+/**
+ * Listens at --control's PATH, answering `status` and `health` from the mode's state
+ * (`stopping`: a stop has begun; `services`: the main child's row, or none); a failure
+ * is one warning.
+ */
+export function attachControl(mode: "tini" | "pause", path: string, stopping: () => boolean, services: () => ServiceStatus[]): ControlServer | null {
+  const status = () => pidoneStatus(mode, stopping(), services());
   const server = ControlServer.start(path, controlHandler({ status }), (line) => log.warn(line));
   if (server && log.level >= LEVEL.debug) log.debug(`Control socket at ${path}`);
   return server;
 }
 
 /** The status object around `services`, for a mode that is not services mode. */
-export function pidoneStatus(mode: "tini" | "pause", stopping: boolean, services: ServiceStatus[]): Status {
+function pidoneStatus(mode: "tini" | "pause", stopping: boolean, services: ServiceStatus[]): Status {
   const now = Date.now();
   return {
     version: 1,

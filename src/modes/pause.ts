@@ -18,7 +18,7 @@ import { SIG, signalName } from "../signals/table.ts";
 import { exit } from "../sys/libc.ts";
 import { watchChild } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
-import { openControl, pidoneStatus } from "../control/attach.ts";
+import type { ControlServer } from "../control/server.ts";
 
 export function runPause(cfg: RunConfig, inherited: Inheritance): void {
   // A pause process lives as long as its pod: its working directory would keep the
@@ -32,8 +32,15 @@ export function runPause(cfg: RunConfig, inherited: Inheritance): void {
   checkReaping();
 
   let phase: "pausing" | "stopping" = "pausing";
-  // --control PATH: `status` and `health` answer for pidone itself.
-  const control = openControl(cfg.control, () => pidoneStatus("pause", phase === "stopping", []));
+  // --control PATH: `status` and `health` answer for pidone itself (without it, none of
+  // the control code is loaded).
+  let control: ControlServer | null = null;
+  const path = cfg.control;
+  if (path !== null && path !== "none") {
+    void import("../control/attach.ts").then(({ attachControl }) => {
+      control = attachControl("pause", path, () => phase === "stopping", () => []);
+    });
+  }
   const done = () => {
     control?.close();
     return exit(0);

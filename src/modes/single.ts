@@ -17,9 +17,8 @@ import { available as nativeAvailable, publishTarget, startOomKills, watchChild,
 import { TreeStop } from "../supervisor/stop.ts";
 import { StopDelay } from "../supervisor/stop-delay.ts";
 import { readPidfile } from "../supervisor/pidfile.ts";
-import { openControl, pidoneStatus } from "../control/attach.ts";
 import type { ControlServer } from "../control/server.ts";
-import type { Status } from "../control/status.ts";
+import type { ServiceStatus } from "../control/status.ts";
 
 type MainChild = { pid: number; adopted: boolean };
 
@@ -344,34 +343,39 @@ class TiniMode {
     if (nativeAvailable) this.startListening();
     log.info(`Spawned child process '${Buffer.from(cfg.program[0]!).toString()}' with pid '${outcome.pid}'`);
     this.mainStarted = Date.now();
-    this.control = openControl(cfg.control, () => this.status());
+    // --control PATH only: without it tini's mode loads none of the control code.
+    const path = cfg.control;
+    if (path !== null && path !== "none") {
+      void import("../control/attach.ts").then(({ attachControl }) => {
+        const stopping = () => this.stop.triggered || this.stopDelay.requested;
+        this.control = attachControl("tini", path, stopping, () => [this.mainStatus()]);
+      });
+    }
     keepAlive();
   }
 
   /** `--ctl status`: the main child as the one service, healthy while it runs. */
-  private status(): Status {
+  private mainStatus(): ServiceStatus {
     const now = Date.now();
     const main = this.phase.name === "running" ? this.phase.main : null;
     const name = Buffer.from(this.cfg.program[0]!).toString().split("/").pop()!;
     const ended = this.phase.name === "draining";
-    return pidoneStatus("tini", this.stop.triggered || this.stopDelay.requested, [
-      {
-        name,
-        state: main ? "running" : this.phase.name === "adopting" ? "starting" : this.exitCode === 0 ? "exited" : "failed",
-        critical: true,
-        oneshot: false,
-        held: false,
-        pid: main?.pid ?? null,
-        started_at: main ? new Date(this.mainStarted).toISOString() : null,
-        uptime_seconds: main ? Math.floor((now - this.mainStarted) / 1000) : null,
-        restarts: 0,
-        restart_in_seconds: null,
-        waiting_for: [],
-        last_exit: ended ? { code: this.exitCode, signal: null, description: `exit code ${this.exitCode}`, at: new Date(now).toISOString() } : null,
-        readiness: { check: null, ready: main !== null },
-        health: null,
-        status_text: null,
-      },
-    ]);
+    return {
+      name,
+      state: main ? "running" : this.phase.name === "adopting" ? "starting" : this.exitCode === 0 ? "exited" : "failed",
+      critical: true,
+      oneshot: false,
+      held: false,
+      pid: main?.pid ?? null,
+      started_at: main ? new Date(this.mainStarted).toISOString() : null,
+      uptime_seconds: main ? Math.floor((now - this.mainStarted) / 1000) : null,
+      restarts: 0,
+      restart_in_seconds: null,
+      waiting_for: [],
+      last_exit: ended ? { code: this.exitCode, signal: null, description: `exit code ${this.exitCode}`, at: new Date(now).toISOString() } : null,
+      readiness: { check: null, ready: main !== null },
+      health: null,
+      status_text: null,
+    };
   }
 }
