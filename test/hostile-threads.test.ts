@@ -201,7 +201,9 @@ needs(NATIVE, SINGLE_FILE)("the threads of start-up are all pidone ever has", ()
     expectWholeBurst(r);
   }, 90_000);
 
-  test("services mode: the main thread and the output worker through bursts, restarts, probes (http, tcp, file, exec), signal storms and the stop", async () => {
-    expectFixed(await servicesMode(PIDONE, 5000), ["Worker", "pidone"], 0);
+  test("services mode: the main thread and the output worker through bursts, restarts, probes (http, tcp, file, exec), signal storms, control and HTTP requests, and the stop", async () => {
+    const o = await servicesMode(PIDONE, 5000);
+    expectFixed(o, ["Worker", "pidone"], 0);
+    expect(o.did).toMatch(/ [1-9]\d* control and HTTP requests answered/);
   }, 90_000);
 });
