@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { AS_PID1, PIDONE, ROOT, needs, pid1Of, run, start, tempDir, waitFor, type Started } from "./helpers.ts";
+import { AS_PID1, PIDONE, ROOT, needs, pid1Of, run, start, tempDir, type Started } from "./helpers.ts";
 import { NATIVE, SINGLE_FILE, contextSwitches } from "./fixtures/native-lib.ts";
 
 const SYSTEMD_NOTIFY = Bun.which("systemd-notify");

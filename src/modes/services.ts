@@ -22,20 +22,16 @@ import { OutputMux } from "../services/output.ts";
 import { EVENTS_DEFAULT_VERBOSITY, eventVerbosity } from "../services/events.ts";
 import { resolveProbeHosts } from "../services/ready.ts";
 import { ServiceRunner, type ServiceHost } from "../services/service.ts";
+import { Operator } from "../services/operator.ts";
 import { childDefaultSet, listen, planSignals, type SignalPlan } from "../signals/intake.ts";
 import { SIG, signalName } from "../signals/table.ts";
 import { exit, getpid, isatty, yieldCpu } from "../sys/libc.ts";
 import { available as nativeHelper, publishSignalTarget } from "../sys/native.ts";
 import { TreeStop } from "../supervisor/stop.ts";
-import { controlHandler, Refused } from "../control/commands.ts";
+import { controlHandler } from "../control/commands.ts";
 import { ControlServer, controlPlace } from "../control/server.ts";
 import { serveHttp, type HttpServer } from "../control/http.ts";
-import { timestamp, type ServiceStatus, type Status } from "../control/status.ts";
 import { counters } from "../process/counters.ts";
-import { nativelyReaped } from "../sys/native.ts";
-import { describeProbe } from "../services/ready.ts";
-import { CONTROL } from "../native/protocol.ts";
-import { VERSION } from "../version.ts";
 import { StopDelay } from "../supervisor/stop-delay.ts";
 import { Manager, MANAGER_VARIABLES, Notifications } from "../services/notify.ts";
 
@@ -306,7 +302,8 @@ class ServicesMode {
   private queue: Promise<void> = Promise.resolve();
   private control: ControlServer | null = null;
   private http: HttpServer | null = null;
-  private readonly startedWall = Date.now();
+  /** The operator's actions and the status they see (`pidone --ctl`, `--http`). */
+  private readonly operator: Operator;
   /** The level events are shown at (givenVerbosity, else every event). */
   private readonly eventLevel: number;
   /** sd_notify sockets and readiness pipes, when a service has them (services/notify.ts). */
@@ -343,6 +340,14 @@ class ServicesMode {
       this.runners.push(r);
       this.byName.set(spec.name, r);
     }
+    this.operator = new Operator({
+      runners: this.runners,
+      byName: this.byName,
+      running: () => this.phase.name === "running",
+      stopping: () => this.phase.name !== "running" || this.stopDelay.requested,
+      startWhatCan: () => this.startWhatCan(),
+      event: (service, message, fields) => this.event(service, message, fields),
+    });
   }
 
   private ctx(output: LaunchContext["output"]): LaunchContext {
@@ -459,7 +464,7 @@ class ServicesMode {
     log.debug(`pidone ${getpid()}: ${this.runners.length} services`);
     this.openControl();
     if (this.plan.settings.http) {
-      const served = serveHttp(this.plan.settings.http, () => this.status(), { warn: (line) => log.warn(line) });
+      const served = serveHttp(this.plan.settings.http, () => this.operator.status(), { warn: (line) => log.warn(line) });
       if (!served.ok) {
         log.fatal(served.message);
         exit(EXIT.FAILURE);
@@ -481,113 +486,8 @@ class ServicesMode {
       if (place.off) this.event(null, place.off, { event: "control-off" });
       return;
     }
-    const handler = controlHandler({
-      status: () => this.status(),
-      start: (name) => this.operatorStart(name),
-      stop: (name) => this.operatorStop(name),
-      restart: (name) => this.operatorRestart(name),
-      signal: (name, sig) => this.operatorSignal(name, sig),
-    });
+    const handler = controlHandler(this.operator);
     this.control = ControlServer.start(place.path, handler, (line) => this.event(null, line, { event: "control-failed" }));
     if (this.control) log.debug(`control socket at ${place.path}`);
-  }
-
-  private operable(name: string): ServiceRunner {
-    if (this.phase.name !== "running") throw new Refused("pidone is stopping");
-    return this.byName.get(name)!;
-  }
-
-  private async operatorStart(name: string): Promise<string> {
-    const r = this.operable(name);
-    if (r.running) throw new Refused(`${name} is already running (pid ${r.pid})`);
-    if (r.state === "stopping") throw new Refused(`${name} is stopping; start it once it has stopped`);
-    this.event(name, "start requested by the operator", { event: "operator-start" });
-    r.release();
-    this.startWhatCan();
-    return this.after(r);
-  }
-
-  private async operatorStop(name: string): Promise<string> {
-    const r = this.operable(name);
-    if (r.held && !r.running) throw new Refused(`${name} is already stopped`);
-    this.event(name, "stop requested by the operator", { event: "operator-stop" });
-    const done = await this.within(r.hold(r.spec.stopTimeout * 1000));
-    return done ? `${name}: stopped` : `${name}: still stopping after ${CONTROL.WAIT_MAX_MS / 1000} s (SIGKILL follows its stop_timeout)`;
-  }
-
-  /** Stop (if running) and start at once: no backoff, not counted toward max_restarts. */
-  private async operatorRestart(name: string): Promise<string> {
-    const r = this.operable(name);
-    if (r.state === "stopping") throw new Refused(`${name} is stopping; start it once it has stopped`);
-    this.event(name, "restart requested by the operator", { event: "operator-restart" });
-    const stopped = r.hold(r.spec.stopTimeout * 1000).then(() => {
-      if (this.phase.name !== "running") return;
-      r.release();
-      this.startWhatCan();
-    });
-    if (!(await this.within(stopped))) return `${name}: still stopping after ${CONTROL.WAIT_MAX_MS / 1000} s; it starts once stopped`;
-    return this.after(r);
-  }
-
-  private operatorSignal(name: string, sig: number): string {
-    const r = this.operable(name);
-    if (!r.running) throw new Refused(`${name} is not running`);
-    r.signalGroup(sig);
-    counters.forwarded++;
-    return `${name}: sent ${signalName(sig)} to ${r.signalTarget() ?? r.pid}`;
-  }
-
-  /** What a start led to: a new pid, or what it waits for. */
-  private after(r: ServiceRunner): string {
-    if (r.running) return `${r.name}: started (pid ${r.pid})`;
-    const s = this.serviceStatus(r, Date.now());
-    return `${r.name}: ${s.state === "waiting" ? `waiting for ${s.waiting_for.join(", ")}` : s.state}`;
-  }
-
-  /** True when `p` settled within CONTROL.WAIT_MAX_MS; the work goes on either way. */
-  private within(p: Promise<void>): Promise<boolean> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CONTROL.WAIT_MAX_MS)));
-    return Promise.race([p.then(() => true), late]).finally(() => clearTimeout(timer));
-  }
-
-  status(): Status {
-    const now = Date.now();
-    return {
-      version: 1,
-      pidone: {
-        pid: getpid(),
-        version: VERSION,
-        mode: "services",
-        // From the first stop signal, before a stop_delay has passed: /readyz answers 503 then.
-        phase: this.phase.name === "running" && !this.stopDelay.requested ? "running" : "stopping",
-        started_at: timestamp(this.startedWall),
-        uptime_seconds: Math.floor((now - this.startedWall) / 1000),
-        reaped_total: counters.reaped + (nativelyReaped() ?? 0),
-        signals_forwarded_total: counters.forwarded,
-      },
-      services: this.runners.map((r) => this.serviceStatus(r, now)),
-    };
-  }
-
-  private serviceStatus(r: ServiceRunner, now: number): ServiceStatus {
-    const up = (n: string) => ["ready", "done"].includes(this.byName.get(n)!.state);
-    return {
-      name: r.name,
-      state: r.display(),
-      critical: r.spec.critical,
-      oneshot: r.spec.oneshot,
-      held: r.held,
-      pid: r.pid,
-      started_at: r.startedWall === null ? null : timestamp(r.startedWall),
-      uptime_seconds: r.startedWall === null ? null : Math.floor((now - r.startedWall) / 1000),
-      restarts: r.restartCount,
-      restart_in_seconds: r.restartAt === null ? null : Math.max(0, Math.ceil((r.restartAt - now) / 1000)),
-      waiting_for: r.state === "waiting" && !r.held ? r.spec.after.filter((n) => !up(n)) : [],
-      last_exit: r.lastExit,
-      readiness: { check: r.spec.ready ? describeProbe(r.spec.ready) : null, ready: r.state === "ready" || r.state === "done" },
-      health: r.health?.info() ?? null,
-      status_text: r.statusText,
-    };
   }
 }
