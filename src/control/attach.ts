@@ -1,5 +1,6 @@
 // tini's mode and --pause answer `status` and `health` only, and only where --control
-// PATH asks: without it they create nothing, as tini does, and load none of this.
+// PATH asks: without it they create nothing, as tini does, and load none of this. The
+// status object's pidone fields are made here for every mode (services mode's operator too).
 import { LEVEL, log } from "../log/logger.ts";
 import { counters } from "../process/counters.ts";
 import { getpid } from "../sys/libc.ts";
@@ -9,7 +10,7 @@ import { controlHandler } from "./commands.ts";
 import { ControlServer } from "./server.ts";
 import { timestamp, type ServiceStatus, type Status } from "./status.ts";
 
-/** pidone's start, near enough: this module loads once the main child runs. */
+/** pidone's start: this module may load only once the main child runs. */
 const started = Date.now() - Math.round(performance.now());
 
 /**
@@ -24,8 +25,8 @@ export function attachControl(mode: "tini" | "pause", path: string, stopping: ()
   return server;
 }
 
-/** The status object around `services`, for a mode that is not services mode. */
-function pidoneStatus(mode: "tini" | "pause", stopping: boolean, services: ServiceStatus[]): Status {
+/** The status object around `services`: pidone's own fields, the same in every mode. */
+export function pidoneStatus(mode: Status["pidone"]["mode"], stopping: boolean, services: ServiceStatus[]): Status {
   const now = Date.now();
   return {
     version: 1,

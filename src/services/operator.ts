@@ -2,14 +2,12 @@
 // what they see of them. An action is refused once pidone stops; a stop by the operator
 // holds the service (ServiceRunner.hold) until `start`; a restart skips the backoff and
 // is not one of the policy's. The status object is read from the runners as they are.
+import { pidoneStatus } from "../control/attach.ts";
 import { Refused, type Supervisor } from "../control/commands.ts";
 import { timestamp, type ServiceStatus, type Status } from "../control/status.ts";
 import { CONTROL } from "../native/protocol.ts";
 import { counters } from "../process/counters.ts";
 import { signalName } from "../signals/table.ts";
-import { getpid } from "../sys/libc.ts";
-import { nativelyReaped } from "../sys/native.ts";
-import { VERSION } from "../version.ts";
 import type { EventFields } from "./events.ts";
 import { describeProbe } from "./ready.ts";
 import type { ServiceRunner } from "./service.ts";
@@ -28,8 +26,6 @@ export interface OperatedMode {
 }
 
 export class Operator implements Supervisor {
-  private readonly startedWall = Date.now();
-
   constructor(private readonly mode: OperatedMode) {}
 
   async start(name: string): Promise<string> {
@@ -74,20 +70,7 @@ export class Operator implements Supervisor {
 
   status(): Status {
     const now = Date.now();
-    return {
-      version: 1,
-      pidone: {
-        pid: getpid(),
-        version: VERSION,
-        mode: "services",
-        phase: this.mode.stopping() ? "stopping" : "running",
-        started_at: timestamp(this.startedWall),
-        uptime_seconds: Math.floor((now - this.startedWall) / 1000),
-        reaped_total: counters.reaped + (nativelyReaped() ?? 0),
-        signals_forwarded_total: counters.forwarded,
-      },
-      services: this.mode.runners.map((r) => this.serviceStatus(r, now)),
-    };
+    return pidoneStatus("services", this.mode.stopping(), this.mode.runners.map((r) => this.serviceStatus(r, now)));
   }
 
   private operable(name: string): ServiceRunner {
