@@ -1,8 +1,11 @@
 // npm run demo: runs dist/pidone on the built-in multi-service example
-// (scripts/demo/services.toml) for a few seconds, then stops it the way `docker stop`
-// does (SIGTERM) and shows the exit status. As root it runs as PID 1 of a new PID
+// (scripts/demo/services.toml) for a few seconds, asks it for its services' status as an
+// operator would (`pidone --ctl status`), then stops it the way `docker stop` does
+// (SIGTERM) and shows the exit status. As root it runs as PID 1 of a new PID
 // namespace; otherwise as a subreaper (-s).
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 const pidone = `${root}dist/pidone`;
@@ -12,14 +15,20 @@ if (!existsSync(pidone)) {
   process.exit(1);
 }
 const asRoot = process.getuid?.() === 0 && Bun.which("unshare") !== null;
+// A socket of the demo's own: the default /run/pidone may be another pidone's, or not writable.
+const control = join(mkdtempSync(join(tmpdir(), "pidone-demo-")), "control.sock");
 const cmd = asRoot
-  ? ["unshare", "--pid", "--fork", "--mount-proc", pidone, "-c", config]
-  : [pidone, "-s", "-c", config];
+  ? ["unshare", "--pid", "--fork", "--mount-proc", pidone, "--control", control, "-c", config]
+  : [pidone, "-s", "--control", control, "-c", config];
 const seconds = Number(process.env.DEMO_SECONDS ?? 6);
 
 console.log(`$ ${cmd.map((a) => (a.includes(" ") ? `'${a}'` : a)).join(" ")}`);
 const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
-await Bun.sleep(seconds * 1000);
+await Bun.sleep((seconds * 1000) / 2);
+console.log(`\n$ pidone --ctl --control ${control} status   # or: docker exec CONTAINER /pidone --ctl status`);
+await Bun.spawn([pidone, "--ctl", "--control", control, "status"], { stdout: "inherit", stderr: "inherit" }).exited;
+console.log();
+await Bun.sleep((seconds * 1000) / 2);
 // unshare forwards nothing: signal pidone itself (unshare's only child).
 const target = asRoot ? Number((await Bun.file(`/proc/${proc.pid}/task/${proc.pid}/children`).text()).trim().split(" ")[0]) : proc.pid;
 console.log(`\n$ kill -TERM ${target}   # what docker stop does`);
