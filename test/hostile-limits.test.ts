@@ -219,8 +219,8 @@ describe("cgroup v2 (fixture files)", () => {
   // From a cold page cache a start reads most of the runtime's code, charged to the
   // container: the need rises towards the cold figure, refused before the runtime starts.
   test("memory.max between the warm and the cold need, file not cached: one line naming both, at once; cached, the child runs", async () => {
-    const limit = Math.ceil(FLOOR * (1 + NEAR / 100)) + 1;
-    expect(limit).toBeLessThan(COLD_FLOOR / 2);
+    const limit = Math.ceil(FLOOR * (1 + NEAR / 100));
+    expect(limit).toBeLessThan(COLD_FLOOR);
     await dropCaches();
     const cold = await withCgroup({ "memory.max": `${limit * MIB}\n` }, null, ["--", ...CHILD]);
     expectRefusal(cold, coldNeed("pidone", limit, FLOOR));
@@ -238,7 +238,7 @@ describe("cgroup v2 (fixture files)", () => {
   // The stub lets the runtime start (its need is lower) and publishes what it sampled:
   // services mode's check uses that, not what its own start has cached since.
   test("services mode, file not cached: memory.max above the stub's cold need, below services mode's: one line from services mode", async () => {
-    const limit = Math.ceil(COLD_FLOOR * (1 + NEAR / 100)) + 1;
+    const limit = COLD_FLOOR + 1;
     expect(limit).toBeLessThan(SERVICES_COLD_FLOOR);
     await dropCaches();
     const r = await withCgroup({ "memory.max": `${limit * MIB}\n` }, null, ["--service", "a: echo hi"]);
@@ -276,7 +276,7 @@ needs(haveDocker, DOCKER_ENGINE)("in Docker (cgroup v1 here)", () => {
 
   // Docker's smallest -m (6m) is the warm need: below a need means from a cold page cache.
   test("-m between the warm and the cold need (memory and swap), page cache dropped: one line, exit 1 within seconds, the child never starts", async () => {
-    const limit = Math.max(6, Math.ceil(FLOOR * (1 + NEAR / 100)) + 1);
+    const limit = Math.max(6, Math.ceil(FLOOR * (1 + NEAR / 100)));
     const m = `${limit}m`;
     await dropCaches();
     const r = await docker(["-m", m, "--memory-swap", m], ["--", ...CHILD]);
@@ -285,7 +285,7 @@ needs(haveDocker, DOCKER_ENGINE)("in Docker (cgroup v1 here)", () => {
   });
 
   test("the same -m once another container has read the file: tini's mode runs, silently", async () => {
-    const limit = Math.max(6, Math.ceil(FLOOR * (1 + NEAR / 100)) + 1);
+    const limit = Math.max(6, Math.ceil(FLOOR * (1 + NEAR / 100)));
     const m = `${limit}m`;
     const first = await docker([], ["--", "true"]); // pays for the file's pages, then is gone
     expect(first.code).toBe(0);
