@@ -15,6 +15,7 @@ const {
   LIMIT_MEMORY_SERVICES_WARM_MIB: SERVICES_FLOOR,
   LIMIT_MEMORY_SERVICES_COLD_MIB: SERVICES_COLD_FLOOR,
   LIMIT_MEMORY_NEAR_PERCENT: NEAR,
+  LIMIT_MEMORY_READ_LITTLE_MIB: READ_LITTLE,
   LIMIT_ADDRESS_SPACE_MIB: AS_MIB,
   LIMIT_ADDRESS_SPACE_SERVICES_MIB: AS_SERVICES_MIB,
   LIMIT_DATA_MIB: DATA_MIB,
@@ -245,6 +246,25 @@ describe("cgroup v2 (fixture files)", () => {
     expectRefusal(r, coldNeed("services mode", limit, SERVICES_FLOOR));
     expect(Number(coldNeed("services mode", limit, SERVICES_FLOOR).exec(lines(r.stderr).filter((l) => FATAL.test(l))[0]!)![1])).toBeGreaterThan(limit);
     warmFile(PIDONE);
+  });
+
+  // Under a tight limit from a cold page cache the stub makes the start read little ahead:
+  // MADV_RANDOM ("rr" in smaps' VmFlags) on the file's mappings, and its code cut into
+  // small mappings; cached, or without a limit, the usual read-ahead (nothing marked).
+  test("memory.max below the read-little bound, file not cached: the runtime's mappings read little ahead; cached or unlimited, they do not", async () => {
+    const limit = READ_LITTLE / 2;
+    expect(limit).toBeGreaterThan(SERVICES_COLD_FLOOR * (1 + NEAR / 100));
+    const marked = ["--", "sh", "-c", "grep -c 'VmFlags:.* rr' /proc/1/smaps"];
+    await dropCaches();
+    const cold = await withCgroup({ "memory.max": `${limit * MIB}\n` }, null, marked);
+    warmFile(PIDONE);
+    const warm = await withCgroup({ "memory.max": `${limit * MIB}\n` }, null, marked);
+    const unlimited = await withCgroup({ "memory.max": "max\n" }, null, marked);
+    for (const r of [cold, warm, unlimited]) expect(r.stderr).toBe("");
+    // The runtime's code alone is cut into hundreds of mappings.
+    expect(Number(cold.stdout)).toBeGreaterThan(100);
+    expect(warm.stdout).toBe("0\n");
+    expect(unlimited.stdout).toBe("0\n");
   });
 
   test("services mode: pids.max below its threads and a service: one line", async () => {
