@@ -56,7 +56,7 @@ export const CONSTANTS = {
   // figure (the file's pages already in the page cache) and the cold one, by how much of
   // the file is not (see limit_memory in stub.c).
   LIMIT_MEMORY_WARM_MIB: [6, "the container memory limit every mode needs, its file in the page cache"],
-  LIMIT_MEMORY_COLD_MIB: [9, "the same, its file not in the page cache"],
+  LIMIT_MEMORY_COLD_MIB: [8, "the same, its file not in the page cache"],
   LIMIT_MEMORY_SERVICES_WARM_MIB: [10, "the container memory limit services mode needs, its file in the page cache"],
   LIMIT_MEMORY_SERVICES_COLD_MIB: [12, "the same, its file not in the page cache"],
   LIMIT_MEMORY_RESIDENT_PERCENT: [12, "this much of the runtime's code in the page cache counts as all a start needs"],
