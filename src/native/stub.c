@@ -1189,11 +1189,12 @@ static void check_rlimit(u32 resource, u64 need, const char *what, const char *n
 /*
  * Memory: below its need the kernel does not kill us, it evicts our own file's pages as
  * fast as we fault them back in, and nothing ever starts. The need is mostly those pages:
- * a start from a cold page cache reads most of the runtime's code (read-ahead around
- * every fault), all charged to this container; pages already cached, paid for by whoever
- * read them (another container from the same image, the image's extraction), cost it
- * nothing. So the need lies between the warm and the cold figure by the share of the
- * runtime's code that is not cached, which mincore(2) tells without faulting it in.
+ * a start from a cold page cache reads the runtime's code it runs (and what read-ahead
+ * brings around it: read_little), all charged to this container; pages already cached,
+ * paid for by whoever read them (another container from the same image, the image's
+ * extraction), cost it nothing. So the need lies between the warm and the cold figure by
+ * the share of the runtime's code that is not cached, which mincore(2) tells without
+ * faulting it in.
  */
 static void limit_memory(void) {
   char dir[PATH_MAX];
