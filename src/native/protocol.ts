@@ -56,11 +56,12 @@ export const CONSTANTS = {
   // figure (the file's pages already in the page cache) and the cold one, by how much of
   // the file is not (see limit_memory in stub.c).
   LIMIT_MEMORY_WARM_MIB: [6, "the container memory limit every mode needs, its file in the page cache"],
-  LIMIT_MEMORY_COLD_MIB: [32, "the same, its file not in the page cache"],
+  LIMIT_MEMORY_COLD_MIB: [8, "the same, its file not in the page cache"],
   LIMIT_MEMORY_SERVICES_WARM_MIB: [10, "the container memory limit services mode needs, its file in the page cache"],
-  LIMIT_MEMORY_SERVICES_COLD_MIB: [48, "the same, its file not in the page cache"],
+  LIMIT_MEMORY_SERVICES_COLD_MIB: [12, "the same, its file not in the page cache"],
   LIMIT_MEMORY_RESIDENT_PERCENT: [12, "this much of the runtime's code in the page cache counts as all a start needs"],
   LIMIT_MEMORY_NEAR_PERCENT: [25, "a limit less than this much above a floor gets a warning"],
+  LIMIT_MEMORY_READ_LITTLE_MIB: [64, "below this container memory limit, a start from a cold page cache reads little ahead"],
   LIMIT_ADDRESS_SPACE_MIB: [288, "RLIMIT_AS every mode needs"],
   LIMIT_DATA_MIB: [160, "RLIMIT_DATA every mode needs"],
   LIMIT_STACK_KIB: [512, "RLIMIT_STACK every mode needs"],

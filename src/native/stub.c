@@ -63,6 +63,7 @@ typedef long s64;
 #define NR_sched_yield 24
 #define NR_mremap 25
 #define NR_mincore 27
+#define NR_madvise 28
 #define NR_getpid 39
 #define NR_sendfile 40
 #define NR_socket 41
@@ -167,6 +168,7 @@ __asm__(".section .text.entry,\"ax\",@progbits\n"
 #define NR_mmap 222
 #define NR_mprotect 226
 #define NR_mincore 232
+#define NR_madvise 233
 #define NR_wait4 260
 #define NR_prlimit64 261
 #define NR_memfd_create 279
@@ -233,8 +235,11 @@ __asm__(".section .text.entry,\"ax\",%progbits\n"
 #define PROT_NONE 0
 #define PROT_READ 1
 #define PROT_WRITE 2
+#define PROT_EXEC 4
 #define MAP_PRIVATE 0x02
 #define MAP_FIXED 0x10
+#define MADV_RANDOM 1
+#define MADV_DONTDUMP 16
 #define MAP_ANONYMOUS 0x20
 #define MREMAP_MAYMOVE 1
 #define MREMAP_FIXED 2
@@ -868,6 +873,33 @@ __attribute__((noreturn)) static void trampoline(char **a, char **envp) {
 
 static void file_residency(u64 *pages, u64 *resident);
 
+/* Set by limit_memory: a tight memory limit and the runtime's code not in the page cache. */
+static int cold_and_tight;
+
+/*
+ * A fault on a file mapping reads the disk's read-ahead window around the page
+ * (megabytes on some disks), and the container is charged for all of it. Under a tight
+ * limit that evicts the pages the start is using, which fault back in with windows of
+ * their own: a cold start thrashes far above what it touches. So, only when the limit
+ * is tight and the file cold (more, smaller reads would cost other starts for nothing),
+ * MADV_RANDOM: a fault reads its own page. Recent kernels ignore it for code, where a
+ * fault reads ahead to the end of its mapping instead: so the code is also cut into
+ * mappings of READ_CHUNK, every other one marked MADV_DONTDUMP (file-backed code is not
+ * in a core dump anyway) so that the kernel cannot merge them back. Best effort: where a
+ * call fails, that range keeps the usual read-ahead.
+ */
+#define READ_CHUNK (64UL << 10)
+
+static void read_little(u64 from, u64 to, u64 page, int code) {
+  if (!cold_and_tight) return;
+  from &= ~(page - 1);
+  to = (to + page - 1) & ~(page - 1);
+  if (to > from) sys(NR_madvise, from, to - from, MADV_RANDOM, 0, 0, 0);
+  if (!code) return;
+  u64 chunk = READ_CHUNK > page ? READ_CHUNK : page;
+  for (u64 at = from; at < to; at += 2 * chunk) sys(NR_madvise, at, to - at < chunk ? to - at : chunk, MADV_DONTDUMP, 0, 0, 0);
+}
+
 /*
  * The limits under which the runtime would crash or thrash before pidone's first line,
  * checked while nothing but this stub runs: below what every mode needs, one line and
@@ -1157,11 +1189,12 @@ static void check_rlimit(u32 resource, u64 need, const char *what, const char *n
 /*
  * Memory: below its need the kernel does not kill us, it evicts our own file's pages as
  * fast as we fault them back in, and nothing ever starts. The need is mostly those pages:
- * a start from a cold page cache reads most of the runtime's code (read-ahead around
- * every fault), all charged to this container; pages already cached, paid for by whoever
- * read them (another container from the same image, the image's extraction), cost it
- * nothing. So the need lies between the warm and the cold figure by the share of the
- * runtime's code that is not cached, which mincore(2) tells without faulting it in.
+ * a start from a cold page cache reads the runtime's code it runs (and what read-ahead
+ * brings around it: read_little), all charged to this container; pages already cached,
+ * paid for by whoever read them (another container from the same image, the image's
+ * extraction), cost it nothing. So the need lies between the warm and the cold figure by
+ * the share of the runtime's code that is not cached, which mincore(2) tells without
+ * faulting it in.
  */
 static void limit_memory(void) {
   char dir[PATH_MAX];
@@ -1170,9 +1203,12 @@ static void limit_memory(void) {
   if (version) record_oom_kills(dir, version);
   u64 memory = version ? walk_up(dir, base, version == 2 ? "memory.max" : "memory.limit_in_bytes", 0) : ~0UL;
   u64 warm = LIMIT_MEMORY_WARM_MIB, cold = LIMIT_MEMORY_COLD_MIB;
-  /* Well above every need (services mode's included, which reads what we publish):
-   * nothing to measure, nothing added to the start. */
-  if (!below(memory >> 20, (u64)LIMIT_MEMORY_SERVICES_COLD_MIB * (100 + LIMIT_MEMORY_NEAR_PERCENT) / 100)) return;
+  /* Well above every need (services mode's included, which reads what we publish) and
+   * far from thrashing with the usual read-ahead: nothing to measure, nothing added to
+   * the start. */
+  if (!below(memory >> 20, (u64)LIMIT_MEMORY_SERVICES_COLD_MIB * (100 + LIMIT_MEMORY_NEAR_PERCENT) / 100) &&
+      !below(memory >> 20, LIMIT_MEMORY_READ_LITTLE_MIB))
+    return;
   u64 pages = 0, resident = 0;
   file_residency(&pages, &resident);
   pidone_shared.file_pages = (u32)pages;
@@ -1185,7 +1221,10 @@ static void limit_memory(void) {
    * read-ahead, and reclaim keeps the pages a running container uses); below, the need
    * grows towards the cold figure. */
   u64 have = resident * 100, full = pages * LIMIT_MEMORY_RESIDENT_PERCENT;
-  if (below(have, full)) need += ((cold - warm) * (full - have) + full - 1) / full;
+  if (below(have, full)) {
+    need += ((cold - warm) * (full - have) + full - 1) / full;
+    cold_and_tight = below(memory >> 20, LIMIT_MEMORY_READ_LITTLE_MIB);
+  }
   if (below(memory, need << 20)) {
     limit_line("FATAL");
     say("the container's memory limit (");
@@ -1280,6 +1319,7 @@ static u64 map_ldso(const struct manifest *m, s32 fd, u64 page) {
     } else {
       mapped_end = start - delta;
     }
+    read_little(start - delta, mapped_end, page, s->prot & PROT_EXEC);
     u64 mem_end = (start + s->memsz + page - 1) & ~(page - 1);
     if (mem_end > mapped_end) {
       s64 r = sys(NR_mmap, mapped_end, mem_end - mapped_end, s->prot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
@@ -1793,6 +1833,7 @@ struct link_map {
 };
 
 static struct link_map *loaded(const struct manifest *m) {
+  /* The runtime's segments, as the kernel mapped them from our file. */
   const struct elf_phdr *ph = (const struct elf_phdr *)m->phdr;
   for (u64 i = 0; i < start.phnum; i++) {
     if (ph[i].type != PT_DYNAMIC) continue;
@@ -1822,6 +1863,7 @@ static int remap_library(const struct library *l, const struct link_map *lm, s32
     if (!(ph[i].flags & PF_W)) {
       u64 prot = (ph[i].flags & PF_R ? 1 : 0) | (ph[i].flags & PF_W ? 2 : 0) | (ph[i].flags & PF_X ? 4 : 0);
       r = sys(NR_mmap, from, to - from, prot, MAP_PRIVATE | MAP_FIXED, self, l->offset + (ph[i].offset & ~(page - 1)));
+      if (r >= 0) read_little(from, to, page, ph[i].flags & PF_X);
     } else {
       /* Its pages as they are now, relocations included, into fresh anonymous memory
        * that then takes their place; RELRO goes back to read-only as ld.so left it. */
@@ -1920,6 +1962,9 @@ __attribute__((used)) u64 stub_main(u64 *sp) {
   start.execfn = execfn;
   /* After the auxiliary vector: the memory check samples the runtime's mapped code. */
   if (start.native) check_limits();
+  const struct elf_phdr *ph = (const struct elf_phdr *)m->phdr;
+  for (u64 i = 0; i < start.phnum; i++)
+    if (ph[i].type == PT_LOAD) read_little(ph[i].vaddr, ph[i].vaddr + ph[i].filesz, page, ph[i].flags & PF_X);
   s32 self = open_self(m, execfn);
   start.ldso = map_ldso(m, self, page);
   load_libraries(m, self);
