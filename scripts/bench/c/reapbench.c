@@ -15,6 +15,7 @@
  * a child belongs to the thread that forked it or adopted it).
  */
 #include "bench.h"
+#include "../../lib/c/orphans.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -27,37 +28,6 @@
 static char *buf;
 static const size_t BUF_SIZE = 4 << 20;
 
-/* Pids of the children of `pid` (as seen in `proc`), up to max; returns how many. */
-static int children(const char *proc, pid_t pid, pid_t *out, int max, char *scratch) {
-  char path[320];
-  snprintf(path, sizeof path, "%s/%d/task", proc, pid);
-  DIR *d = opendir(path);
-  if (!d) return -1;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    snprintf(path, sizeof path, "%s/%d/task/%s/children", proc, pid, e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    size_t len = 0;
-    ssize_t k;
-    while (len < BUF_SIZE - 1 && (k = read(fd, scratch + len, BUF_SIZE - 1 - len)) > 0) len += (size_t)k;
-    close(fd);
-    scratch[len] = 0;
-    char *p = scratch;
-    while (*p) {
-      while (*p == ' ' || *p == '\n') p++;
-      if (!*p) break;
-      long v = strtol(p, &p, 10);
-      if (out && n < max) out[n] = (pid_t)v;
-      n++;
-    }
-  }
-  closedir(d);
-  return n;
-}
-
 /* ------------------------------------------------------------------ maker (inside) */
 
 static atomic_int peak;
@@ -67,49 +37,20 @@ static char *sample_buf;
 static void *sampler(void *arg) {
   (void)arg;
   while (atomic_load(&sampling)) {
-    int n = children("/proc", 1, NULL, 0, sample_buf) - 1; /* less the maker */
+    int n = proc_children("/proc", 1, 0, NULL, 0, sample_buf, BUF_SIZE) - 1; /* less the maker */
     if (n > atomic_load(&peak)) atomic_store(&peak, n);
     sleep_us(1000);
   }
   return NULL;
 }
 
-/* Double fork: the intermediate exits at once, so the grandchild is adopted by PID 1
- * and exits right away, leaving the init a zombie to reap. A real fork() costs ~1 ms on
- * a virtual machine (copying page tables); clone(CLONE_VM) costs ~50 us, and neither
- * the intermediate nor the grandchild touches memory beyond its own small stack. */
-#define STACK_BYTES (16 * 1024)
-#define STACKS 1024
-static char (*stacks)[STACK_BYTES];
-static unsigned next_stack;
-static char intermediate_stack[STACK_BYTES] __attribute__((aligned(16)));
-
-static int grandchild(void *arg) {
-  (void)arg;
-  _exit(0);
-}
-
-static int intermediate(void *arg) {
-  (void)arg;
-  /* A stack from a ring: a grandchild needs it only until its first instruction's
-   * exit_group, long before the ring comes round. */
-  char *stack = stacks[next_stack++ % STACKS];
-  clone(grandchild, stack + STACK_BYTES, CLONE_VM | SIGCHLD, NULL);
-  _exit(0);
-}
-
 static void make_orphans(int n) {
-  if (!stacks && !(stacks = aligned_alloc(64, (size_t)STACKS * STACK_BYTES))) die("aligned_alloc");
   for (int i = 0; i < n; i++) {
-    /* CLONE_VFORK: we resume once the intermediate has exited, so its stack is free. */
-    pid_t p = clone(intermediate, intermediate_stack + STACK_BYTES, CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
-    if (p < 0) die("clone");
-    while (waitpid(p, NULL, 0) == -1 && errno == EINTR) {
-    }
+    if (make_orphan() < 0) die("clone");
   }
 }
 
-static int orphans_left(void) { return children("/proc", 1, NULL, 0, buf) - 1; }
+static int orphans_left(void) { return proc_children("/proc", 1, 0, NULL, 0, buf, BUF_SIZE) - 1; }
 
 static int maker_storm(int n, int timeout_s) {
   sample_buf = malloc(BUF_SIZE);
@@ -149,7 +90,7 @@ static char stat_state(const char *path) {
 
 static int all_zombies(int want) {
   static pid_t pids[1 << 16];
-  int n = children("/proc", 1, pids, 1 << 16, buf);
+  int n = proc_children("/proc", 1, 0, pids, 1 << 16, buf, BUF_SIZE);
   if (n - 1 < want) return 0;
   pid_t self = getpid();
   for (int i = 0; i < n && i < (1 << 16); i++) {
@@ -294,7 +235,7 @@ static int drive_backlog(int n, int timeout_s, char **cmd) {
   kill(pid, SIGCONT);
   int left;
   deadline = t0 + (int64_t)timeout_s * 1000000000LL;
-  while ((left = children("/proc", pid, NULL, 0, scratch) - 1) > 0 && now_ns() < deadline) sleep_us(50);
+  while ((left = proc_children("/proc", pid, 0, NULL, 0, scratch, BUF_SIZE) - 1) > 0 && now_ns() < deadline) sleep_us(50);
   int64_t t1 = now_ns();
   printf("backlog zombies=%d drain_ns=%lld left=%d\n", n, (long long)(t1 - t0), left);
   rc = left == 0 ? 0 : 1;

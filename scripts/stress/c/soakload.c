@@ -26,6 +26,9 @@
 #include <unistd.h>
 
 #define MAX_PENDING 2000
+/* 256 grandchild stacks (4 MiB): each is needed only until its first instruction. */
+#define ORPHAN_STACKS 256
+#include "../../lib/c/orphans.h"
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -84,57 +87,10 @@ static void wait_for(volatile sig_atomic_t *flag) {
   if (sigprocmask(SIG_SETMASK, &old, NULL) != 0) die("sigprocmask");
 }
 
-/* PID 1's children, less ourselves: every thread's list (a child belongs to the thread
- * that forked or adopted it). -1 when /proc cannot be read. */
+/* PID 1's children, less ourselves. -1 when /proc cannot be read. */
 static int init_children(void) {
   static char buf[1 << 20];
-  DIR *d = opendir("/proc/1/task");
-  if (!d) return -1;
-  int n = 0;
-  pid_t self = getpid();
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    char path[300];
-    snprintf(path, sizeof path, "/proc/1/task/%s/children", e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    size_t len = 0;
-    ssize_t k;
-    while (len < sizeof buf - 1 && (k = read(fd, buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)k;
-    close(fd);
-    buf[len] = 0;
-    for (char *p = buf; *p;) {
-      while (*p == ' ' || *p == '\n') p++;
-      if (!*p) break;
-      long v = strtol(p, &p, 10);
-      if (v != self) n++;
-    }
-  }
-  closedir(d);
-  return n;
-}
-
-/* An orphan: an intermediate shares our memory (clone(CLONE_VM) spares copying page
- * tables, which costs far more than the rest), starts the grandchild and exits, so the
- * grandchild goes to PID 1 and exits at once, a zombie for PID 1 to reap. */
-#define STACK_BYTES (16 * 1024)
-#define STACKS 256
-static char (*stacks)[STACK_BYTES];
-static unsigned next_stack;
-static char intermediate_stack[STACK_BYTES] __attribute__((aligned(16)));
-
-static int grandchild(void *arg) {
-  (void)arg;
-  _exit(0);
-}
-
-static int intermediate(void *arg) {
-  (void)arg;
-  /* A ring of stacks: a grandchild needs its stack only until its first instruction. */
-  char *stack = stacks[next_stack++ % STACKS];
-  if (clone(grandchild, stack + STACK_BYTES, CLONE_VM | SIGCHLD, NULL) < 0) _exit(1);
-  _exit(0);
+  return proc_children("/proc", 1, getpid(), NULL, 0, buf, sizeof buf);
 }
 
 static int orphans(long n) {
@@ -143,8 +99,6 @@ static int orphans(long n) {
   printf("orphans ready\n");
   fflush(stdout);
   wait_for(&go_seen);
-  stacks = aligned_alloc(64, (size_t)STACKS * STACK_BYTES);
-  if (!stacks) die("aligned_alloc");
   int64_t t0 = now_ms();
   long failed = 0;
   for (long i = 0; i < n; i++) {
@@ -154,13 +108,8 @@ static int orphans(long n) {
       while ((left = init_children()) > MAX_PENDING && now_ms() < wait_until) pause_ms(1);
       if (left < 0) die("reading /proc/1/task");
     }
-    /* CLONE_VFORK: we resume once the intermediate has exited, its stack free again. */
-    pid_t p = clone(intermediate, intermediate_stack + STACK_BYTES, CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
-    if (p < 0) die("clone");
-    int status;
-    while (waitpid(p, &status, 0) == -1) {
-      if (errno != EINTR) die("waitpid");
-    }
+    int status = make_orphan();
+    if (status < 0) die("clone");
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed++;
   }
   int64_t wait_until = now_ms() + 60000;
