@@ -126,6 +126,8 @@ class ServicesMode {
       // What a service said before its process exited comes first (MAINPID=, READY=1).
       this.notify?.drain();
       const noneLeft = reapAllRaw(this.reaped);
+      // The ends may have given back the descriptors a paused HTTP listener waits for.
+      this.http?.recheck();
       if (this.phase.name === "stopping" && this.phase.levelsDone && noneLeft) this.stopped();
       return;
     }
@@ -144,8 +146,6 @@ class ServicesMode {
 
   /** The reaping loop, once per child: the service (or probe) it belongs to learns of it. */
   readonly reaped = (pid: number, rawStatus: number): void => {
-    // A child's end may give back the descriptors a paused HTTP listener waits for.
-    this.http?.recheck();
     const owner = this.owners.get(pid);
     if (owner) {
       this.owners.delete(pid);
