@@ -5,7 +5,7 @@
 // (src/native/protocol.ts, CONTROL), print the same usage and messages and exit with the
 // same codes; test/control-client.test.ts runs both.
 import { CONTROL } from "../native/protocol.ts";
-import { exit, writeAll } from "../sys/libc.ts";
+import { exit, writeAll, UNIX_PATH_MAX } from "../sys/libc.ts";
 
 export const USAGE = `Usage: pidone --ctl [--control PATH] COMMAND [ARGS...]
        ${CONTROL.CLIENT_NAME} [--control PATH] COMMAND [ARGS...]
@@ -21,9 +21,6 @@ Asks the pidone that runs the services, over its control socket:
 The socket: --control PATH, else $${CONTROL.PATH_VARIABLE}, else ${CONTROL.DEFAULT_PATH}.
 Exit status: 0 done, 1 refused or failed, 2 usage, 3 no pidone answering (health: 1).
 `;
-
-/** sun_path's size, its NUL included. */
-const SUN_PATH_MAX = 108;
 
 /** The stub's texts for the errors a connection meets (errno numbers, as the kernel's). */
 const ERRNO_TEXT: Record<number, string> = {
@@ -102,8 +99,8 @@ export async function runClient(argv: readonly Uint8Array[], env: ReadonlyMap<st
     const why = path ? "none: the control socket is off, there is no pidone to ask" : "needs a path";
     return fail(`pidone: ${source}${why}`, CONTROL.USAGE, health);
   }
-  if (path.length >= SUN_PATH_MAX) {
-    return fail(`pidone: the control socket's path is too long (${path.length} bytes, at most ${SUN_PATH_MAX - 1})`, CONTROL.USAGE, health);
+  if (path.length >= UNIX_PATH_MAX) {
+    return fail(`pidone: the control socket's path is too long (${path.length} bytes, at most ${UNIX_PATH_MAX - 1})`, CONTROL.USAGE, health);
   }
 
   const args = argv.slice(i);

@@ -862,19 +862,28 @@ const SOCK_STREAM = 1;
 const SOCK_CLOEXEC = 0o2000000;
 /** sun_path's size: a path must fit with its NUL. */
 export const UNIX_PATH_MAX = 108;
+/** struct sockaddr_un for `address`: a path, or "@name" for the abstract namespace. */
+function unixAddress(address: string): { addr: Uint8Array; length: number } | null {
+  const abstract = address.startsWith("@");
+  const name = Buffer.from(abstract ? address.slice(1) : address);
+  if (name.length === 0 || name.length + 1 > UNIX_PATH_MAX) return null;
+  const addr = new Uint8Array(new ArrayBuffer(2 + UNIX_PATH_MAX));
+  addr[0] = AF_UNIX;
+  addr.set(name, abstract ? 3 : 2);
+  // An abstract name is exactly its bytes (no NUL); a path ends with one.
+  return { addr, length: 2 + name.length + 1 };
+}
+
 /**
  * Connects to the Unix stream socket at `path` and hangs up at once: 0 when something
  * listens there, else the errno (ECONNREFUSED: a socket file nobody listens on).
  */
 export function probeUnixSocket(path: string): number {
-  const name = Buffer.from(path);
-  if (name.length >= UNIX_PATH_MAX) return errno.EINVAL;
-  const addr = new Uint8Array(new ArrayBuffer(2 + UNIX_PATH_MAX)); // struct sockaddr_un
-  addr[0] = AF_UNIX;
-  addr.set(name, 2);
+  const a = unixAddress(path);
+  if (!a) return errno.EINVAL;
   const fd = later().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return lastErrno();
-  const r = later().connect(fd, ptr(addr), 2 + name.length + 1);
+  const r = later().connect(fd, ptr(a.addr), a.length);
   const e = r === 0 ? 0 : lastErrno();
   c.close(fd);
   return e;
@@ -892,18 +901,6 @@ const SCM_CREDENTIALS = 2;
 const MSG_DONTWAIT = 0x40;
 const MSG_TRUNC = 0x20;
 const MSG_CMSG_CLOEXEC = 0x40000000;
-
-/** struct sockaddr_un for `address`: a path, or "@name" for the abstract namespace. */
-function unixAddress(address: string): { addr: Uint8Array; length: number } | null {
-  const abstract = address.startsWith("@");
-  const name = Buffer.from(abstract ? address.slice(1) : address);
-  if (name.length === 0 || name.length + 1 > UNIX_PATH_MAX) return null;
-  const addr = new Uint8Array(new ArrayBuffer(2 + UNIX_PATH_MAX));
-  addr[0] = AF_UNIX;
-  addr.set(name, abstract ? 3 : 2);
-  // An abstract name is exactly its bytes (no NUL); a path ends with one.
-  return { addr, length: 2 + name.length + 1 };
-}
 
 /**
  * A non-blocking datagram socket bound at `path` that receives its senders'
