@@ -3,11 +3,11 @@
 // container thrashing its own pages; at and above the needs, every mode runs. The floors
 // are protocol.ts's LIMIT_*, so these tests follow them when they change.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, mkdirSync, openSync, readSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, openSync, readSync } from "node:fs";
 import { VALUES } from "../src/native/protocol.ts";
 import { PIDONE, needs, run, tempDir } from "./helpers.ts";
 import { DOCKER_ENGINE, buildScratchImage, dockerAvailable } from "./docker.ts";
+import { withCgroup as overCgroup } from "./fixtures/cgroup.ts";
 
 const {
   LIMIT_MEMORY_WARM_MIB: FLOOR,
@@ -157,24 +157,8 @@ describe("cgroup v2 (fixture files)", () => {
     warmFile(PIDONE);
   });
 
-  /** Runs pidone as PID 1 over a fake /sys/fs/cgroup: `files` relative to it, `cgroup` the /proc/self/cgroup text. */
-  async function withCgroup(files: Record<string, string>, cgroup: string | null, args: string[]) {
-    const root = join(dir, `case-${Math.random().toString(36).slice(2)}`);
-    for (const [path, text] of Object.entries({ "cgroup.controllers": "memory pids\n", ...files })) {
-      mkdirSync(join(root, path, ".."), { recursive: true });
-      writeFileSync(join(root, path), text);
-    }
-    if (cgroup !== null) writeFileSync(join(root, ".self-cgroup"), cgroup);
-    const script = [
-      'mount -t tmpfs pidone-test /sys/fs/cgroup || exit 90',
-      'cp -a "$1"/. /sys/fs/cgroup/ || exit 91',
-      'if [ -f /sys/fs/cgroup/.self-cgroup ]; then mount --bind /sys/fs/cgroup/.self-cgroup /proc/$$/cgroup || exit 92; fi',
-      'shift; exec "$@"',
-    ].join("\n");
-    const t0 = performance.now();
-    const r = await run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script, "sh", root, PIDONE, ...args], { timeoutMs: 60_000 });
-    return { ...r, ms: performance.now() - t0 };
-  }
+  /** pidone as PID 1 over a fake /sys/fs/cgroup (test/fixtures/cgroup.ts). */
+  const withCgroup = (files: Record<string, string>, cgroup: string | null, args: string[]) => overCgroup(dir, files, cgroup, args);
 
   test("memory.max below the floor: one line, exit 1 at once", async () => {
     const r = await withCgroup({ "memory.max": `${(FLOOR - 2) * MIB}\n` }, null, ["--", ...CHILD]);

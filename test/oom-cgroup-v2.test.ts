@@ -4,9 +4,9 @@
 // program raises memory.events' oom_kill itself before it dies of SIGKILL, as the kernel
 // would have. Both the stub (tini's mode) and services mode read that file.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { PIDONE, run, tempDir } from "./helpers.ts";
+import { rmSync } from "node:fs";
+import { tempDir } from "./helpers.ts";
+import { withCgroup as overCgroup } from "./fixtures/cgroup.ts";
 
 setDefaultTimeout(60_000);
 
@@ -18,21 +18,10 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** pidone as PID 1 over a fake v2 /sys/fs/cgroup (`files` relative to it); `cgroup`: /proc/self/cgroup's text. */
+/** pidone as PID 1 over a fake v2 /sys/fs/cgroup (test/fixtures/cgroup.ts). */
 async function withCgroup(files: Record<string, string>, cgroup: string | null, args: string[]) {
-  const root = join(dir, `case-${Math.random().toString(36).slice(2)}`);
-  for (const [path, text] of Object.entries({ "cgroup.controllers": "memory pids\n", ...files })) {
-    mkdirSync(join(root, path, ".."), { recursive: true });
-    writeFileSync(join(root, path), text);
-  }
-  if (cgroup !== null) writeFileSync(join(root, ".self-cgroup"), cgroup);
-  const script = [
-    "mount -t tmpfs pidone-test /sys/fs/cgroup || exit 90",
-    'cp -a "$1"/. /sys/fs/cgroup/ || exit 91',
-    "if [ -f /sys/fs/cgroup/.self-cgroup ]; then mount --bind /sys/fs/cgroup/.self-cgroup /proc/$$/cgroup || exit 92; fi",
-    'shift; exec "$@"',
-  ].join("\n");
-  return run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script, "sh", root, PIDONE, ...args], { timeoutMs: 60_000 });
+  const { ms: _, ...r } = await overCgroup(dir, files, cgroup, args);
+  return r;
 }
 
 /**
